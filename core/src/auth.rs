@@ -1,0 +1,299 @@
+//! Passwords and sessions.
+//!
+//! Passwords are kept only as argon2id hashes (m = 19 MiB, t = 2, p = 1, the OWASP baseline) in
+//! their own tree, apart from client records. Hashing runs on blocking threads behind a semaphore
+//! so a flood of logins can neither stall the async workers nor take unbounded memory.
+//! Sessions are random 256-bit ids in a cookie; the store keeps only their SHA-256.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString, rand_core::OsRng,
+};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+use crate::store::{Record, Store, id_key, index_key};
+
+pub const SESSION_COOKIE: &str = "portico_session";
+
+fn argon2() -> Argon2<'static> {
+    // 19 MiB, 2 passes, 1 lane: valid constants, so this cannot fail.
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal(format!("hashing failed: {e}")))
+}
+
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Runs argon2 off the async workers, at most `permits` at a time.
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+    /// Verified against when the account does not exist, so both paths cost the same.
+    dummy_hash: Arc<String>,
+}
+
+impl Hasher {
+    pub fn new(permits: usize) -> Result<Self> {
+        Ok(Hasher {
+            permits: Arc::new(Semaphore::new(permits.max(1))),
+            dummy_hash: Arc::new(hash_password("portico-timing-equaliser")?),
+        })
+    }
+
+    pub async fn verify(&self, hash: Option<String>, password: String) -> bool {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
+        let (hash, real) = match hash {
+            Some(h) => (h, true),
+            None => ((*self.dummy_hash).clone(), false),
+        };
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .unwrap_or(false);
+        ok && real
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Internal("hasher closed".into()))?;
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+    }
+}
+
+/// A client's password, stored apart from the client record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Credential {
+    pub client_id: u64,
+    pub password_hash: String,
+    pub changed_at: i64,
+}
+
+impl Record for Credential {
+    const TREE: &'static str = "credentials";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.client_id)
+    }
+}
+
+pub fn set_password(store: &Store, client_id: u64, password_hash: String, now: i64) -> Result<()> {
+    store.write(|tx| {
+        tx.put(&Credential {
+            client_id,
+            password_hash,
+            changed_at: now,
+        })
+    })
+}
+
+pub fn random_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+pub const CLIENTID_SESSIONS: &str = "clientid_sessions";
+
+/// Server-side session state. The key is the SHA-256 of the cookie value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    #[serde(with = "hex_bytes")]
+    pub id_hash: Vec<u8>,
+    pub client_id: u64,
+    pub created_at: i64,
+    pub last_seen: i64,
+    /// Token every state-changing form of this session must carry.
+    pub csrf_token: String,
+}
+
+mod hex_bytes {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s: String = serde::Deserialize::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Record for Session {
+    const TREE: &'static str = "sessions";
+    fn key(&self) -> Vec<u8> {
+        self.id_hash.clone()
+    }
+    fn index_entries(&self) -> Vec<(&'static str, Vec<u8>)> {
+        vec![(
+            CLIENTID_SESSIONS,
+            index_key(&id_key(self.client_id), &self.id_hash),
+        )]
+    }
+}
+
+/// Session lifetimes in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    pub idle: i64,
+    pub absolute: i64,
+}
+
+impl Session {
+    pub fn is_live(&self, now: i64, policy: SessionPolicy) -> bool {
+        now - self.last_seen < policy.idle && now - self.created_at < policy.absolute
+    }
+}
+
+/// Creates a session and returns the cookie value. A fresh id at every login.
+pub fn start_session(store: &Store, client_id: u64, now: i64) -> Result<String> {
+    let token = random_token()?;
+    let session = Session {
+        id_hash: token_hash(&token),
+        client_id,
+        created_at: now,
+        last_seen: now,
+        csrf_token: random_token()?,
+    };
+    store.write(|tx| tx.put(&session))?;
+    Ok(token)
+}
+
+/// The live session for a cookie value; an expired one is deleted.
+pub fn find_session(
+    store: &Store,
+    token: &str,
+    now: i64,
+    policy: SessionPolicy,
+) -> Result<Option<Session>> {
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let key = token_hash(token);
+    let Some(mut session) = store.get::<Session>(&key)? else {
+        return Ok(None);
+    };
+    if !session.is_live(now, policy) {
+        store.write(|tx| tx.delete::<Session>(&key))?;
+        return Ok(None);
+    }
+    // Refresh last-seen at most once a minute: a write per page view would cost throughput and
+    // is not something anyone was promised durably.
+    if now - session.last_seen >= 60 {
+        session.last_seen = now;
+        store.write_unflushed(|tx| tx.put(&session))?;
+    }
+    Ok(Some(session))
+}
+
+pub fn end_session(store: &Store, token: &str) -> Result<()> {
+    let key = token_hash(token);
+    store.write(|tx| tx.delete::<Session>(&key).map(|_| ()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2id_and_verify() {
+        let h = hash_password("correct horse").expect("hash");
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_password(&h, "correct horse"));
+        assert!(!verify_password(&h, "correct horsE"));
+        assert!(!verify_password("garbage", "x"));
+    }
+
+    #[test]
+    fn sessions_expire_when_idle_and_at_the_absolute_limit() {
+        let store = Store::in_memory();
+        let policy = SessionPolicy {
+            idle: 1800,
+            absolute: 43200,
+        };
+        let token = start_session(&store, 7, 1000).expect("start");
+        assert_eq!(
+            find_session(&store, &token, 1000 + 1799, policy)
+                .expect("find")
+                .map(|s| s.client_id),
+            Some(7)
+        );
+        // Used at 2799, so idle time restarts from there.
+        assert!(
+            find_session(&store, &token, 2799 + 1799, policy)
+                .expect("find")
+                .is_some()
+        );
+        assert!(
+            find_session(&store, &token, 2799 + 1799 + 1800, policy)
+                .expect("find")
+                .is_none()
+        );
+        let token = start_session(&store, 7, 0).expect("start");
+        let mut t = 0;
+        while t < 43200 - 1000 {
+            t += 1000;
+            assert!(
+                find_session(&store, &token, t, policy)
+                    .expect("find")
+                    .is_some()
+            );
+        }
+        assert!(
+            find_session(&store, &token, 43200, policy)
+                .expect("find")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn forged_or_ended_sessions_are_not_found() {
+        let store = Store::in_memory();
+        let policy = SessionPolicy {
+            idle: 1800,
+            absolute: 43200,
+        };
+        let token = start_session(&store, 1, 0).expect("start");
+        assert!(
+            find_session(&store, &"0".repeat(64), 0, policy)
+                .expect("find")
+                .is_none()
+        );
+        assert!(
+            find_session(&store, "short", 0, policy)
+                .expect("find")
+                .is_none()
+        );
+        end_session(&store, &token).expect("end");
+        assert!(
+            find_session(&store, &token, 0, policy)
+                .expect("find")
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,556 @@
+//! `portico import FILE.json`: the billing system's data as one JSON bundle (docs/import.md).
+//!
+//! Every record is checked before anything is written, and every problem is reported with its
+//! path (`clients[17].email: not an e-mail address`). A bundle with any problem changes nothing.
+//! A valid bundle is upserted by id, so importing the same bundle twice leaves the same state.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::{Error, Result};
+use crate::model::{Client, Invoice, InvoiceGroup, Message, Payment, Service, Tariff};
+use crate::settings::is_email;
+use crate::store::{Record, Store};
+
+/// Records written per store transaction.
+const CHUNK: usize = 4096;
+/// Problems listed in full; the rest are counted.
+const MAX_LISTED: usize = 200;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBundle<'a> {
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default, borrow)]
+    invoice_groups: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    tariffs: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    clients: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    services: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    messages: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    invoices: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    payments: Vec<&'a RawValue>,
+}
+
+pub const FORMAT: &str = "portico-import/1";
+
+/// A checked bundle, ready to write.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Bundle {
+    pub invoice_groups: Vec<InvoiceGroup>,
+    pub tariffs: Vec<Tariff>,
+    pub clients: Vec<Client>,
+    pub services: Vec<Service>,
+    pub messages: Vec<Message>,
+    pub invoices: Vec<Invoice>,
+    pub payments: Vec<Payment>,
+}
+
+impl Bundle {
+    pub fn len(&self) -> usize {
+        self.invoice_groups.len()
+            + self.tariffs.len()
+            + self.clients.len()
+            + self.services.len()
+            + self.messages.len()
+            + self.invoices.len()
+            + self.payments.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a successful import wrote.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub invoice_groups: usize,
+    pub tariffs: usize,
+    pub clients: usize,
+    pub services: usize,
+    pub messages: usize,
+    pub invoices: usize,
+    pub payments: usize,
+}
+
+impl ImportReport {
+    pub fn total(&self) -> usize {
+        self.invoice_groups
+            + self.tariffs
+            + self.clients
+            + self.services
+            + self.messages
+            + self.invoices
+            + self.payments
+    }
+}
+
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} invoice groups, {} tariffs, {} clients, {} services, {} messages, {} invoices, {} payments",
+            self.invoice_groups,
+            self.tariffs,
+            self.clients,
+            self.services,
+            self.messages,
+            self.invoices,
+            self.payments
+        )
+    }
+}
+
+struct Problems(Vec<String>, usize);
+
+impl Problems {
+    fn add(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
+        if self.0.len() < MAX_LISTED {
+            self.0.push(format!("{path}: {msg}"));
+        }
+        self.1 += 1;
+    }
+}
+
+fn parse_list<T: DeserializeOwned>(
+    section: &str,
+    raw: &[&RawValue],
+    problems: &mut Problems,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, r) in raw.iter().enumerate() {
+        let de = &mut serde_json::Deserializer::from_str(r.get());
+        match serde_path_to_error::deserialize::<_, T>(de) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let path = if inner == "." {
+                    format!("{section}[{i}]")
+                } else {
+                    format!("{section}[{i}].{inner}")
+                };
+                problems.add(path, clean_serde_message(&e.into_inner().to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// serde_json appends " at line 1 column 57", which means nothing to an operator here.
+fn clean_serde_message(m: &str) -> String {
+    match m.rfind(" at line ") {
+        Some(pos) => m[..pos].to_string(),
+        None => m.to_string(),
+    }
+}
+
+fn check_ids(
+    section: &str,
+    ids: impl Iterator<Item = u64>,
+    problems: &mut Problems,
+) -> HashSet<u64> {
+    let mut seen = HashSet::new();
+    for (i, id) in ids.enumerate() {
+        if id == 0 {
+            problems.add(
+                format!("{section}[{i}].id"),
+                "must be a positive whole number",
+            );
+        } else if !seen.insert(id) {
+            problems.add(
+                format!("{section}[{i}].id"),
+                format!("id {id} appears more than once"),
+            );
+        }
+    }
+    seen
+}
+
+fn exists<R: Record>(in_bundle: &HashSet<u64>, store: &Store, id: u64) -> Result<bool> {
+    Ok(in_bundle.contains(&id) || store.get_id::<R>(id)?.is_some())
+}
+
+/// A custom login name: 3 to 64 of letters, digits and `._-@`, starting with a letter.
+pub fn valid_login_name(u: &str) -> bool {
+    (3..=64).contains(&u.len())
+        && u.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+        && u.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+}
+
+/// Parses and checks a bundle against itself and the store. Returns every problem on failure.
+pub fn check(store: &Store, json: &str) -> Result<Bundle> {
+    let raw: RawBundle = serde_json::from_str(json).map_err(|e| {
+        Error::Invalid(format!(
+            "the file is not an import bundle: {e} (see docs/import.md for the format)"
+        ))
+    })?;
+    if let Some(f) = &raw.format
+        && f != FORMAT
+    {
+        return Err(Error::Invalid(format!(
+            "format: `{f}` is not supported; expected `{FORMAT}`"
+        )));
+    }
+    let mut p = Problems(vec![], 0);
+    let b = Bundle {
+        invoice_groups: parse_list("invoice_groups", &raw.invoice_groups, &mut p),
+        tariffs: parse_list("tariffs", &raw.tariffs, &mut p),
+        clients: parse_list("clients", &raw.clients, &mut p),
+        services: parse_list("services", &raw.services, &mut p),
+        messages: parse_list("messages", &raw.messages, &mut p),
+        invoices: parse_list("invoices", &raw.invoices, &mut p),
+        payments: parse_list("payments", &raw.payments, &mut p),
+    };
+    if p.1 == 0 {
+        check_records(store, &b, &mut p)?;
+    }
+    if p.1 > 0 {
+        let mut msg = format!(
+            "the bundle was rejected and nothing was changed; {} problem(s):\n",
+            p.1
+        );
+        for line in &p.0 {
+            msg.push_str("  ");
+            msg.push_str(line);
+            msg.push('\n');
+        }
+        if p.1 > p.0.len() {
+            msg.push_str(&format!("  ... and {} more\n", p.1 - p.0.len()));
+        }
+        return Err(Error::Invalid(msg.trim_end().to_string()));
+    }
+    Ok(b)
+}
+
+fn check_records(store: &Store, b: &Bundle, p: &mut Problems) -> Result<()> {
+    let groups = check_ids("invoice_groups", b.invoice_groups.iter().map(|r| r.id), p);
+    let tariffs = check_ids("tariffs", b.tariffs.iter().map(|r| r.id), p);
+    let clients = check_ids("clients", b.clients.iter().map(|r| r.id), p);
+    check_ids("services", b.services.iter().map(|r| r.id), p);
+    check_ids("messages", b.messages.iter().map(|r| r.id), p);
+    check_ids("invoices", b.invoices.iter().map(|r| r.id), p);
+    check_ids("payments", b.payments.iter().map(|r| r.id), p);
+
+    for (i, g) in b.invoice_groups.iter().enumerate() {
+        if g.name.trim().is_empty() {
+            p.add(format!("invoice_groups[{i}].name"), "must not be empty");
+        }
+        if !g.supplier.email.is_empty() && !is_email(&g.supplier.email) {
+            p.add(
+                format!("invoice_groups[{i}].supplier.email"),
+                "not an e-mail address",
+            );
+        }
+    }
+    for (i, t) in b.tariffs.iter().enumerate() {
+        if t.name.trim().is_empty() {
+            p.add(format!("tariffs[{i}].name"), "must not be empty");
+        }
+    }
+    let mut numbers: HashMap<&str, u64> = HashMap::new();
+    let mut usernames: HashMap<String, u64> = HashMap::new();
+    for (i, c) in b.clients.iter().enumerate() {
+        let at = |f: &str| format!("clients[{i}].{f}");
+        if c.number.trim().is_empty()
+            || c.number.len() > 32
+            || c.number.chars().any(char::is_whitespace)
+        {
+            p.add(at("number"), "must be 1 to 32 characters without spaces");
+        } else if let Some(other) = numbers.insert(&c.number, c.id) {
+            p.add(
+                at("number"),
+                format!(
+                    "client number {} is also used by client id {other}",
+                    c.number
+                ),
+            );
+        } else if let Some(other) = store.client_by_number(&c.number)?
+            && other.id != c.id
+            && !b
+                .clients
+                .iter()
+                .any(|x| x.id == other.id && x.number != c.number)
+        {
+            p.add(
+                at("number"),
+                format!(
+                    "client number {} belongs to client id {} already",
+                    c.number, other.id
+                ),
+            );
+        }
+        if let Some(u) = &c.username {
+            if !valid_login_name(u) {
+                p.add(
+                    at("username"),
+                    "must be 3 to 64 letters, digits or . _ - @, starting with a letter",
+                );
+            } else if c
+                .username
+                .as_deref()
+                .is_some_and(|u| u.bytes().all(|b| b.is_ascii_digit()))
+            {
+                p.add(
+                    at("username"),
+                    "must not be only digits (it would look like a client number)",
+                );
+            } else {
+                let norm = Client::normalized_username(u);
+                if let Some(other) = usernames.insert(norm.clone(), c.id) {
+                    p.add(
+                        at("username"),
+                        format!("username {u} is also used by client id {other}"),
+                    );
+                } else if let Some(other) = store.client_by_username(&norm)?
+                    && other.id != c.id
+                    && !b.clients.iter().any(|x| {
+                        x.id == other.id
+                            && x.username.as_deref().map(Client::normalized_username)
+                                != Some(norm.clone())
+                    })
+                {
+                    p.add(
+                        at("username"),
+                        format!("username {u} belongs to client id {} already", other.id),
+                    );
+                }
+            }
+        }
+        if c.name.trim().is_empty() {
+            p.add(at("name"), "must not be empty");
+        }
+        if let Some(e) = &c.email
+            && !e.is_empty()
+            && !is_email(e)
+        {
+            p.add(at("email"), "not an e-mail address");
+        }
+        if let Some(l) = &c.language
+            && !crate::i18n::is_supported(l)
+        {
+            let offered: Vec<&str> = crate::i18n::LANGUAGES.iter().map(|(c, _)| *c).collect();
+            p.add(
+                at("language"),
+                format!("`{l}` is not offered; use one of {}", offered.join(", ")),
+            );
+        }
+        if !exists::<InvoiceGroup>(&groups, store, c.invoice_group_id)? {
+            p.add(
+                at("invoice_group_id"),
+                format!("no invoice group with id {}", c.invoice_group_id),
+            );
+        }
+    }
+    let client_ok = |id: u64| exists::<Client>(&clients, store, id);
+    for (i, s) in b.services.iter().enumerate() {
+        if !client_ok(s.client_id)? {
+            p.add(
+                format!("services[{i}].client_id"),
+                format!("no client with id {}", s.client_id),
+            );
+        }
+        if let Some(t) = s.tariff_id
+            && !exists::<Tariff>(&tariffs, store, t)?
+        {
+            p.add(
+                format!("services[{i}].tariff_id"),
+                format!("no tariff with id {t}"),
+            );
+        }
+        if let Some(ip) = &s.ip_address
+            && ip.parse::<IpAddr>().is_err()
+        {
+            p.add(
+                format!("services[{i}].ip_address"),
+                format!("`{ip}` is not an IP address"),
+            );
+        }
+        if s.name.trim().is_empty() {
+            p.add(format!("services[{i}].name"), "must not be empty");
+        }
+    }
+    for (i, m) in b.messages.iter().enumerate() {
+        let at = |f: &str| format!("messages[{i}].{f}");
+        if m.client_id.is_some() && m.invoice_group_id.is_some() {
+            p.add(
+                at("client_id"),
+                "set client_id or invoice_group_id, not both (neither means global)",
+            );
+        }
+        if let Some(c) = m.client_id
+            && !client_ok(c)?
+        {
+            p.add(at("client_id"), format!("no client with id {c}"));
+        }
+        if let Some(g) = m.invoice_group_id
+            && !exists::<InvoiceGroup>(&groups, store, g)?
+        {
+            p.add(
+                at("invoice_group_id"),
+                format!("no invoice group with id {g}"),
+            );
+        }
+        if let (Some(f), Some(u)) = (m.valid_from, m.valid_until)
+            && u < f
+        {
+            p.add(at("valid_until"), "is before valid_from");
+        }
+        if m.subject.trim().is_empty() {
+            p.add(at("subject"), "must not be empty");
+        }
+    }
+    for (i, inv) in b.invoices.iter().enumerate() {
+        if !client_ok(inv.client_id)? {
+            p.add(
+                format!("invoices[{i}].client_id"),
+                format!("no client with id {}", inv.client_id),
+            );
+        }
+        if inv.due < inv.issued {
+            p.add(format!("invoices[{i}].due"), "is before the issue date");
+        }
+        if inv.number.trim().is_empty() {
+            p.add(format!("invoices[{i}].number"), "must not be empty");
+        }
+    }
+    for (i, pay) in b.payments.iter().enumerate() {
+        if !client_ok(pay.client_id)? {
+            p.add(
+                format!("payments[{i}].client_id"),
+                format!("no client with id {}", pay.client_id),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes a checked bundle in chunks, calling `progress(done, total)` after each, and flushes.
+pub fn write(
+    store: &Store,
+    b: &Bundle,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ImportReport> {
+    let total = b.len();
+    let mut done = 0;
+    fn put_all<R: Record>(
+        store: &Store,
+        items: &[R],
+        done: &mut usize,
+        total: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<usize> {
+        for chunk in items.chunks(CHUNK) {
+            store.write_unflushed(|tx| chunk.iter().try_for_each(|r| tx.put(r)))?;
+            *done += chunk.len();
+            progress(*done, total);
+        }
+        Ok(items.len())
+    }
+    let report = ImportReport {
+        invoice_groups: put_all(store, &b.invoice_groups, &mut done, total, progress)?,
+        tariffs: put_all(store, &b.tariffs, &mut done, total, progress)?,
+        clients: put_all(store, &b.clients, &mut done, total, progress)?,
+        services: put_all(store, &b.services, &mut done, total, progress)?,
+        messages: put_all(store, &b.messages, &mut done, total, progress)?,
+        invoices: put_all(store, &b.invoices, &mut done, total, progress)?,
+        payments: put_all(store, &b.payments, &mut done, total, progress)?,
+    };
+    store.flush()?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{
+      "invoice_groups": [{"id": 1, "name": "Main"}],
+      "clients": [
+        {"id": 10, "number": "1001", "name": "Alice", "invoice_group_id": 1, "email": "a@x.example"},
+        {"id": 11, "number": "1002", "name": "Bob", "invoice_group_id": 1}
+      ],
+      "invoices": [{"id": 5, "client_id": 10, "number": "F1", "issued": "2026-01-01", "due": "2026-01-15", "amount": "10.5"}]
+    }"#;
+
+    #[test]
+    fn good_bundle_imports_idempotently() {
+        let store = Store::in_memory();
+        let b = check(&store, GOOD).expect("valid");
+        write(&store, &b, &mut |_, _| {}).expect("write");
+        let b = check(&store, GOOD).expect("still valid against its own data");
+        let r = write(&store, &b, &mut |_, _| {}).expect("write again");
+        assert_eq!(r.total(), 4);
+        assert_eq!(store.count::<Client>().expect("count"), 2);
+        assert_eq!(store.invoices_of(10).expect("invoices").len(), 1);
+    }
+
+    #[test]
+    fn bad_records_are_reported_with_paths_and_change_nothing() {
+        let store = Store::in_memory();
+        let bad = r#"{
+          "invoice_groups": [{"id": 1, "name": "Main"}],
+          "clients": [
+            {"id": 10, "number": "1001", "name": "Alice", "invoice_group_id": 1, "email": "not-mail"},
+            {"id": 11, "number": "1001", "name": "Bob", "invoice_group_id": 9}
+          ],
+          "services": [{"id": 1, "client_id": 10, "kind": "internet", "name": "Net", "ip_address": "10.0.0.300"}]
+        }"#;
+        let e = check(&store, bad).unwrap_err().to_string();
+        assert!(e.contains("clients[0].email: not an e-mail address"), "{e}");
+        assert!(
+            e.contains("clients[1].number: client number 1001 is also used"),
+            "{e}"
+        );
+        assert!(
+            e.contains("clients[1].invoice_group_id: no invoice group with id 9"),
+            "{e}"
+        );
+        assert!(e.contains("services[0].ip_address"), "{e}");
+        assert_eq!(store.count::<Client>().expect("count"), 0);
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let store = Store::in_memory();
+        let bad =
+            r#"{"clients": [{"id": 1, "number": "1", "name": "A", "invoice_group_id": "x"}]}"#;
+        let e = check(&store, bad).unwrap_err().to_string();
+        assert!(
+            e.contains("clients[0].invoice_group_id: invalid type"),
+            "{e}"
+        );
+        let bad = r#"{"clients": [{"id": 1, "number": "1", "name": "A", "invoice_group_id": 1, "nmae": 2}]}"#;
+        let e = check(&store, bad).unwrap_err().to_string();
+        assert!(e.contains("clients[0]") && e.contains("nmae"), "{e}");
+    }
+
+    #[test]
+    fn a_changed_client_number_moves_its_index() {
+        let store = Store::in_memory();
+        let b = check(&store, GOOD).expect("valid");
+        write(&store, &b, &mut |_, _| {}).expect("write");
+        let renumbered = GOOD.replace("\"1001\"", "\"2001\"");
+        let b = check(&store, &renumbered).expect("valid");
+        write(&store, &b, &mut |_, _| {}).expect("write");
+        assert!(store.client_by_number("1001").expect("lookup").is_none());
+        assert_eq!(
+            store
+                .client_by_number("2001")
+                .expect("lookup")
+                .map(|c| c.id),
+            Some(10)
+        );
+    }
+}

@@ -1,0 +1,462 @@
+//! The ISP's data as the portal keeps it: invoice groups, tariffs, clients, services, messages,
+//! invoices and payments. Ids are the billing system's own ids, so imports upsert by them.
+//! Credentials live apart from clients (see `auth`) so a client record can go into a template.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Record, id_key, index_key};
+
+pub mod trees {
+    pub const CLIENTNUMBER_CLIENTID: &str = "clientnumber_clientid";
+    pub const USERNAME_CLIENTID: &str = "username_clientid";
+    pub const INVOICEGROUPID_CLIENTIDS: &str = "invoicegroupid_clientids";
+    pub const CLIENTID_SERVICEIDS: &str = "clientid_serviceids";
+    pub const CLIENTID_MESSAGEIDS: &str = "clientid_messageids";
+    pub const INVOICEGROUPID_MESSAGEIDS: &str = "invoicegroupid_messageids";
+    pub const GLOBAL_MESSAGEIDS: &str = "global_messageids";
+    pub const CLIENTID_INVOICEIDS: &str = "clientid_invoiceids";
+    pub const CLIENTID_PAYMENTIDS: &str = "clientid_paymentids";
+}
+
+/// Owner key of the global-messages index.
+pub const GLOBAL_OWNER: &[u8] = b"global";
+
+/// An amount in hundredths of the currency unit. Read from a JSON number or string with at most
+/// two decimals ("1234.5", 1234.50, "-12"); written as a string such as "1234.50".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Money(pub i64);
+
+impl Money {
+    pub fn parse(s: &str) -> Option<Money> {
+        let s = s.trim();
+        let (neg, digits) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        if whole.is_empty()
+            || frac.len() > 2
+            || !whole.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let whole: i64 = whole.parse().ok()?;
+        let frac: i64 = format!("{frac:0<2}").parse().ok()?;
+        let cents = whole.checked_mul(100)?.checked_add(frac)?;
+        Some(Money(if neg { -cents } else { cents }))
+    }
+
+    /// Plain form with two decimals and a dot, as used in data files.
+    pub fn plain(&self) -> String {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        format!("{sign}{}.{:02}", abs / 100, abs % 100)
+    }
+
+    /// Human form for a language: thousands grouped, the language's decimal mark.
+    pub fn display(&self, lang: &str) -> String {
+        let plain = self.plain();
+        let (whole, frac) = plain.split_once('.').unwrap_or((&plain, "00"));
+        let (sign, whole) = match whole.strip_prefix('-') {
+            Some(w) => ("-", w),
+            None => ("", whole),
+        };
+        let (group, mark) = if lang == "cs" {
+            ('\u{a0}', ',')
+        } else {
+            (',', '.')
+        };
+        let mut grouped = String::new();
+        for (i, c) in whole.chars().enumerate() {
+            if i > 0 && (whole.len() - i) % 3 == 0 {
+                grouped.push(group);
+            }
+            grouped.push(c);
+        }
+        format!("{sign}{grouped}{mark}{frac}")
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.plain())
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(serde_json::Number),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Text(s) => s,
+            Raw::Number(n) => n.to_string(),
+        };
+        Money::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not an amount (digits, optional minus, at most two decimals)"
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Address {
+    pub street: String,
+    pub city: String,
+    pub zip: String,
+    pub country: String,
+}
+
+impl Address {
+    pub fn is_empty(&self) -> bool {
+        self.street.is_empty() && self.city.is_empty() && self.zip.is_empty()
+    }
+}
+
+/// The supplier's contact details printed in the portal footer for clients of the group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupplierContact {
+    pub name: String,
+    pub address: Address,
+    /// Company registration number (IČ).
+    pub company_id: String,
+    /// VAT number (DIČ).
+    pub vat_id: String,
+    pub email: String,
+    pub phone: String,
+    pub web: String,
+    pub bank_account: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceGroup {
+    pub id: u64,
+    pub name: String,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    #[serde(default)]
+    pub supplier: SupplierContact,
+}
+
+fn default_currency() -> String {
+    "CZK".into()
+}
+
+impl Record for InvoiceGroup {
+    const TREE: &'static str = "invoicegroups";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+}
+
+/// One fair-use step: past `data_gb` in a month the speed drops to the given rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FupLimit {
+    pub data_gb: u32,
+    pub download_kbps: u32,
+    pub upload_kbps: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tariff {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub download_kbps: u32,
+    #[serde(default)]
+    pub upload_kbps: u32,
+    #[serde(default)]
+    pub price: Money,
+    #[serde(default)]
+    pub fup_limits: Vec<FupLimit>,
+    /// "Do not show transferred data and FUP in the Client portal".
+    #[serde(default)]
+    pub hide_traffic_in_portal: bool,
+}
+
+impl Record for Tariff {
+    const TREE: &'static str = "tariffs";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    pub id: u64,
+    /// The number the ISP gives the client; always a valid login.
+    pub number: String,
+    /// Optional custom login name.
+    #[serde(default)]
+    pub username: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub mailing_address: Address,
+    /// Where invoices go when it differs from the mailing address.
+    #[serde(default)]
+    pub invoicing_address: Option<Address>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub mobile: Option<String>,
+    pub invoice_group_id: u64,
+    /// `en`, `cs`, ... or none to follow the browser.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+impl Client {
+    pub fn normalized_username(name: &str) -> String {
+        name.trim().to_lowercase()
+    }
+}
+
+impl Record for Client {
+    const TREE: &'static str = "clients";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+    fn index_entries(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut out = vec![
+            (
+                trees::CLIENTNUMBER_CLIENTID,
+                index_key(self.number.as_bytes(), &self.key()),
+            ),
+            (
+                trees::INVOICEGROUPID_CLIENTIDS,
+                index_key(&id_key(self.invoice_group_id), &self.key()),
+            ),
+        ];
+        if let Some(u) = &self.username {
+            let u = Client::normalized_username(u);
+            out.push((
+                trees::USERNAME_CLIENTID,
+                index_key(u.as_bytes(), &self.key()),
+            ));
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    Internet,
+    Iptv,
+    Voip,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub id: u64,
+    pub client_id: u64,
+    pub kind: ServiceKind,
+    pub name: String,
+    #[serde(default)]
+    pub tariff_id: Option<u64>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    /// "Client configuration via DHCP": the portal shows "Via DHCP" instead of an address.
+    #[serde(default)]
+    pub dhcp: bool,
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default)]
+    pub since: Option<NaiveDate>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Record for Service {
+    const TREE: &'static str = "services";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+    fn index_entries(&self) -> Vec<(&'static str, Vec<u8>)> {
+        vec![(
+            trees::CLIENTID_SERVICEIDS,
+            index_key(&id_key(self.client_id), &self.key()),
+        )]
+    }
+}
+
+/// Who a message is for: one client, one invoice group, or everybody (neither set).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    pub id: u64,
+    #[serde(default)]
+    pub client_id: Option<u64>,
+    #[serde(default)]
+    pub invoice_group_id: Option<u64>,
+    pub subject: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub valid_from: Option<NaiveDate>,
+    #[serde(default)]
+    pub valid_until: Option<NaiveDate>,
+}
+
+impl Message {
+    pub fn is_valid_on(&self, day: NaiveDate) -> bool {
+        self.valid_from.is_none_or(|f| f <= day) && self.valid_until.is_none_or(|u| day <= u)
+    }
+}
+
+impl Record for Message {
+    const TREE: &'static str = "messages";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+    fn index_entries(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let owner = match (self.client_id, self.invoice_group_id) {
+            (Some(c), _) => (trees::CLIENTID_MESSAGEIDS, id_key(c)),
+            (None, Some(g)) => (trees::INVOICEGROUPID_MESSAGEIDS, id_key(g)),
+            (None, None) => (trees::GLOBAL_MESSAGEIDS, GLOBAL_OWNER.to_vec()),
+        };
+        vec![(owner.0, index_key(&owner.1, &self.key()))]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invoice {
+    pub id: u64,
+    pub client_id: u64,
+    pub number: String,
+    pub issued: NaiveDate,
+    pub due: NaiveDate,
+    pub amount: Money,
+    #[serde(default)]
+    pub paid: bool,
+}
+
+impl Record for Invoice {
+    const TREE: &'static str = "invoices";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+    fn index_entries(&self) -> Vec<(&'static str, Vec<u8>)> {
+        vec![(
+            trees::CLIENTID_INVOICEIDS,
+            index_key(&id_key(self.client_id), &self.key()),
+        )]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentMethod {
+    Cash,
+    Bank,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payment {
+    pub id: u64,
+    pub client_id: u64,
+    pub date: NaiveDate,
+    pub amount: Money,
+    pub method: PaymentMethod,
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+impl Record for Payment {
+    const TREE: &'static str = "payments";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+    fn index_entries(&self) -> Vec<(&'static str, Vec<u8>)> {
+        vec![(
+            trees::CLIENTID_PAYMENTIDS,
+            index_key(&id_key(self.client_id), &self.key()),
+        )]
+    }
+}
+
+/// Queries the pages need, kept beside the model so every page asks the same way.
+impl crate::store::Store {
+    pub fn client_by_number(&self, number: &str) -> crate::Result<Option<Client>> {
+        Ok(self
+            .by_index::<Client>(trees::CLIENTNUMBER_CLIENTID, number.as_bytes())?
+            .into_iter()
+            .next())
+    }
+
+    pub fn client_by_username(&self, username: &str) -> crate::Result<Option<Client>> {
+        let u = Client::normalized_username(username);
+        Ok(self
+            .by_index::<Client>(trees::USERNAME_CLIENTID, u.as_bytes())?
+            .into_iter()
+            .next())
+    }
+
+    pub fn services_of(&self, client_id: u64) -> crate::Result<Vec<Service>> {
+        self.by_index(trees::CLIENTID_SERVICEIDS, &id_key(client_id))
+    }
+
+    pub fn invoices_of(&self, client_id: u64) -> crate::Result<Vec<Invoice>> {
+        self.by_index(trees::CLIENTID_INVOICEIDS, &id_key(client_id))
+    }
+
+    pub fn payments_of(&self, client_id: u64) -> crate::Result<Vec<Payment>> {
+        self.by_index(trees::CLIENTID_PAYMENTIDS, &id_key(client_id))
+    }
+
+    /// Messages a client may see on `day`: their own, their invoice group's and global ones,
+    /// newest (highest id) first.
+    pub fn messages_for(&self, client: &Client, day: NaiveDate) -> crate::Result<Vec<Message>> {
+        let mut all: Vec<Message> =
+            self.by_index(trees::CLIENTID_MESSAGEIDS, &id_key(client.id))?;
+        all.extend(self.by_index::<Message>(
+            trees::INVOICEGROUPID_MESSAGEIDS,
+            &id_key(client.invoice_group_id),
+        )?);
+        all.extend(self.by_index::<Message>(trees::GLOBAL_MESSAGEIDS, GLOBAL_OWNER)?);
+        all.retain(|m| m.is_valid_on(day));
+        all.sort_by_key(|m| std::cmp::Reverse(m.id));
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Money;
+
+    #[test]
+    fn money_parses_and_prints() {
+        assert_eq!(Money::parse("1234.5"), Some(Money(123450)));
+        assert_eq!(Money::parse("-12"), Some(Money(-1200)));
+        assert_eq!(Money::parse("0.05"), Some(Money(5)));
+        assert_eq!(Money::parse("1.234"), None);
+        assert_eq!(Money::parse("abc"), None);
+        assert_eq!(Money::parse(".5"), None);
+        assert_eq!(Money(123450).plain(), "1234.50");
+        assert_eq!(Money(-5).plain(), "-0.05");
+        assert_eq!(Money(123456789).display("en"), "1,234,567.89");
+        assert_eq!(Money(-123456).display("cs"), "-1\u{a0}234,56");
+    }
+}

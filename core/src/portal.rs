@@ -1,0 +1,154 @@
+//! The assembled engine: store, settings, registry, languages, themes and password hasher,
+//! shared by the web server, the control socket and the operator CLI.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::auth::Hasher;
+use crate::error::Result;
+use crate::i18n::{self, I18n};
+use crate::registry::{Plugin, Registrar, Registry, Tab};
+use crate::settings::{Settings, core_settings};
+use crate::store::Store;
+use crate::theme::{Builtins, Themes};
+
+/// Where "now" comes from. Tests move it to check expiry without sleeping.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Clock(Arc::new(Utc::now))
+    }
+    pub fn fixed(at: DateTime<Utc>) -> Self {
+        Clock(Arc::new(move || at))
+    }
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+    pub fn unix(&self) -> i64 {
+        self.now().timestamp()
+    }
+    pub fn today(&self) -> NaiveDate {
+        self.now().date_naive()
+    }
+}
+
+pub struct PortalOptions {
+    pub data_dir: PathBuf,
+    /// The themes folder; `None` uses only the compiled-in default theme.
+    pub themes_dir: Option<PathBuf>,
+    pub plugins: Vec<Box<dyn Plugin>>,
+    pub clock: Clock,
+}
+
+pub struct Portal {
+    pub store: Store,
+    pub settings: Settings,
+    pub registry: Registry,
+    pub i18n: Arc<I18n>,
+    pub themes: Arc<Themes>,
+    pub hasher: Hasher,
+    pub clock: Clock,
+    pub data_dir: PathBuf,
+}
+
+/// Core's own tabs and messages, registered exactly like a plugin's.
+fn register_core(r: &mut Registrar) {
+    r.tab(
+        Tab::new("information", "nav-information", "/")
+            .icon("info")
+            .order(10),
+    );
+    r.tab(
+        Tab::new("services", "nav-services", "/services/")
+            .icon("services")
+            .order(20),
+    );
+    r.menu_button(crate::registry::MenuButton {
+        id: "webmail",
+        title_key: "nav-webmail",
+        icon: "mail",
+        order: 900,
+        href: Arc::new(|v| {
+            let url = v.text("ci_webmail_url");
+            (!url.is_empty()).then_some(url)
+        }),
+        external: true,
+    });
+    for def in core_settings() {
+        r.setting(def);
+    }
+    r.translations("en", i18n::CORE_EN);
+    r.translations("cs", i18n::CORE_CS);
+    r.migration(1, "initial layout: typed trees and indexes", |_| Ok(()));
+}
+
+impl Portal {
+    pub fn open(opts: PortalOptions) -> Result<Portal> {
+        let store = Store::open(&opts.data_dir)?;
+        Self::assemble(store, opts)
+    }
+
+    /// Builds the engine on a given store (sled in production, memory in unit tests).
+    pub fn assemble(store: Store, opts: PortalOptions) -> Result<Portal> {
+        let mut registry = Registry::default();
+        let mut core = Registrar::new("core");
+        register_core(&mut core);
+        registry.add(
+            crate::registry::Manifest {
+                id: "core",
+                name: "Portico core",
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            core,
+        )?;
+        for p in &opts.plugins {
+            registry.register(p.as_ref())?;
+        }
+        store.migrate(&registry.migrations)?;
+        let settings = Settings::load(store.clone(), registry.settings.clone())?;
+        let i18n = Arc::new(I18n::new(
+            registry.translations.iter().map(|(l, s)| (*l, s.as_ref())),
+        )?);
+        let builtins = Builtins {
+            templates: registry.templates.clone(),
+            assets: registry.assets.clone(),
+        };
+        let themes = Arc::new(Themes::new(opts.themes_dir, builtins, i18n.clone())?);
+        let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Portal {
+            store,
+            settings,
+            registry,
+            i18n,
+            themes,
+            hasher: Hasher::new(permits)?,
+            clock: opts.clock,
+            data_dir: opts.data_dir,
+        })
+    }
+
+    pub fn control_socket_path(data_dir: &Path) -> PathBuf {
+        data_dir.join("control.sock")
+    }
+
+    /// The theme that applies for an invoice group (or the global choice with `None`).
+    pub fn theme_for(&self, group: Option<u64>) -> String {
+        let t = self.settings.text("ci_skin_theme", group);
+        if crate::theme::valid_theme_name(&t) {
+            t
+        } else {
+            crate::theme::DEFAULT_THEME.into()
+        }
+    }
+
+    pub fn session_policy(&self) -> crate::auth::SessionPolicy {
+        crate::auth::SessionPolicy {
+            idle: self.settings.int("session_idle_timeout_minutes", None) * 60,
+            absolute: self.settings.int("session_absolute_timeout_hours", None) * 3600,
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! Typed settings with defaults, descriptions and scope, declared by core and by plugins.
+//! Keys keep the names ISP operators know from ISPadmin. A per-invoice-group setting may be
+//! overridden for one group; otherwise the global value (or the default) applies.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::store::{SEP, Store};
+
+pub const TREE: &str = "settings";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingType {
+    Bool,
+    /// A whole number within the bounds.
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Text,
+    /// Empty, or an absolute http(s) URL.
+    Url,
+    /// Empty, or an e-mail address.
+    Email,
+    /// One of the listed words.
+    Choice(&'static [&'static str]),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Global,
+    /// A global value that each invoice group may override.
+    InvoiceGroup,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingDef {
+    pub key: &'static str,
+    pub ty: SettingType,
+    pub default: Value,
+    pub description: &'static str,
+    pub scope: Scope,
+    /// Other spellings accepted on input (for example a historical typo).
+    pub aliases: &'static [&'static str],
+    /// Declared by `core` or a plugin id.
+    pub owner: &'static str,
+}
+
+impl SettingDef {
+    pub fn bool(key: &'static str, default: bool, description: &'static str) -> Self {
+        Self::new(key, SettingType::Bool, Value::Bool(default), description)
+    }
+    pub fn text(key: &'static str, default: &str, description: &'static str) -> Self {
+        Self::new(
+            key,
+            SettingType::Text,
+            Value::String(default.into()),
+            description,
+        )
+    }
+    pub fn url(key: &'static str, description: &'static str) -> Self {
+        Self::new(
+            key,
+            SettingType::Url,
+            Value::String(String::new()),
+            description,
+        )
+    }
+    pub fn email(key: &'static str, description: &'static str) -> Self {
+        Self::new(
+            key,
+            SettingType::Email,
+            Value::String(String::new()),
+            description,
+        )
+    }
+    pub fn int(
+        key: &'static str,
+        default: i64,
+        min: i64,
+        max: i64,
+        description: &'static str,
+    ) -> Self {
+        Self::new(
+            key,
+            SettingType::Int { min, max },
+            Value::from(default),
+            description,
+        )
+    }
+    pub fn new(
+        key: &'static str,
+        ty: SettingType,
+        default: Value,
+        description: &'static str,
+    ) -> Self {
+        SettingDef {
+            key,
+            ty,
+            default,
+            description,
+            scope: Scope::Global,
+            aliases: &[],
+            owner: "core",
+        }
+    }
+    pub fn per_invoice_group(mut self) -> Self {
+        self.scope = Scope::InvoiceGroup;
+        self
+    }
+    pub fn aliases(mut self, aliases: &'static [&'static str]) -> Self {
+        self.aliases = aliases;
+        self
+    }
+
+    /// Turns operator input into a typed value, or says what is wrong with it.
+    pub fn parse(&self, raw: &str) -> Result<Value> {
+        let raw = raw.trim();
+        let bad = |what: &str| Error::Invalid(format!("{}: `{raw}` is not {what}", self.key));
+        Ok(match self.ty {
+            SettingType::Bool => match raw.to_ascii_lowercase().as_str() {
+                "1" | "true" | "on" | "yes" => Value::Bool(true),
+                "0" | "false" | "off" | "no" => Value::Bool(false),
+                _ => return Err(bad("a yes/no value (on, off, true, false, 1, 0)")),
+            },
+            SettingType::Int { min, max } => {
+                let n: i64 = raw.parse().map_err(|_| bad("a whole number"))?;
+                if n < min || n > max {
+                    return Err(bad(&format!("between {min} and {max}")));
+                }
+                Value::from(n)
+            }
+            SettingType::Text => Value::String(raw.into()),
+            SettingType::Url => {
+                if !raw.is_empty() && !is_http_url(raw) {
+                    return Err(bad("an http:// or https:// address"));
+                }
+                Value::String(raw.into())
+            }
+            SettingType::Email => {
+                if !raw.is_empty() && !is_email(raw) {
+                    return Err(bad("an e-mail address"));
+                }
+                Value::String(raw.into())
+            }
+            SettingType::Choice(options) => {
+                if !options.contains(&raw) {
+                    return Err(bad(&format!("one of: {}", options.join(", "))));
+                }
+                Value::String(raw.into())
+            }
+        })
+    }
+}
+
+pub fn is_http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
+}
+
+/// A deliberately plain check: one `@`, something before it, a dot in the domain, no spaces.
+pub fn is_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !s.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+/// The settings declared by core. Plugins add theirs through the registrar.
+pub fn core_settings() -> Vec<SettingDef> {
+    vec![
+        SettingDef::bool(
+            "ci_enable_login_name_creation",
+            false,
+            "Clients may log in with a custom login name and set one in the portal (a name set by the operator always works).",
+        ),
+        SettingDef::text(
+            "ci_skin_theme",
+            "default",
+            "Theme folder name under themes/ (default, orange, blue, green or your own).",
+        )
+        .per_invoice_group(),
+        SettingDef::url(
+            "ci_webmail_url",
+            "Address of the webmail; when set, the menu shows a Webmail button.",
+        )
+        .per_invoice_group(),
+        SettingDef::bool(
+            "ci_display_graph_tab",
+            true,
+            "Show the traffic graph tab (built with the traffic feature).",
+        )
+        .per_invoice_group(),
+        SettingDef::bool(
+            "ci_display_documents_tab",
+            true,
+            "Show the documents tab (built with the documents feature).",
+        )
+        .per_invoice_group(),
+        SettingDef::bool(
+            "ci_display_contracts_tab",
+            true,
+            "Show the contracts tab (built with the documents feature).",
+        )
+        .per_invoice_group(),
+        SettingDef::bool(
+            "ci_display_supplier_contact",
+            true,
+            "Show the supplier's contact details in the page footer.",
+        )
+        .per_invoice_group(),
+        SettingDef::bool(
+            "ci_enable_client_data_change",
+            false,
+            "Clients may change their contact data in the portal.",
+        )
+        .per_invoice_group()
+        .aliases(&["ci_enable_cllient_data_change"]),
+        SettingDef::url(
+            "ci_url",
+            "Public address of this portal, used in links sent by e-mail.",
+        ),
+        SettingDef::url(
+            "ispadmin_server",
+            "Address of the billing server; links fall back to it plus /clientinterface/.",
+        ),
+        SettingDef::email("system_mail", "Sender address of mail from the portal."),
+        SettingDef::text(
+            "system_mail_name",
+            "",
+            "Sender name of mail from the portal.",
+        ),
+        SettingDef::bool(
+            "maintenance_mode",
+            false,
+            "Show the maintenance page instead of the portal (portico maintenance on|off).",
+        ),
+        SettingDef::int(
+            "session_idle_timeout_minutes",
+            30,
+            1,
+            24 * 60,
+            "A session unused this long ends.",
+        ),
+        SettingDef::int(
+            "session_absolute_timeout_hours",
+            12,
+            1,
+            24 * 30,
+            "A session ends this long after login, used or not.",
+        ),
+    ]
+}
+
+/// The registry of definitions plus the current values, cached in memory and kept in the store.
+pub struct Settings {
+    store: Store,
+    defs: BTreeMap<&'static str, SettingDef>,
+    aliases: HashMap<&'static str, &'static str>,
+    /// (key, invoice group) → value; `None` is the global value.
+    values: RwLock<HashMap<(String, Option<u64>), Value>>,
+}
+
+fn store_key(key: &str, group: Option<u64>) -> Vec<u8> {
+    let mut k = key.as_bytes().to_vec();
+    k.push(SEP);
+    if let Some(g) = group {
+        k.extend_from_slice(&g.to_be_bytes());
+    }
+    k
+}
+
+fn parse_store_key(k: &[u8]) -> Option<(String, Option<u64>)> {
+    let pos = k.iter().position(|b| *b == SEP)?;
+    let key = std::str::from_utf8(&k[..pos]).ok()?.to_string();
+    let rest = &k[pos + 1..];
+    let group = match rest.len() {
+        0 => None,
+        8 => Some(u64::from_be_bytes(rest.try_into().ok()?)),
+        _ => return None,
+    };
+    Some((key, group))
+}
+
+impl Settings {
+    /// Builds the registry and loads stored values. Two declarations of one key are an error.
+    pub fn load(store: Store, defs: Vec<SettingDef>) -> Result<Self> {
+        let mut map = BTreeMap::new();
+        let mut aliases = HashMap::new();
+        for d in defs {
+            for a in d.aliases {
+                aliases.insert(*a, d.key);
+            }
+            if let Some(prev) = map.insert(d.key, d) {
+                return Err(Error::Internal(format!(
+                    "setting {} declared twice (by {} and another)",
+                    prev.key, prev.owner
+                )));
+            }
+        }
+        let mut values = HashMap::new();
+        for (k, v) in store.scan_raw(TREE, &[])? {
+            match (parse_store_key(&k), serde_json::from_slice::<Value>(&v)) {
+                (Some(id), Ok(value)) => {
+                    values.insert(id, value);
+                }
+                _ => tracing::warn!(key = %hex::encode(&k), "ignoring unreadable stored setting"),
+            }
+        }
+        Ok(Settings {
+            store,
+            defs: map,
+            aliases,
+            values: RwLock::new(values),
+        })
+    }
+
+    pub fn definitions(&self) -> impl Iterator<Item = &SettingDef> {
+        self.defs.values()
+    }
+
+    /// The definition for a key or one of its aliases.
+    pub fn definition(&self, key: &str) -> Result<&SettingDef> {
+        let key = self.aliases.get(key).copied().unwrap_or(key);
+        self.defs.get(key).ok_or_else(|| {
+            let close: Vec<&str> = self
+                .defs
+                .keys()
+                .filter(|k| k.contains(key) || key.contains(*k))
+                .copied()
+                .collect();
+            let hint = if close.is_empty() {
+                "; `portico settings list` shows every key".to_string()
+            } else {
+                format!("; did you mean {}?", close.join(", "))
+            };
+            Error::Invalid(format!("unknown setting `{key}`{hint}"))
+        })
+    }
+
+    /// The value that applies for an invoice group (or globally with `None`).
+    pub fn value(&self, key: &str, group: Option<u64>) -> Value {
+        let Ok(def) = self.definition(key) else {
+            tracing::error!(key, "code asked for an undeclared setting");
+            return Value::Null;
+        };
+        let values = match self.values.read() {
+            Ok(v) => v,
+            Err(p) => p.into_inner(),
+        };
+        if def.scope == Scope::InvoiceGroup
+            && let Some(g) = group
+            && let Some(v) = values.get(&(def.key.to_string(), Some(g)))
+        {
+            return v.clone();
+        }
+        values
+            .get(&(def.key.to_string(), None))
+            .cloned()
+            .unwrap_or_else(|| def.default.clone())
+    }
+
+    pub fn bool(&self, key: &str, group: Option<u64>) -> bool {
+        self.value(key, group).as_bool().unwrap_or(false)
+    }
+
+    pub fn int(&self, key: &str, group: Option<u64>) -> i64 {
+        self.value(key, group).as_i64().unwrap_or(0)
+    }
+
+    pub fn text(&self, key: &str, group: Option<u64>) -> String {
+        match self.value(key, group) {
+            Value::String(s) => s,
+            _ => String::new(),
+        }
+    }
+
+    /// Whether a value was set explicitly (globally or for the group).
+    pub fn is_set(&self, key: &str, group: Option<u64>) -> bool {
+        let Ok(def) = self.definition(key) else {
+            return false;
+        };
+        let values = match self.values.read() {
+            Ok(v) => v,
+            Err(p) => p.into_inner(),
+        };
+        values.contains_key(&(def.key.to_string(), group))
+    }
+
+    /// Checks, stores (flushed) and caches a value. `group` needs a per-invoice-group setting.
+    pub fn set(&self, key: &str, group: Option<u64>, raw: &str) -> Result<Value> {
+        let def = self.definition(key)?;
+        if group.is_some() && def.scope == Scope::Global {
+            return Err(Error::Invalid(format!(
+                "{} is a global setting and cannot be set per invoice group",
+                def.key
+            )));
+        }
+        if let Some(g) = group
+            && self
+                .store
+                .get_id::<crate::model::InvoiceGroup>(g)?
+                .is_none()
+        {
+            return Err(Error::Invalid(format!(
+                "there is no invoice group with id {g}"
+            )));
+        }
+        let value = def.parse(raw)?;
+        let bytes = serde_json::to_vec(&value).map_err(|e| Error::Internal(e.to_string()))?;
+        self.store.write(|tx| {
+            tx.set_raw(TREE, store_key(def.key, group), Some(bytes));
+            Ok(())
+        })?;
+        if let Ok(mut values) = self.values.write() {
+            values.insert((def.key.to_string(), group), value.clone());
+        }
+        Ok(value)
+    }
+
+    /// Removes an explicit value so the default (or the global value) applies again.
+    pub fn unset(&self, key: &str, group: Option<u64>) -> Result<()> {
+        let def = self.definition(key)?;
+        self.store.write(|tx| {
+            tx.set_raw(TREE, store_key(def.key, group), None);
+            Ok(())
+        })?;
+        if let Ok(mut values) = self.values.write() {
+            values.remove(&(def.key.to_string(), group));
+        }
+        Ok(())
+    }
+
+    /// Every explicit per-group value of a key.
+    pub fn group_overrides(&self, key: &str) -> Vec<(u64, Value)> {
+        let values = match self.values.read() {
+            Ok(v) => v,
+            Err(p) => p.into_inner(),
+        };
+        let mut out: Vec<(u64, Value)> = values
+            .iter()
+            .filter_map(|((k, g), v)| {
+                if k == key {
+                    g.map(|g| (g, v.clone()))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        out.sort_by_key(|(g, _)| *g);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings::load(Store::in_memory(), core_settings()).expect("load")
+    }
+
+    #[test]
+    fn defaults_apply_until_set() {
+        let s = settings();
+        assert!(!s.bool("ci_enable_login_name_creation", None));
+        s.set("ci_enable_login_name_creation", None, "on")
+            .expect("set");
+        assert!(s.bool("ci_enable_login_name_creation", None));
+    }
+
+    #[test]
+    fn type_errors_are_clear() {
+        let s = settings();
+        let e = s
+            .set("ci_display_supplier_contact", None, "maybe")
+            .unwrap_err();
+        assert!(e.to_string().contains("yes/no"), "{e}");
+        let e = s.set("ci_url", None, "portal.example.com").unwrap_err();
+        assert!(e.to_string().contains("http"), "{e}");
+        let e = s.set("ci_nonexistent", None, "1").unwrap_err();
+        assert!(e.to_string().contains("unknown setting"), "{e}");
+    }
+
+    #[test]
+    fn alias_reaches_the_same_setting() {
+        let s = settings();
+        s.set("ci_enable_cllient_data_change", None, "1")
+            .expect("set");
+        assert!(s.bool("ci_enable_client_data_change", None));
+    }
+
+    #[test]
+    fn global_settings_refuse_a_group() {
+        let s = settings();
+        let e = s.set("ci_url", Some(1), "https://x.example").unwrap_err();
+        assert!(e.to_string().contains("global"), "{e}");
+    }
+
+    #[test]
+    fn values_survive_reload() {
+        let store = Store::in_memory();
+        let s = Settings::load(store.clone(), core_settings()).expect("load");
+        s.set("system_mail", None, "noc@isp.example").expect("set");
+        let again = Settings::load(store, core_settings()).expect("reload");
+        assert_eq!(again.text("system_mail", None), "noc@isp.example");
+    }
+}

@@ -1,0 +1,487 @@
+//! Themes: Tera templates and static files found through a lookup chain
+//! (active theme → its parents → plugin defaults → core defaults compiled into the binary).
+//!
+//! Each theme's engine is built off to the side and swapped in only when every template parses,
+//! so a bad edit never reaches clients: the last good engine keeps serving and the error is
+//! logged with file and line. Templates see only their context: Tera 2 has no environment
+//! access, and we register nothing that reads files, environment or the store.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rust_embed::RustEmbed;
+
+use crate::error::{Error, Result};
+use crate::i18n::I18n;
+
+/// The shipped default theme, compiled in so the portal renders even without a themes folder.
+#[derive(RustEmbed)]
+#[folder = "../themes/default/"]
+struct CoreDefault;
+
+pub const DEFAULT_THEME: &str = "default";
+const MAX_CHAIN: usize = 8;
+
+/// A theme's `theme.toml`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThemeManifest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub extends: Option<String>,
+}
+
+/// One built theme: its Tera instance and the chain of theme folders it was built from.
+pub struct Engine {
+    pub name: String,
+    pub chain: Vec<String>,
+    tera: tera::Tera,
+}
+
+/// Plugin contributions that sit between themes and core defaults.
+#[derive(Default, Clone)]
+pub struct Builtins {
+    /// (owner, template name, source)
+    pub templates: Vec<(&'static str, String, Cow<'static, str>)>,
+    pub assets: Vec<(String, Cow<'static, [u8]>)>,
+}
+
+pub struct Themes {
+    dir: Option<PathBuf>,
+    builtins: Builtins,
+    i18n: Arc<I18n>,
+    engines: RwLock<HashMap<String, Arc<Engine>>>,
+    /// Built from compiled-in templates only: the fallback when a theme's template fails to render.
+    safe: Arc<Engine>,
+}
+
+pub fn valid_theme_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// A relative path inside a theme folder with no way out of it.
+fn safe_relative(path: &str) -> Option<&str> {
+    let ok = !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .all(|seg| !seg.is_empty() && !seg.starts_with('.'));
+    ok.then_some(path)
+}
+
+/// Editor droppings and hidden files that must not trigger or take part in a reload.
+pub fn is_temp_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.starts_with('.')
+        || name.starts_with('#')
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.ends_with(".tmp")
+}
+
+fn register_functions(tera: &mut tera::Tera, i18n: Arc<I18n>) {
+    // `t(key="...", name=value...)`: a translated message in the page's `lang`.
+    tera.register_function("t", move |kwargs: tera::Kwargs, state: &tera::State| {
+        let key: String = kwargs.must_get::<String>("key")?;
+        let lang = state
+            .get::<String>("lang")?
+            .unwrap_or_else(|| crate::i18n::FALLBACK.to_string());
+        let args: Vec<(String, String)> = kwargs
+            .iter()
+            .filter(|(k, _)| k.as_str() != Some("key"))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                )
+            })
+            .collect();
+        let args: Vec<(&str, String)> = args.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        tera::TeraResult::Ok(i18n.text(&lang, &key, &args))
+    });
+}
+
+impl Themes {
+    pub fn new(dir: Option<PathBuf>, builtins: Builtins, i18n: Arc<I18n>) -> Result<Self> {
+        let safe = Arc::new(
+            build_engine(None, DEFAULT_THEME, &builtins, &i18n).map_err(|e| {
+                Error::Template(format!(
+                    "compiled-in templates do not build: {}",
+                    e.join("\n")
+                ))
+            })?,
+        );
+        Ok(Themes {
+            dir,
+            builtins,
+            i18n,
+            engines: RwLock::new(HashMap::new()),
+            safe,
+        })
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Names of theme folders present on disk.
+    pub fn available(&self) -> Vec<String> {
+        let mut names = vec![];
+        if let Some(dir) = &self.dir
+            && let Ok(rd) = std::fs::read_dir(dir)
+        {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().to_string();
+                if e.path().is_dir() && valid_theme_name(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        if !names.iter().any(|n| n == DEFAULT_THEME) {
+            names.push(DEFAULT_THEME.into());
+        }
+        names.sort();
+        names
+    }
+
+    /// The engine for a theme, building it on first use. An unknown or broken theme falls back
+    /// to the compiled-in default so clients always get a page.
+    pub fn engine(&self, theme: &str) -> Arc<Engine> {
+        if let Some(e) = self.engines.read().ok().and_then(|m| m.get(theme).cloned()) {
+            return e;
+        }
+        match self.build(theme) {
+            Ok(engine) => {
+                let engine = Arc::new(engine);
+                if let Ok(mut m) = self.engines.write() {
+                    m.insert(theme.to_string(), engine.clone());
+                }
+                engine
+            }
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!(theme, "theme does not build: {e}");
+                }
+                // Remember the fallback so a broken theme is not rebuilt on every request;
+                // the watcher retries after the next edit.
+                if let Ok(mut m) = self.engines.write() {
+                    m.insert(theme.to_string(), self.safe.clone());
+                }
+                self.safe.clone()
+            }
+        }
+    }
+
+    fn build(&self, theme: &str) -> std::result::Result<Engine, Vec<String>> {
+        if !valid_theme_name(theme) {
+            return Err(vec![format!(
+                "`{theme}` is not a theme name (lowercase letters, digits, - and _)"
+            )]);
+        }
+        build_engine(self.dir.as_deref(), theme, &self.builtins, &self.i18n)
+    }
+
+    /// Builds a theme without installing it; returns every error with file and line.
+    pub fn check(&self, theme: &str) -> Vec<String> {
+        match self.build(theme) {
+            Ok(_) => vec![],
+            Err(e) => e,
+        }
+    }
+
+    /// Rebuilds every theme in use; a theme that fails keeps its last good engine.
+    pub fn reload(&self) {
+        let names: Vec<String> = match self.engines.read() {
+            Ok(m) => m.keys().cloned().collect(),
+            Err(_) => return,
+        };
+        for name in names {
+            match self.build(&name) {
+                Ok(engine) => {
+                    if let Ok(mut m) = self.engines.write() {
+                        m.insert(name.clone(), Arc::new(engine));
+                    }
+                    tracing::info!(theme = %name, "theme reloaded");
+                }
+                Err(errors) => {
+                    for e in errors {
+                        tracing::error!(theme = %name, "edit not applied, last good version still serving: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Renders a page. If the theme's template fails at render time, the compiled-in template of
+    /// the same name is used instead and the failure is logged.
+    pub fn render(&self, theme: &str, template: &str, ctx: &tera::Context) -> Result<String> {
+        let engine = self.engine(theme);
+        match engine.tera.render(template, ctx) {
+            Ok(html) => Ok(html),
+            Err(e) => {
+                tracing::error!(
+                    theme,
+                    template,
+                    "render failed, using built-in template: {}",
+                    describe(&e)
+                );
+                self.safe
+                    .tera
+                    .render(template, ctx)
+                    .map_err(|e| Error::Template(describe(&e)))
+            }
+        }
+    }
+
+    /// A static file for a theme: the theme's own, a parent's, a plugin's, or core's.
+    pub fn asset(&self, theme: &str, path: &str) -> Option<Cow<'static, [u8]>> {
+        let path = safe_relative(path)?;
+        let engine = self.engine(theme);
+        if let Some(dir) = &self.dir {
+            for t in &engine.chain {
+                let file = dir.join(t).join("static").join(path);
+                if let Ok(bytes) = std::fs::read(&file) {
+                    return Some(Cow::Owned(bytes));
+                }
+            }
+        }
+        if let Some((_, bytes)) = self.builtins.assets.iter().rev().find(|(p, _)| p == path) {
+            return Some(bytes.clone());
+        }
+        CoreDefault::get(&format!("static/{path}")).map(|f| f.data)
+    }
+
+    /// Watches the themes folder and reloads on template changes. CSS and images need no reload:
+    /// they are read from disk on every request. Returns the watcher, which must be kept alive.
+    pub fn watch(
+        self: &Arc<Self>,
+    ) -> Result<Option<notify_debouncer_mini::Debouncer<notify::RecommendedWatcher>>> {
+        let Some(dir) = self.dir.clone() else {
+            return Ok(None);
+        };
+        if !dir.is_dir() {
+            tracing::warn!(dir = %dir.display(), "themes folder not found; using compiled-in default theme only");
+            return Ok(None);
+        }
+        let themes = Arc::clone(self);
+        let mut debouncer = notify_debouncer_mini::new_debouncer(
+            Duration::from_millis(120),
+            move |res: notify_debouncer_mini::DebounceEventResult| match res {
+                Ok(events) => {
+                    let needs_rebuild = events.iter().any(|e| {
+                        !is_temp_file(&e.path)
+                            && matches!(
+                                e.path.extension().and_then(|x| x.to_str()),
+                                Some("html" | "toml" | "txt")
+                            )
+                    });
+                    if needs_rebuild {
+                        themes.reload();
+                    }
+                }
+                Err(e) => tracing::warn!("theme watcher: {e}"),
+            },
+        )
+        .map_err(|e| Error::Internal(format!("cannot watch themes: {e}")))?;
+        debouncer
+            .watcher()
+            .watch(&dir, notify::RecursiveMode::Recursive)
+            .map_err(|e| Error::Internal(format!("cannot watch {}: {e}", dir.display())))?;
+        tracing::info!(dir = %dir.display(), "watching themes for changes");
+        Ok(Some(debouncer))
+    }
+}
+
+/// Tera's error with its cause chain and report (which carries template name, line and column).
+pub fn describe(e: &tera::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+/// The chain of theme folders from `theme` up to its root, read from each `theme.toml`.
+pub fn theme_chain(dir: Option<&Path>, theme: &str) -> std::result::Result<Vec<String>, String> {
+    let mut chain = vec![theme.to_string()];
+    let Some(dir) = dir else {
+        return Ok(chain);
+    };
+    if theme != DEFAULT_THEME && !dir.join(theme).is_dir() {
+        return Err(format!("theme `{theme}` not found in {}", dir.display()));
+    }
+    let mut current = theme.to_string();
+    loop {
+        let manifest_path = dir.join(&current).join("theme.toml");
+        let manifest: ThemeManifest = match std::fs::read_to_string(&manifest_path) {
+            Ok(text) => {
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?
+            }
+            Err(_) => ThemeManifest::default(),
+        };
+        let parent = match manifest.extends {
+            Some(p) => p,
+            None if current != DEFAULT_THEME => DEFAULT_THEME.to_string(),
+            None => break,
+        };
+        if !valid_theme_name(&parent) {
+            return Err(format!(
+                "{}: `{parent}` is not a theme name",
+                manifest_path.display()
+            ));
+        }
+        if chain.contains(&parent) {
+            return Err(format!(
+                "{}: themes extend each other in a circle",
+                manifest_path.display()
+            ));
+        }
+        chain.push(parent.clone());
+        if chain.len() > MAX_CHAIN {
+            return Err(format!(
+                "theme `{theme}` extends more than {MAX_CHAIN} levels deep"
+            ));
+        }
+        current = parent;
+    }
+    Ok(chain)
+}
+
+/// Templates of one theme folder: (name relative to templates/, file path, source).
+fn theme_templates(
+    dir: &Path,
+    theme: &str,
+) -> std::result::Result<Vec<(String, PathBuf, String)>, String> {
+    let root = dir.join(theme).join("templates");
+    let mut out = vec![];
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in rd.flatten() {
+            let path = entry.path();
+            if is_temp_file(&path) {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("html" | "txt")
+            ) {
+                let name = path
+                    .strip_prefix(&root)
+                    .map_err(|e| e.to_string())?
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let src = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                out.push((name, path, src));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn build_engine(
+    dir: Option<&Path>,
+    theme: &str,
+    builtins: &Builtins,
+    i18n: &Arc<I18n>,
+) -> std::result::Result<Engine, Vec<String>> {
+    let chain = theme_chain(dir, theme).map_err(|e| vec![e])?;
+    // name → (source, where it came from); later inserts override earlier ones.
+    let mut by_name: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut aliases: Vec<(String, String, String)> = vec![];
+    for file in CoreDefault::iter() {
+        if let Some(name) = file.strip_prefix("templates/")
+            && let Some(f) = CoreDefault::get(&file)
+        {
+            let src = String::from_utf8_lossy(&f.data).into_owned();
+            let origin = format!("(built-in) themes/default/templates/{name}");
+            aliases.push((format!("core/{name}"), src.clone(), origin.clone()));
+            by_name.insert(name.to_string(), (src, origin));
+        }
+    }
+    for (owner, name, src) in &builtins.templates {
+        let origin = format!("(built-in) plugin {owner}: {name}");
+        aliases.push((format!("{owner}/{name}"), src.to_string(), origin.clone()));
+        by_name.insert(name.clone(), (src.to_string(), origin));
+    }
+    if let Some(dir) = dir {
+        for t in chain.iter().rev() {
+            for (name, path, src) in theme_templates(dir, t).map_err(|e| vec![e])? {
+                let origin = path.display().to_string();
+                aliases.push((format!("{t}/{name}"), src.clone(), origin.clone()));
+                by_name.insert(name, (src, origin));
+            }
+        }
+    }
+    let mut origins: HashMap<String, String> = HashMap::new();
+    let mut all: Vec<(String, String)> = vec![];
+    for (name, (src, origin)) in by_name {
+        origins.insert(name.clone(), origin);
+        all.push((name, src));
+    }
+    for (name, src, origin) in aliases {
+        if !origins.contains_key(&name) {
+            origins.insert(name.clone(), origin);
+            all.push((name, src));
+        }
+    }
+    let mut tera = tera::Tera::new();
+    tera.autoescape_on([".html", ".htm", ".xml"]);
+    register_functions(&mut tera, i18n.clone());
+    if let Err(e) = tera.add_raw_templates(all) {
+        return Err(vec![with_origins(&describe(&e), &origins)]);
+    }
+    Ok(Engine {
+        name: theme.to_string(),
+        chain,
+        tera,
+    })
+}
+
+/// Tera names templates by their logical name; operators need the file. Append it.
+fn with_origins(message: &str, origins: &HashMap<String, String>) -> String {
+    let mut files: Vec<&String> = origins
+        .iter()
+        .filter(|(name, _)| {
+            message.contains(&format!("{name}:"))
+                || message.contains(&format!("'{name}'"))
+                || message.contains(&format!("`{name}`"))
+        })
+        .map(|(_, origin)| origin)
+        .collect();
+    files.sort();
+    files.dedup();
+    if files.is_empty() {
+        message.to_string()
+    } else {
+        format!(
+            "{message}\n  file: {}",
+            files
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}

@@ -1,0 +1,278 @@
+//! Core's tabs (Information, Services), the login-name form, static files and `/healthz`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rocket::form::{Form, FromForm};
+use rocket::http::{ContentType, Header, Status};
+use rocket::response::{self, Responder, Response};
+use rocket::{Request, Route, State, get, post, routes};
+use serde::Serialize;
+
+use super::guards::{self, SameOrigin, Viewer, tokens_match};
+use super::page::{Page, PageHtml};
+use crate::error::Error;
+use crate::model::{Address, Client, Message, Service, ServiceKind, Tariff};
+use crate::portal::Portal;
+
+pub fn routes() -> Vec<Route> {
+    routes![healthz, information, services, set_login_name, static_file]
+}
+
+#[get("/healthz")]
+fn healthz(portal: &State<Arc<Portal>>) -> (ContentType, String) {
+    let maintenance = guards::maintenance_on(portal);
+    (
+        ContentType::JSON,
+        format!("{{\"status\":\"ok\",\"maintenance\":{maintenance}}}"),
+    )
+}
+
+#[derive(Serialize)]
+struct MessageView {
+    subject: String,
+    body: String,
+    scope: &'static str,
+    valid_until: Option<String>,
+}
+
+#[derive(Serialize)]
+struct InformationView<'a> {
+    client: &'a Client,
+    mailing_address: Option<&'a Address>,
+    invoicing_address: Option<&'a Address>,
+    messages: Vec<MessageView>,
+    can_set_login_name: bool,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+fn date(lang: &str, d: chrono::NaiveDate) -> String {
+    if lang == "cs" {
+        d.format("%-d. %-m. %Y").to_string()
+    } else {
+        d.format("%Y-%m-%d").to_string()
+    }
+}
+
+fn message_view(lang: &str, m: Message) -> MessageView {
+    MessageView {
+        scope: match (m.client_id, m.invoice_group_id) {
+            (Some(_), _) => "private",
+            (None, Some(_)) => "group",
+            (None, None) => "global",
+        },
+        valid_until: m.valid_until.map(|d| date(lang, d)),
+        subject: m.subject,
+        body: m.body,
+    }
+}
+
+fn render_information(
+    page: &Page<'_>,
+    notice: Option<String>,
+    error: Option<String>,
+    status: Status,
+) -> Result<PageHtml, Error> {
+    let c = &page.client;
+    let messages = page
+        .portal
+        .store
+        .messages_for(c, page.portal.clock.today())?
+        .into_iter()
+        .map(|m| message_view(page.lang, m))
+        .collect();
+    let view = InformationView {
+        client: c,
+        mailing_address: (!c.mailing_address.is_empty()).then_some(&c.mailing_address),
+        invoicing_address: c.invoicing_address.as_ref().filter(|a| !a.is_empty()),
+        messages,
+        can_set_login_name: page.flag("ci_enable_login_name_creation"),
+        notice,
+        error,
+    };
+    page.render_with_status("information", "information.html", &view, status)
+}
+
+#[get("/")]
+fn information(page: Page<'_>) -> Result<PageHtml, Error> {
+    render_information(&page, None, None, Status::Ok)
+}
+
+#[derive(FromForm)]
+struct LoginNameForm {
+    username: Option<String>,
+    csrf: Option<String>,
+}
+
+/// Lets a client choose a custom login name when `ci_enable_login_name_creation` is on.
+#[post("/profile/login-name", data = "<form>")]
+fn set_login_name(
+    page: Page<'_>,
+    _same_origin: SameOrigin,
+    form: Option<Form<LoginNameForm>>,
+) -> Result<PageHtml, Status> {
+    let fail = |e: Error| {
+        tracing::error!("{e}");
+        Status::InternalServerError
+    };
+    let Some(form) = form else {
+        return render_information(
+            &page,
+            None,
+            Some(page.t("form-error-invalid")),
+            Status::BadRequest,
+        )
+        .map_err(fail);
+    };
+    if !tokens_match(form.csrf.as_deref().unwrap_or(""), &page.csrf) {
+        return Err(Status::Forbidden);
+    }
+    if !page.flag("ci_enable_login_name_creation") {
+        return Err(Status::NotFound);
+    }
+    let wanted = form.username.as_deref().unwrap_or("").trim().to_string();
+    let error_key = if wanted.is_empty() {
+        Some("login-name-error-empty")
+    } else if !crate::import::valid_login_name(&wanted) {
+        Some("login-name-error-format")
+    } else {
+        match page
+            .portal
+            .store
+            .client_by_username(&wanted)
+            .map_err(fail)?
+        {
+            Some(other) if other.id != page.client.id => Some("login-name-error-taken"),
+            _ => match page.portal.store.client_by_number(&wanted).map_err(fail)? {
+                Some(other) if other.id != page.client.id => Some("login-name-error-taken"),
+                _ => None,
+            },
+        }
+    };
+    if let Some(key) = error_key {
+        return render_information(&page, None, Some(page.t(key)), Status::UnprocessableEntity)
+            .map_err(fail);
+    }
+    let mut client = page.client.clone();
+    client.username = Some(wanted);
+    page.portal
+        .store
+        .write(|tx| tx.put(&client))
+        .map_err(fail)?;
+    let page = Page { client, ..page };
+    render_information(&page, Some(page.t("login-name-saved")), None, Status::Ok).map_err(fail)
+}
+
+#[derive(Serialize)]
+struct ServiceView {
+    name: String,
+    kind: ServiceKind,
+    tariff: Option<String>,
+    speed: Option<String>,
+    fup: Vec<String>,
+    /// An address, or `None` when the service is configured by DHCP.
+    ip_address: Option<String>,
+    dhcp: bool,
+    since: Option<String>,
+}
+
+fn speed(down: u32, up: u32) -> String {
+    let f = |kbps: u32| {
+        if kbps >= 1000 && kbps.is_multiple_of(1000) {
+            format!("{} Mbit/s", kbps / 1000)
+        } else {
+            format!("{kbps} kbit/s")
+        }
+    };
+    format!("{} / {}", f(down), f(up))
+}
+
+#[get("/services")]
+fn services(page: Page<'_>) -> Result<PageHtml, Error> {
+    let store = &page.portal.store;
+    let mut views = Vec::new();
+    for s in store
+        .services_of(page.client.id)?
+        .into_iter()
+        .filter(|s: &Service| s.active)
+    {
+        let tariff = match s.tariff_id {
+            Some(t) => store.get_id::<Tariff>(t)?,
+            None => None,
+        };
+        let (speed_text, fup) = match &tariff {
+            Some(t) if !t.hide_traffic_in_portal => (
+                (t.download_kbps > 0).then(|| speed(t.download_kbps, t.upload_kbps)),
+                t.fup_limits
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{} GB → {}",
+                            f.data_gb,
+                            speed(f.download_kbps, f.upload_kbps)
+                        )
+                    })
+                    .collect(),
+            ),
+            Some(t) => (
+                (t.download_kbps > 0).then(|| speed(t.download_kbps, t.upload_kbps)),
+                vec![],
+            ),
+            None => (None, vec![]),
+        };
+        views.push(ServiceView {
+            name: s.name,
+            kind: s.kind,
+            tariff: tariff.map(|t| t.name),
+            speed: speed_text,
+            fup,
+            ip_address: if s.dhcp { None } else { s.ip_address },
+            dhcp: s.dhcp,
+            since: s.since.map(|d| date(page.lang, d)),
+        });
+    }
+    #[derive(Serialize)]
+    struct ServicesView {
+        services: Vec<ServiceView>,
+    }
+    page.render(
+        "services",
+        "services.html",
+        &ServicesView { services: views },
+    )
+}
+
+/// A file from the theme chain. `no-cache` makes browsers revalidate, so a designer's edit shows
+/// on the next load.
+struct Asset {
+    bytes: std::borrow::Cow<'static, [u8]>,
+    content_type: ContentType,
+}
+
+impl<'r> Responder<'r, 'static> for Asset {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        let bytes = self.bytes.into_owned();
+        Response::build()
+            .header(self.content_type)
+            .header(Header::new("Cache-Control", "no-cache"))
+            .sized_body(bytes.len(), std::io::Cursor::new(bytes))
+            .ok()
+    }
+}
+
+#[get("/static/<path..>")]
+fn static_file(path: PathBuf, portal: &State<Arc<Portal>>, viewer: Viewer) -> Option<Asset> {
+    let path = path.to_str()?.replace('\\', "/");
+    let group = viewer.signed_in.as_ref().map(|s| s.client.invoice_group_id);
+    let theme = portal.theme_for(group);
+    let bytes = portal.themes.asset(&theme, &path)?;
+    let content_type = path
+        .rsplit_once('.')
+        .and_then(|(_, ext)| ContentType::from_extension(ext))
+        .unwrap_or(ContentType::Binary);
+    Some(Asset {
+        bytes,
+        content_type,
+    })
+}

@@ -1,0 +1,182 @@
+//! Request guards, layered: the portal state → the viewer's session → the logged-in client →
+//! a [`Page`](super::page::Page) a tab can render into.
+
+use std::sync::Arc;
+
+use rocket::http::{CookieJar, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+
+use crate::auth::{self, SESSION_COOKIE, Session};
+use crate::i18n;
+use crate::model::Client;
+use crate::portal::Portal;
+
+pub const LANG_COOKIE: &str = "portico_lang";
+
+pub fn portal<'r>(req: &'r Request<'_>) -> Option<&'r Arc<Portal>> {
+    req.rocket().state::<Arc<Portal>>()
+}
+
+/// The session and client behind the request's cookie, looked up once per request.
+#[derive(Clone)]
+pub struct SignedIn {
+    pub session: Session,
+    pub client: Client,
+}
+
+pub fn signed_in<'r>(req: &'r Request<'_>) -> &'r Option<SignedIn> {
+    req.local_cache(|| {
+        let portal = portal(req)?;
+        let token = req.cookies().get(SESSION_COOKIE)?.value().to_string();
+        let now = portal.clock.unix();
+        let session = match auth::find_session(&portal.store, &token, now, portal.session_policy())
+        {
+            Ok(s) => s?,
+            Err(e) => {
+                tracing::error!("session lookup failed: {e}");
+                return None;
+            }
+        };
+        match portal.store.get_id::<Client>(session.client_id) {
+            Ok(Some(client)) => Some(SignedIn { session, client }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!("client lookup failed: {e}");
+                None
+            }
+        }
+    })
+}
+
+/// The language for this request: the client's profile, else the switcher's cookie, else the
+/// browser's Accept-Language, else English.
+pub fn request_lang(req: &Request<'_>) -> &'static str {
+    if let Some(s) = signed_in(req)
+        && let Some(l) = &s.client.language
+        && let Some((code, _)) = i18n::LANGUAGES.iter().find(|(c, _)| c == l)
+    {
+        return code;
+    }
+    cookie_or_header_lang(req.cookies(), req.headers().get_one("Accept-Language"))
+}
+
+pub fn cookie_or_header_lang(cookies: &CookieJar<'_>, accept: Option<&str>) -> &'static str {
+    if let Some(c) = cookies.get(LANG_COOKIE)
+        && let Some((code, _)) = i18n::LANGUAGES.iter().find(|(l, _)| *l == c.value())
+    {
+        return code;
+    }
+    accept.and_then(i18n::negotiate).unwrap_or(i18n::FALLBACK)
+}
+
+pub fn maintenance_on(portal: &Portal) -> bool {
+    portal.settings.bool("maintenance_mode", None)
+}
+
+/// The request's language as a guard.
+pub struct Lang(pub &'static str);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Lang {
+    type Error = ();
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        Outcome::Success(Lang(request_lang(req)))
+    }
+}
+
+/// A logged-in client. Forwards with 401 (the catcher sends the browser to the login page);
+/// during maintenance fails with 503 (the catcher shows the maintenance page).
+pub struct ClientUser {
+    pub client: Client,
+    pub session: Session,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ClientUser {
+    type Error = ();
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        let Some(portal) = portal(req) else {
+            return Outcome::Error((Status::InternalServerError, ()));
+        };
+        if maintenance_on(portal) {
+            return Outcome::Error((Status::ServiceUnavailable, ()));
+        }
+        match signed_in(req) {
+            Some(s) => Outcome::Success(ClientUser {
+                client: s.client.clone(),
+                session: s.session.clone(),
+            }),
+            None => Outcome::Forward(Status::Unauthorized),
+        }
+    }
+}
+
+/// Refuses state-changing requests that a browser marks as coming from another site.
+/// `Sec-Fetch-Site` is trusted when present; otherwise `Origin` must match `Host`.
+pub struct SameOrigin;
+
+pub fn is_same_origin(req: &Request<'_>) -> bool {
+    match req.headers().get_one("Sec-Fetch-Site") {
+        Some("same-origin" | "none") => return true,
+        Some(_) => return false,
+        None => {}
+    }
+    match (
+        req.headers().get_one("Origin"),
+        req.headers().get_one("Host"),
+    ) {
+        (None, _) => true,
+        (Some("null"), _) => false,
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host),
+        (Some(_), None) => false,
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SameOrigin {
+    type Error = ();
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        if is_same_origin(req) {
+            Outcome::Success(SameOrigin)
+        } else {
+            tracing::warn!(uri = %req.uri(), "refused a cross-site form post");
+            Outcome::Error((Status::Forbidden, ()))
+        }
+    }
+}
+
+/// Constant-time comparison for tokens.
+pub fn tokens_match(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The client's source address for logs and hooks.
+pub fn source_addr(req: &Request<'_>) -> Option<String> {
+    req.client_ip().map(|ip| ip.to_string())
+}
+
+/// What handlers outside the logged-in pages need to know about the request: who (if anyone)
+/// is signed in, where it came from, and whether it arrived over TLS.
+pub struct Viewer {
+    pub signed_in: Option<SignedIn>,
+    pub source_addr: Option<String>,
+    pub tls: bool,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Viewer {
+    type Error = ();
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        Outcome::Success(Viewer {
+            signed_in: signed_in(req).clone(),
+            source_addr: source_addr(req),
+            tls: req.rocket().config().tls_enabled(),
+        })
+    }
+}

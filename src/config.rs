@@ -1,0 +1,107 @@
+//! Configuration: defaults < `portico.toml` < `PORTICO_*` environment < command-line flags.
+//! Unknown keys are warned about, not fatal, so an old config keeps working.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use portico_core::rocket::figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub bind: SocketAddr,
+    /// The data folder (sled store and control socket).
+    pub data: PathBuf,
+    /// The themes folder.
+    pub themes: PathBuf,
+    /// The operator scripts folder.
+    pub scripts: PathBuf,
+    /// Log filter, e.g. `info` or `portico_core=debug,info`.
+    pub log: String,
+}
+
+pub const KNOWN_KEYS: &[&str] = &["bind", "data", "themes", "scripts", "log"];
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data: PathBuf::from("portico-data"),
+            themes: PathBuf::from("themes"),
+            scripts: PathBuf::from("scripts"),
+            log: "info".into(),
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers in charge.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub themes: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scripts: Option<PathBuf>,
+}
+
+/// Loads the layered configuration. `file` is `--config`; without it `./portico.toml` is read
+/// when present. Returns the config and warnings to log once logging is up.
+pub fn load(
+    file: Option<&Path>,
+    defaults: Config,
+    cli: &Overrides,
+) -> Result<(Config, Vec<String>), String> {
+    let mut warnings = vec![];
+    let mut fig = Figment::from(Serialized::defaults(defaults));
+    let file = match file {
+        Some(f) if !f.exists() => return Err(format!("config file {} not found", f.display())),
+        Some(f) => Some(f.to_path_buf()),
+        None => Some(PathBuf::from("portico.toml")).filter(|p| p.exists()),
+    };
+    if let Some(f) = &file {
+        fig = fig.merge(Toml::file_exact(f));
+    }
+    fig = fig
+        .merge(Env::prefixed("PORTICO_").only(KNOWN_KEYS))
+        .merge(Serialized::defaults(cli));
+    if let Some(f) = &file {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+        for key in table.keys() {
+            if !KNOWN_KEYS.contains(&key.as_str()) {
+                warnings.push(format!(
+                    "{}: unknown key `{key}` ignored (known: {})",
+                    f.display(),
+                    KNOWN_KEYS.join(", ")
+                ));
+            }
+        }
+    }
+    for (k, _) in std::env::vars() {
+        if let Some(rest) = k.strip_prefix("PORTICO_")
+            && !KNOWN_KEYS.contains(&rest.to_ascii_lowercase().as_str())
+            && rest != "LOG_STYLE"
+        {
+            warnings.push(format!(
+                "environment variable {k} is not a Portico setting and is ignored"
+            ));
+        }
+    }
+    let cfg: Config = fig.extract().map_err(|e| {
+        let mut msg = String::new();
+        for err in e {
+            msg.push_str(&format!("configuration: {err}\n"));
+        }
+        msg.push_str("see docs/configuration.md");
+        msg
+    })?;
+    Ok((cfg, warnings))
+}

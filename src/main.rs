@@ -1,0 +1,467 @@
+//! `portico`: the command line of the Portico client portal.
+
+mod config;
+mod plugins;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use portico_core::ops::{self, OpRequest};
+use portico_core::rocket::fairing::AdHoc;
+use portico_core::{Clock, Error, Portal, PortalOptions, control, demo, store::Store, web};
+
+use config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "portico",
+    version,
+    about = "Portico: a self-hosted client portal for Internet service providers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a demo ISP (if the data folder is new), serve it and print the URL and logins.
+    Demo(ServeArgs),
+    /// Serve the portal.
+    Serve(ServeArgs),
+    /// Import (upsert) a JSON bundle from the billing system; see docs/import.md.
+    Import {
+        /// The bundle file.
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List, read or change settings.
+    Settings {
+        #[command(subcommand)]
+        action: SettingsAction,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Operator actions on one client.
+    Client {
+        #[command(subcommand)]
+        action: ClientAction,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Turn maintenance mode on or off: clients see the maintenance page.
+    Maintenance {
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Theme tools.
+    Theme {
+        #[command(subcommand)]
+        action: ThemeAction,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8000 or 0.0.0.0:80 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<std::net::SocketAddr>,
+    /// Data folder holding the store.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Themes folder.
+    #[arg(long, value_name = "DIR")]
+    themes: Option<PathBuf>,
+    /// Operator scripts folder (reserved: Rhai scripting is not built yet and nothing is loaded).
+    #[arg(long, value_name = "DIR")]
+    scripts: Option<PathBuf>,
+    /// Configuration file (default: ./portico.toml when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct DataArg {
+    /// Data folder holding the store.
+    #[arg(long, value_name = "DIR", global = true)]
+    data: Option<PathBuf>,
+    /// Configuration file (default: ./portico.toml when present).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum SettingsAction {
+    /// Every setting with its value, type, scope, default and description.
+    List,
+    /// One setting's value.
+    Get {
+        key: String,
+        /// Read the value that applies to this invoice group.
+        #[arg(long, value_name = "ID")]
+        group: Option<u64>,
+    },
+    /// Change a setting (checked against its type).
+    Set {
+        key: String,
+        value: String,
+        /// Set it only for this invoice group (per-invoice-group settings only).
+        #[arg(long, value_name = "ID")]
+        group: Option<u64>,
+    },
+    /// Remove a value so the default (or the global value) applies again.
+    Unset {
+        key: String,
+        #[arg(long, value_name = "ID")]
+        group: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientAction {
+    /// Set a client's password. It is read from the terminal without echo (asked twice), or as
+    /// one line from standard input when that is not a terminal.
+    SetPassword {
+        /// Client number, login name, or #ID.
+        client: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ThemeAction {
+    /// Build a theme (or every theme) and list each error with file and line.
+    Check {
+        name: Option<String>,
+        /// Themes folder.
+        #[arg(long, value_name = "DIR")]
+        themes: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(msg) = run(cli) {
+        eprintln!("error: {msg}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = std::env::var("PORTICO_LOG").unwrap_or_else(|_| filter.to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load_config(
+    file: Option<&Path>,
+    defaults: Config,
+    overrides: &Overrides,
+) -> Result<Config, String> {
+    let (cfg, warnings) = config::load(file, defaults, overrides)?;
+    init_logging(&cfg.log);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(cfg)
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Demo(args) => {
+            let defaults = Config {
+                data: PathBuf::from("portico-demo-data"),
+                ..Config::default()
+            };
+            serve(args, defaults, true)
+        }
+        Command::Serve(args) => serve(args, Config::default(), false),
+        Command::Import { file, data } => {
+            let cfg = operator_config(&data)?;
+            let json =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let json = String::from_utf8(json)
+                .map_err(|_| format!("{} is not UTF-8 text", file.display()))?;
+            match open_direct(&cfg.data, true)? {
+                Some(portal) => {
+                    let text = import_with_progress(&portal, &json)?;
+                    println!("{text}");
+                    Ok(())
+                }
+                None => {
+                    eprintln!(
+                        "a portal is running on {}; sending the bundle to it",
+                        cfg.data.display()
+                    );
+                    remote(&cfg.data, OpRequest::Import { json })
+                }
+            }
+        }
+        Command::Settings { action, data } => {
+            let cfg = operator_config(&data)?;
+            let req = match action {
+                SettingsAction::List => OpRequest::SettingsList,
+                SettingsAction::Get { key, group } => OpRequest::SettingsGet { key, group },
+                SettingsAction::Set { key, value, group } => {
+                    OpRequest::SettingsSet { key, group, value }
+                }
+                SettingsAction::Unset { key, group } => OpRequest::SettingsUnset { key, group },
+            };
+            operator(&cfg.data, req)
+        }
+        Command::Client { action, data } => {
+            let cfg = operator_config(&data)?;
+            match action {
+                ClientAction::SetPassword { client } => {
+                    let password = read_new_password()?;
+                    operator(&cfg.data, OpRequest::SetPassword { client, password })
+                }
+            }
+        }
+        Command::Maintenance { state, data } => {
+            let cfg = operator_config(&data)?;
+            operator(&cfg.data, OpRequest::Maintenance { on: state == "on" })
+        }
+        Command::Theme {
+            action: ThemeAction::Check { name, themes },
+        } => {
+            let cfg = load_config(
+                None,
+                Config::default(),
+                &Overrides {
+                    themes,
+                    ..Overrides::default()
+                },
+            )?;
+            theme_check(&cfg.themes, name.as_deref())
+        }
+    }
+}
+
+fn operator_config(data: &DataArg) -> Result<Config, String> {
+    load_config(
+        data.config.as_deref(),
+        Config::default(),
+        &Overrides {
+            data: data.data.clone(),
+            ..Overrides::default()
+        },
+    )
+}
+
+fn portal_options(data: &Path, themes: Option<PathBuf>) -> PortalOptions {
+    PortalOptions {
+        data_dir: data.to_path_buf(),
+        themes_dir: themes,
+        plugins: plugins::compiled_in(),
+        clock: Clock::system(),
+    }
+}
+
+/// Opens the data folder directly, or returns `None` when a running portal holds it.
+fn open_direct(data: &Path, may_create: bool) -> Result<Option<Portal>, String> {
+    if !may_create && !data.join("store").exists() {
+        return Err(format!(
+            "there is no Portico data folder at {} (give --data DIR, or create one with `portico import` or `portico serve`)",
+            data.display()
+        ));
+    }
+    match Portal::open(portal_options(data, None)) {
+        Ok(p) => Ok(Some(p)),
+        Err(Error::StoreLocked { .. }) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs an operator request here, or on the running portal through its control socket.
+fn operator(data: &Path, req: OpRequest) -> Result<(), String> {
+    match open_direct(data, false)? {
+        Some(portal) => {
+            let text = ops::execute(&portal, req).map_err(|e| e.to_string())?;
+            println!("{}", text.trim_end());
+            Ok(())
+        }
+        None => remote(data, req),
+    }
+}
+
+fn remote(data: &Path, req: OpRequest) -> Result<(), String> {
+    let reply = control::request(data, &req).map_err(|e| e.to_string())?;
+    if reply.ok {
+        println!("{}", reply.text.trim_end());
+        Ok(())
+    } else {
+        Err(reply.text)
+    }
+}
+
+fn import_with_progress(portal: &Portal, json: &str) -> Result<String, String> {
+    let bar = indicatif::ProgressBar::hidden();
+    let mut started = false;
+    let result = ops::run_import(portal, json, &mut |done, total| {
+        if !started && total >= 10_000 && std::io::stderr().is_terminal() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.set_length(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} records ({per_sec}, {eta} left)",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            started = true;
+        }
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    result.map_err(|e| e.to_string())
+}
+
+/// Reads a new password without echoing it.
+fn read_new_password() -> Result<String, String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ").map_err(|e| e.to_string())?;
+        let second = rpassword::prompt_password("Repeat it: ").map_err(|e| e.to_string())?;
+        if first != second {
+            return Err("the two passwords differ; nothing was changed".into());
+        }
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let pw = line.trim_end_matches(['\n', '\r']).to_string();
+        if pw.is_empty() {
+            return Err("no password on standard input; nothing was changed".into());
+        }
+        Ok(pw)
+    }
+}
+
+fn theme_check(themes_dir: &Path, name: Option<&str>) -> Result<(), String> {
+    let portal = Portal::assemble(
+        Store::in_memory(),
+        portal_options(Path::new(""), Some(themes_dir.to_path_buf())),
+    )
+    .map_err(|e| e.to_string())?;
+    let names = match name {
+        Some(n) => vec![n.to_string()],
+        None => portal.themes.available(),
+    };
+    let mut failed = 0;
+    for n in &names {
+        let errors = portal.themes.check(n);
+        if errors.is_empty() {
+            println!("{n}: ok");
+        } else {
+            failed += 1;
+            println!("{n}: {} error(s)", errors.len());
+            for e in errors {
+                for line in e.lines() {
+                    println!("  {line}");
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        Err(format!("{failed} of {} theme(s) have errors", names.len()))
+    } else {
+        Ok(())
+    }
+}
+
+fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), String> {
+    let cfg = load_config(
+        args.config.as_deref(),
+        defaults,
+        &Overrides {
+            bind: args.bind,
+            data: args.data,
+            themes: args.themes,
+            scripts: args.scripts,
+        },
+    )?;
+    let started = std::time::Instant::now();
+    let portal = match Portal::open(portal_options(&cfg.data, Some(cfg.themes.clone()))) {
+        Ok(p) => p,
+        Err(Error::StoreLocked { path }) => {
+            return Err(format!(
+                "the data folder {} is already used by another Portico process; stop it or choose another --data",
+                path.display()
+            ));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if demo_mode
+        && portal
+            .store
+            .count::<portico_core::model::Client>()
+            .map_err(|e| e.to_string())?
+            == 0
+    {
+        let report = demo::seed(&portal).map_err(|e| e.to_string())?;
+        tracing::info!("demo data created in {}: {report}", cfg.data.display());
+    }
+    if cfg.scripts.is_dir() {
+        tracing::info!(dir = %cfg.scripts.display(), "scripts folder noted; Rhai scripting is not built yet, nothing loaded");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let _watcher = portal.themes.watch().map_err(|e| e.to_string())?;
+        let rocket = web::build(portal, web::rocket_config(cfg.bind));
+        let rocket = rocket.attach(AdHoc::on_liftoff("announce", move |r| {
+            Box::pin(async move {
+                let addr = r.config().address;
+                let port = r.config().port;
+                if let Some(portal) = r.state::<Arc<Portal>>() {
+                    let p = portal.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = control::serve(p).await {
+                            tracing::error!("{e}");
+                        }
+                    });
+                }
+                let host = if addr.is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    addr.to_string()
+                };
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "Portico is serving at http://{host}:{port}/  (ready in {} ms)",
+                    started.elapsed().as_millis()
+                );
+                if demo_mode {
+                    let _ = writeln!(out, "Demo logins (client number or login name / password):");
+                    for l in demo::LOGINS {
+                        let _ = writeln!(
+                            out,
+                            "  {} or {}  /  {}",
+                            l.client_number, l.username, l.password
+                        );
+                    }
+                }
+                let _ = out.flush();
+            })
+        }));
+        let rocket = rocket
+            .launch()
+            .await
+            .map_err(|e| format!("cannot serve on {}: {e}", cfg.bind))?;
+        if let Some(portal) = rocket.state::<Arc<Portal>>() {
+            portal.store.flush().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
