@@ -233,7 +233,10 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let cfg = load_config(
                 None,
-                Config::default(),
+                Config {
+                    log: "warn".into(),
+                    ..Config::default()
+                },
                 &Overrides {
                     themes,
                     ..Overrides::default()
@@ -244,10 +247,14 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+/// Operator commands print their result on stdout; only warnings and errors go to the log.
 fn operator_config(data: &DataArg) -> Result<Config, String> {
     load_config(
         data.config.as_deref(),
-        Config::default(),
+        Config {
+            log: "warn".into(),
+            ..Config::default()
+        },
         &Overrides {
             data: data.data.clone(),
             ..Overrides::default()

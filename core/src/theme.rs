@@ -426,10 +426,14 @@ fn build_engine(
         by_name.insert(name.clone(), (src.to_string(), origin));
     }
     if let Some(dir) = dir {
-        for t in chain.iter().rev() {
+        for (depth, t) in chain.iter().enumerate().rev() {
             for (name, path, src) in theme_templates(dir, t).map_err(|e| vec![e])? {
                 let origin = path.display().to_string();
-                aliases.push((format!("{t}/{name}"), src.clone(), origin.clone()));
+                // Parents are also reachable as `<parent>/<name>`, so a child can extend the
+                // very template it overrides.
+                if depth > 0 {
+                    aliases.push((format!("{t}/{name}"), src.clone(), origin.clone()));
+                }
                 by_name.insert(name, (src, origin));
             }
         }

@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# Portico end-to-end benchmark: import throughput, cold start, request rate and latency of
+# /healthz and the logged-in Information page (/), and the server's memory. See bench/README.md.
+#
+# Usage (from the repository root):   bench/run.sh
+# Options (environment):
+#   CLIENTS=100000 INVOICES=1000000   size of the generated bundle
+#   DURATION=15s CONNECTIONS=64       wrk run length and open connections (per endpoint)
+#   THREADS=2                         wrk threads
+#   PORT=                             port to serve on (default: a free one)
+#   KEEP=0                            1 keeps the temp folder (bundle, store, logs, wrk output)
+#   PHASES=auto                       time the import's parse / check / write phases:
+#                                     auto = only when the import target fails, 1 = always, 0 = never
+#   STRICT=0                          1 exits with status 2 when a target fails
+# Exit status: 0 when the benchmark ran (whatever the targets say), 1 on a real error.
+set -euo pipefail
+
+CLIENTS=${CLIENTS:-100000}
+INVOICES=${INVOICES:-1000000}
+DURATION=${DURATION:-15s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+PORT=${PORT:-}
+KEEP=${KEEP:-0}
+PHASES=${PHASES:-auto}
+STRICT=${STRICT:-0}
+
+# Targets.
+T_IMPORT_RPS=50000      # import records/s, at least
+T_COLD_MS=1000          # serve ready, at most
+T_RATIO=0.5             # information req/s ÷ healthz req/s, at least
+T_P99_MS=10             # p99 latency, at most
+T_RSS_MB=150            # server RSS and peak RSS, at most
+
+CLIENT_NUMBER=1001
+CLIENT_NAME="Alice Nováková"   # client id 1 in examples/gen_bench_bundle.rs
+PASSWORD=bench-password-1
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BIN=target/release/portico
+
+die() { echo "bench: error: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+now_ns() { date +%s%N; }
+# Float arithmetic and comparisons through awk.
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
+is_true() { awk "BEGIN { exit !($1) }"; }
+
+for tool in cargo curl wrk awk; do
+  command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+[[ $CLIENTS =~ ^[1-9][0-9]*$ ]] || die "CLIENTS must be a positive whole number"
+[[ $INVOICES =~ ^[0-9]+$ ]] || die "INVOICES must be a whole number"
+[[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive whole number"
+(( THREADS <= CONNECTIONS )) || THREADS=$CONNECTIONS
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/portico-bench.XXXXXX")
+DATA=$WORK/data
+SERVER_PID=
+
+stop_server() {
+  [[ -n $SERVER_PID ]] || return 0
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    # Rocket's graceful shutdown (grace 2 s + mercy 2 s), then force.
+    for _ in $(seq 100); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+      log "server did not stop in 10 s; killing it"
+      kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+  fi
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}
+
+cleanup() {
+  local rc=$?
+  stop_server
+  if [[ $KEEP == 1 ]]; then
+    log "kept $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+log "1/9 building (cargo build --release --bin portico --example gen_bench_bundle)"
+cargo build --release --bin portico --example gen_bench_bundle >&2 \
+  || die "the release build failed"
+
+# ---------------------------------------------------------------------------------------------
+log "2/9 generating a bundle: $CLIENTS clients, $INVOICES invoices"
+gen() {
+  cargo run --quiet --release --example gen_bench_bundle -- \
+    --clients "$CLIENTS" --invoices "$INVOICES" "$@"
+}
+gen > "$WORK/bundle.json" || die "generating the bundle failed"
+BUNDLE_MB=$(calc "$(stat -c %s "$WORK/bundle.json") / 1048576" 1)
+log "    bundle.json: $BUNDLE_MB MiB"
+
+# ---------------------------------------------------------------------------------------------
+# Runs `portico import BUNDLE --data DIR`; sets IMPORT_NS, IMPORT_OUT and IMPORT_PEAK_KB; returns
+# the import's exit status.
+run_import() {
+  local bundle=$1 data=$2 t0 t1 rc=0
+  IMPORT_PEAK_KB=
+  t0=$(now_ns)
+  if [[ -x /usr/bin/time ]]; then
+    /usr/bin/time -f '%M' -o "$WORK/import.time" \
+      "$BIN" import "$bundle" --data "$data" > "$WORK/import.out" 2> "$WORK/import.err" || rc=$?
+  else
+    "$BIN" import "$bundle" --data "$data" > "$WORK/import.out" 2> "$WORK/import.err" || rc=$?
+  fi
+  t1=$(now_ns)
+  IMPORT_NS=$(( t1 - t0 ))
+  IMPORT_OUT=$(cat "$WORK/import.out")
+  [[ -s $WORK/import.time ]] && IMPORT_PEAK_KB=$(grep -E '^[0-9]+$' "$WORK/import.time" | tail -1 || true)
+  return "$rc"
+}
+
+log "3/9 importing into a fresh data folder"
+run_import "$WORK/bundle.json" "$DATA" || {
+  cat "$WORK/import.err" >&2
+  die "the import failed"
+}
+log "    $IMPORT_OUT"
+RECORDS=$(sed -n 's/^imported \([0-9][0-9]*\) records.*/\1/p' <<<"$IMPORT_OUT")
+if [[ -z $RECORDS ]]; then
+  # 3 groups + 5 tariffs + clients + services + 6 messages + invoices + payments (1 per 4).
+  RECORDS=$(( 3 + 5 + 2 * CLIENTS + 6 + INVOICES + (INVOICES + 3) / 4 ))
+fi
+IMPORT_S=$(calc "$IMPORT_NS / 1e9" 2)
+IMPORT_RPS=$(calc "$RECORDS / ($IMPORT_NS / 1e9)" 0)
+IMPORT_PEAK_MB=
+if [[ -n $IMPORT_PEAK_KB ]]; then IMPORT_PEAK_MB=$(calc "$IMPORT_PEAK_KB / 1024" 0); fi
+STORE_MB=$(calc "$(du -sk "$DATA" | cut -f1) / 1024" 0)
+
+# Where the import's time goes: the same bundle with one bad record at the end is rejected after
+# parsing (a wrong amount) or after checking (an unknown client), without writing anything.
+PHASE_LINE=
+if [[ $PHASES == 1 ]] || { [[ $PHASES == auto ]] && ! is_true "$IMPORT_RPS >= $T_IMPORT_RPS"; }; then
+  log "    timing the import's phases (bundles rejected after parsing and after checking)"
+  declare -A PHASE_NS=()
+  for phase in parse check; do
+    gen --invalid "$phase" > "$WORK/bundle-$phase.json" || die "generating the $phase bundle failed"
+    if run_import "$WORK/bundle-$phase.json" "$WORK/data-$phase"; then
+      die "the bundle made invalid at the $phase phase was accepted"
+    fi
+    grep -q 'rejected' "$WORK/import.err" || { cat "$WORK/import.err" >&2; die "the $phase-phase import failed unexpectedly"; }
+    PHASE_NS[$phase]=$IMPORT_NS
+    rm -rf "$WORK/bundle-$phase.json" "$WORK/data-$phase"
+  done
+  P_PARSE=$(calc "${PHASE_NS[parse]} / 1e9" 2)
+  P_CHECK=$(calc "(${PHASE_NS[check]} - ${PHASE_NS[parse]}) / 1e9" 2)
+  P_WRITE=$(calc "($IMPORT_NS - ${PHASE_NS[check]}) / 1e9" 2)
+  PHASE_LINE="import phases (wall): read+parse ${P_PARSE} s, check ${P_CHECK} s, write+flush ${P_WRITE} s"
+  log "    $PHASE_LINE"
+fi
+
+# ---------------------------------------------------------------------------------------------
+log "4/9 setting the password of client $CLIENT_NUMBER"
+echo "$PASSWORD" | "$BIN" client set-password "$CLIENT_NUMBER" --data "$DATA" > "$WORK/set-password.out" 2>&1 || {
+  cat "$WORK/set-password.out" >&2
+  die "setting the password failed"
+}
+
+# ---------------------------------------------------------------------------------------------
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if [[ -z $PORT ]]; then
+  for _ in $(seq 50); do
+    candidate=$(( 20000 + RANDOM % 40000 ))
+    if port_free "$candidate"; then PORT=$candidate; break; fi
+  done
+  [[ -n $PORT ]] || die "found no free port"
+fi
+port_free "$PORT" || die "port $PORT is in use"
+URL=http://127.0.0.1:$PORT
+
+log "5/9 starting the server on $URL"
+t0=$(now_ns)
+"$BIN" serve --data "$DATA" --bind "127.0.0.1:$PORT" --themes themes > "$WORK/serve.log" 2>&1 &
+SERVER_PID=$!
+deadline=$(( t0 + 60 * 1000000000 ))
+until curl -sf -o /dev/null --max-time 1 "$URL/healthz"; do
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.log" >&2; die "the server exited during start-up"; }
+  (( $(now_ns) < deadline )) || { cat "$WORK/serve.log" >&2; die "the server was not ready within 60 s"; }
+  sleep 0.01
+done
+t1=$(now_ns)
+COLD_MS=$(calc "($t1 - $t0) / 1e6" 0)
+SERVER_SAYS=$(sed -n 's/.*(ready in \([0-9]*\) ms).*/\1/p' "$WORK/serve.log" | head -1)
+log "    ready after $COLD_MS ms (the server reports ${SERVER_SAYS:-?} ms)"
+
+# ---------------------------------------------------------------------------------------------
+log "6/9 logging in as $CLIENT_NUMBER"
+code=$(curl -s -o "$WORK/sign.html" -D "$WORK/sign.headers" -w '%{http_code}' \
+  --data-urlencode "username=$CLIENT_NUMBER" --data-urlencode "password=$PASSWORD" "$URL/sign/") \
+  || die "the login request failed"
+SESSION=$(tr -d '\r' < "$WORK/sign.headers" | sed -n 's/^[Ss]et-[Cc]ookie: *portico_session=\([^;]*\).*/\1/p' | head -1)
+[[ -n $SESSION ]] || { cat "$WORK/sign.headers" >&2; die "no portico_session cookie after login (HTTP $code)"; }
+COOKIE="portico_session=$SESSION"
+code=$(curl -s -o "$WORK/information.html" -w '%{http_code}' -H "Cookie: $COOKIE" "$URL/") \
+  || die "GET / failed"
+[[ $code == 200 ]] || die "GET / answered HTTP $code, not 200"
+grep -qF "$CLIENT_NAME" "$WORK/information.html" || die "GET / does not show the client's name ($CLIENT_NAME)"
+PAGE_BYTES=$(stat -c %s "$WORK/information.html")
+IDLE_RSS_MB=$(calc "$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status") / 1024" 1)
+
+# ---------------------------------------------------------------------------------------------
+# Requests/s, p99 in ms, and problems (errors, non-2xx/3xx) from a wrk --latency report.
+wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+wrk_p99_ms() {
+  awk '$1 == "99%" {
+         v = $2; u = v; sub(/^[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+         if (u == "us") v /= 1000; else if (u == "s") v *= 1000; else if (u == "m") v *= 60000
+         printf "%.2f", v }' "$1"
+}
+wrk_problems() {
+  { grep -E 'Socket errors|Non-2xx' "$1" || true; } | sed 's/^ *//' | paste -sd ';' -
+}
+run_wrk() {
+  local name=$1 path=$2; shift 2
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$URL$path" > "$WORK/wrk-$name.txt" 2>&1 \
+    || { cat "$WORK/wrk-$name.txt" >&2; die "wrk failed on $path"; }
+  [[ -n $(wrk_rps "$WORK/wrk-$name.txt") && -n $(wrk_p99_ms "$WORK/wrk-$name.txt") ]] \
+    || { cat "$WORK/wrk-$name.txt" >&2; die "cannot read wrk's report for $path"; }
+}
+
+log "7/9 wrk -t$THREADS -c$CONNECTIONS -d$DURATION on /healthz"
+run_wrk healthz /healthz
+log "    wrk -t$THREADS -c$CONNECTIONS -d$DURATION on / (logged in)"
+run_wrk information / -H "Cookie: $COOKIE"
+H_RPS=$(wrk_rps "$WORK/wrk-healthz.txt");      H_P99=$(wrk_p99_ms "$WORK/wrk-healthz.txt")
+I_RPS=$(wrk_rps "$WORK/wrk-information.txt");  I_P99=$(wrk_p99_ms "$WORK/wrk-information.txt")
+H_PROBLEMS=$(wrk_problems "$WORK/wrk-healthz.txt")
+I_PROBLEMS=$(wrk_problems "$WORK/wrk-information.txt")
+RATIO=$(calc "$I_RPS / $H_RPS" 2)
+
+# ---------------------------------------------------------------------------------------------
+log "8/9 reading the server's memory"
+kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.log" >&2; die "the server died under load"; }
+RSS_MB=$(calc "$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status") / 1024" 1)
+HWM_MB=$(calc "$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status") / 1024" 1)
+
+log "9/9 stopping the server"
+stop_server
+
+# ---------------------------------------------------------------------------------------------
+verdict() { # verdict VALUE OP TARGET -> PASS or FAIL
+  if is_true "$1 $2 $3"; then echo PASS; else echo FAIL; fi
+}
+row() { printf '%-26s %14s   %-10s %s\n' "$@"; }
+
+v_import=$(verdict "$IMPORT_RPS" ">=" "$T_IMPORT_RPS")
+v_cold=$(verdict "$COLD_MS" "<=" "$T_COLD_MS")
+v_hp99=$(verdict "$H_P99" "<=" "$T_P99_MS")
+v_ip99=$(verdict "$I_P99" "<=" "$T_P99_MS")
+v_ratio=$(verdict "$RATIO" ">=" "$T_RATIO")
+v_rss=$(verdict "$RSS_MB" "<=" "$T_RSS_MB")
+v_hwm=$(verdict "$HWM_MB" "<=" "$T_RSS_MB")
+CHECKED=7
+FAILED=0
+for v in "$v_import" "$v_cold" "$v_hp99" "$v_ip99" "$v_ratio" "$v_rss" "$v_hwm"; do
+  if [[ $v == FAIL ]]; then FAILED=$((FAILED + 1)); fi
+done
+
+echo
+echo "Portico benchmark: $CLIENTS clients, $INVOICES invoices; wrk -t$THREADS -c$CONNECTIONS -d$DURATION; $(nproc) CPUs"
+echo
+row "metric" "value" "target" "result"
+row "------" "-----" "------" "------"
+row "import records" "$RECORDS" "-" ""
+row "import seconds" "$IMPORT_S" "-" ""
+row "import records/s" "$IMPORT_RPS" ">= $T_IMPORT_RPS" "$v_import"
+row "cold start ms" "$COLD_MS" "<= $T_COLD_MS" "$v_cold"
+row "healthz req/s" "$H_RPS" "-" ""
+row "healthz p99 ms" "$H_P99" "<= $T_P99_MS" "$v_hp99"
+row "information req/s" "$I_RPS" "-" ""
+row "information p99 ms" "$I_P99" "<= $T_P99_MS" "$v_ip99"
+row "ratio information/healthz" "$RATIO" ">= $T_RATIO" "$v_ratio"
+row "RSS MB" "$RSS_MB" "<= $T_RSS_MB" "$v_rss"
+row "peak RSS MB" "$HWM_MB" "<= $T_RSS_MB" "$v_hwm"
+echo
+echo "$((CHECKED - FAILED)) of $CHECKED targets met."
+echo
+echo "notes:"
+echo "  bundle ${BUNDLE_MB} MiB; store on disk ${STORE_MB} MiB; import peak RSS ${IMPORT_PEAK_MB:-?} MiB"
+echo "  portico import says: $IMPORT_OUT"
+if [[ -n $PHASE_LINE ]]; then echo "  $PHASE_LINE"; fi
+echo "  server reports ready in ${SERVER_SAYS:-?} ms; RSS after login, before load ${IDLE_RSS_MB} MiB"
+echo "  information page: $PAGE_BYTES bytes"
+if [[ -n $H_PROBLEMS ]]; then echo "  wrk /healthz: $H_PROBLEMS"; fi
+if [[ -n $I_PROBLEMS ]]; then echo "  wrk /: $I_PROBLEMS"; fi
+echo "  MB = MiB (2^20 bytes); p99 from wrk --latency; cold start = launch until /healthz answers"
+
+if [[ $STRICT == 1 && $FAILED -gt 0 ]]; then
+  exit 2
+fi
+exit 0

@@ -1,0 +1,196 @@
+//! Test harness: runs the real `portico` binary on a temp data folder and talks to it over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portico");
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `portico ARGS` to completion with optional stdin; returns (success, stdout, stderr).
+pub fn portico(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("PORTICO_LOG", "warn")
+        .current_dir(std::env::temp_dir())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn portico");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        let mut s = child.stdin.take().expect("stdin");
+        s.write_all(input.as_bytes()).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait portico");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A running portal on a temp data folder, stopped when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data: tempfile::TempDir,
+    pub log: PathBuf,
+    pub themes: PathBuf,
+}
+
+impl Server {
+    /// `portico demo` on a fresh folder with the repository's themes.
+    pub fn demo() -> Server {
+        Self::demo_with_themes(&repo_root().join("themes"))
+    }
+
+    pub fn demo_with_themes(themes: &Path) -> Server {
+        let data = tempfile::tempdir().expect("tempdir");
+        Self::start("demo", data, themes)
+    }
+
+    /// `portico serve` on an existing data folder.
+    pub fn serve(data: tempfile::TempDir, themes: &Path) -> Server {
+        Self::start("serve", data, themes)
+    }
+
+    fn start(mode: &str, data: tempfile::TempDir, themes: &Path) -> Server {
+        let log = data.path().join("portal.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut child = Command::new(BIN)
+            .args([mode, "--bind", "127.0.0.1:0", "--data"])
+            .arg(data.path().join("portal"))
+            .arg("--themes")
+            .arg(themes)
+            .env("PORTICO_LOG", "info")
+            .current_dir(data.path())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn portico");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("Portico is serving at ") {
+                    let url = rest.split_whitespace().next().unwrap_or("").trim_end_matches('/').to_string();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(u) => u,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("portal did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        };
+        Server {
+            child,
+            base,
+            data,
+            log,
+            themes: themes.to_path_buf(),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.path().join("portal")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs an operator command against this portal's data folder (it goes through the socket).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let data = self.data_dir();
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--data");
+        all.push(data.to_str().expect("utf-8 path"));
+        portico(&all, None)
+    }
+
+    /// A browser-like HTTP client with its own cookie jar that does not follow redirects.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    /// A client logged in as `user`.
+    pub async fn login(&self, user: &str, password: &str) -> reqwest::Client {
+        let c = self.client();
+        let r = c
+            .post(self.url("/sign/"))
+            .form(&[("username", user), ("password", password)])
+            .send()
+            .await
+            .expect("post login");
+        assert_eq!(r.status(), 303, "login as {user} should redirect");
+        c
+    }
+
+    pub async fn get_text(&self, c: &reqwest::Client, path: &str) -> (u16, String) {
+        let r = c.get(self.url(path)).send().await.expect("get");
+        let status = r.status().as_u16();
+        (status, r.text().await.expect("body"))
+    }
+
+    /// Waits until `f` returns true, checking every 25 ms for at most `limit`; returns the time it took.
+    pub async fn wait_for<F, Fut>(limit: Duration, mut f: F) -> Option<Duration>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if f().await {
+                return Some(start.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The CSRF token in a page.
+pub fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("page has a csrf field") + marker.len();
+    html[start..start + 64].to_string()
+}
+
+/// Copies a folder tree (for editing themes in a test without touching the repository).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}

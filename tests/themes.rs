@@ -1,0 +1,191 @@
+//! Themes: live edits, broken edits, child and custom themes, theme check.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Server, copy_tree, portico, repo_root};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A private copy of the repository's themes (plus test fixtures) to edit freely.
+fn themes_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&repo_root().join("themes"), dir.path());
+    copy_tree(&repo_root().join("tests/fixtures/themes"), dir.path());
+    dir
+}
+
+/// Replaces a file by writing a sibling and renaming, as editors do.
+fn save(path: &Path, text: &str) {
+    let tmp = path.with_extension("swp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+async fn page_contains(s: &Server, c: &reqwest::Client, path: &str, needle: &str) -> bool {
+    let (status, body) = s.get_text(c, path).await;
+    status == 200 && body.contains(needle)
+}
+
+#[tokio::test]
+async fn template_edits_show_up_and_broken_edits_keep_the_last_good_version() {
+    let themes = themes_copy();
+    let s = Server::demo_with_themes(themes.path());
+    let c = s.client();
+    let sign = themes.path().join("default/templates/sign.html");
+    let original = std::fs::read_to_string(&sign).expect("read");
+
+    let edited = original.replace("<h1>", "<p id=\"marker\">EDIT-ONE</p>\n  <h1>");
+    save(&sign, &edited);
+    let took = Server::wait_for(WAIT, || page_contains(&s, &c, "/sign/", "EDIT-ONE")).await;
+    let took = took.expect("the edit was served");
+    println!("template edit served after {} ms", took.as_millis());
+
+    // Line 5 of the file gets an unclosed expression.
+    let mut lines: Vec<&str> = edited.lines().collect();
+    lines.insert(4, "<p>{{ page.username </p>");
+    save(&sign, &lines.join("\n"));
+    let logged = Server::wait_for(WAIT, || {
+        let log = s.log_text();
+        async move { log.contains("edit not applied") }
+    })
+    .await;
+    assert!(logged.is_some(), "the broken edit is logged:\n{}", s.log_text());
+    let log = s.log_text();
+    assert!(log.contains("sign.html:5:"), "log names file and line:\n{log}");
+    assert!(log.contains(&sign.display().to_string()), "log names the file path:\n{log}");
+    let (status, body) = s.get_text(&c, "/sign/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("EDIT-ONE"), "last good version still serving");
+
+    save(&sign, &original.replace("<h1>", "<p>EDIT-TWO</p><h1>"));
+    Server::wait_for(WAIT, || page_contains(&s, &c, "/sign/", "EDIT-TWO"))
+        .await
+        .expect("the repaired template is served");
+}
+
+#[tokio::test]
+async fn css_and_image_edits_are_served_at_once() {
+    let themes = themes_copy();
+    let s = Server::demo_with_themes(themes.path());
+    let c = s.client();
+    let css = themes.path().join("default/static/style.css");
+    let mut text = std::fs::read_to_string(&css).expect("read");
+    text.push_str("\n/* CSS-MARK */\n");
+    save(&css, &text);
+    let took = Server::wait_for(WAIT, || page_contains(&s, &c, "/static/style.css", "CSS-MARK")).await;
+    println!("css edit served after {:?}", took.expect("css edit served"));
+    let r = c.get(s.url("/static/style.css")).send().await.expect("get");
+    assert_eq!(r.headers()["content-type"], "text/css; charset=utf-8");
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+
+    let logo = themes.path().join("default/static/images/logo.svg");
+    save(&logo, "<svg xmlns=\"http://www.w3.org/2000/svg\"><!-- LOGO-MARK --></svg>");
+    Server::wait_for(WAIT, || page_contains(&s, &c, "/static/images/logo.svg", "LOGO-MARK"))
+        .await
+        .expect("image edit served");
+    // No way out of the theme folder.
+    for path in ["/static/..%2F..%2Ftheme.toml", "/static/../theme.toml", "/static/.hidden"] {
+        let (status, _) = s.get_text(&c, path).await;
+        assert!((400..500).contains(&status), "{path}: {status}");
+    }
+}
+
+#[tokio::test]
+async fn colour_themes_change_only_colours_and_can_differ_per_invoice_group() {
+    let s = Server::demo();
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let bob = s.login("bob", "bob-demo-pass").await;
+    let (_, red) = s.get_text(&alice, "/static/colors.css").await;
+    assert!(red.contains("#b3122a"));
+    let (ok, _, err) = s.cli(&["settings", "set", "ci_skin_theme", "blue"]);
+    assert!(ok, "{err}");
+    let (_, blue) = s.get_text(&alice, "/static/colors.css").await;
+    assert!(blue.contains("#0b57a4"));
+    let (_, html) = s.get_text(&alice, "/").await;
+    assert!(html.contains("theme-blue"));
+    let (_, style) = s.get_text(&alice, "/static/style.css").await;
+    let default_style = std::fs::read_to_string(repo_root().join("themes/default/static/style.css")).expect("read");
+    assert_eq!(style, default_style, "blue reuses default's stylesheet");
+
+    s.cli(&["settings", "set", "ci_skin_theme", "green", "--group", "2"]);
+    let (_, html) = s.get_text(&bob, "/").await;
+    assert!(html.contains("theme-green"), "bob's group is green");
+    let (_, html) = s.get_text(&alice, "/").await;
+    assert!(html.contains("theme-blue"), "alice's stays blue");
+}
+
+#[tokio::test]
+async fn a_custom_theme_overrides_one_part_and_follows_default_changes() {
+    let themes = themes_copy();
+    let s = Server::demo_with_themes(themes.path());
+    s.cli(&["settings", "set", "ci_skin_theme", "company"]);
+    let c = s.login("alice", "alice-demo-pass").await;
+    let (_, logo) = s.get_text(&c, "/static/images/logo.svg").await;
+    assert!(logo.contains("company-logo"), "own logo");
+    let (_, colors) = s.get_text(&c, "/static/colors.css").await;
+    assert!(colors.contains("#b3122a"), "default's colours");
+    let (_, services) = s.get_text(&c, "/services/").await;
+    assert!(services.contains("Company Net services"), "own template");
+    assert!(services.contains("Via DHCP"), "which extends default's");
+
+    let layout = themes.path().join("default/templates/layout.html");
+    let text = std::fs::read_to_string(&layout).expect("read");
+    save(&layout, &text.replace("<main id=\"main\">", "<main id=\"main\"><p>DEFAULT-CHANGED</p>"));
+    Server::wait_for(WAIT, || page_contains(&s, &c, "/services/", "DEFAULT-CHANGED"))
+        .await
+        .expect("company picks up default's change");
+    assert!(page_contains(&s, &c, "/services/", "Company Net services").await);
+}
+
+#[tokio::test]
+async fn a_broken_theme_falls_back_to_the_built_in_default() {
+    let themes = themes_copy();
+    let s = Server::demo_with_themes(themes.path());
+    s.cli(&["settings", "set", "ci_skin_theme", "broken"]);
+    let c = s.login("alice", "alice-demo-pass").await;
+    let (status, html) = s.get_text(&c, "/services/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Via DHCP"));
+    assert!(s.log_text().contains("services.html:4:"), "{}", s.log_text());
+}
+
+#[tokio::test]
+async fn theme_check_lists_errors_with_file_and_line() {
+    let themes = themes_copy();
+    let dir = themes.path().to_str().expect("path");
+    let (ok, out, _) = portico(&["theme", "check", "company", "--themes", dir], None);
+    assert!(ok, "{out}");
+    assert!(out.contains("company: ok"));
+    let (ok, out, err) = portico(&["theme", "check", "--themes", dir], None);
+    assert!(!ok);
+    assert!(out.contains("broken: 1 error(s)"), "{out}");
+    assert!(out.contains("services.html:4:"), "{out}");
+    assert!(out.contains("broken/templates/services.html"), "{out}");
+    assert!(out.contains("default: ok") && out.contains("blue: ok"), "{out}");
+    assert!(err.contains("1 of"), "{err}");
+}
+
+#[tokio::test]
+async fn maintenance_page_shows_the_themes_logo_when_present() {
+    let themes = themes_copy();
+    let s = Server::demo_with_themes(themes.path());
+    s.cli(&["maintenance", "on"]);
+    let c = s.client();
+    let (status, html) = s.get_text(&c, "/").await;
+    assert_eq!(status, 503);
+    assert!(!html.contains("maintenance_logo.png"));
+    // A tiny valid PNG (1x1).
+    let png: &[u8] = &[
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0,
+        0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a,
+        0x2d, 0xb4, 0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    ];
+    std::fs::write(themes.path().join("default/static/maintenance_logo.png"), png).expect("write");
+    let (_, html) = s.get_text(&c, "/").await;
+    assert!(html.contains("/static/maintenance_logo.png"));
+    let r = c.get(s.url("/static/maintenance_logo.png")).send().await.expect("get");
+    assert_eq!(r.headers()["content-type"], "image/png");
+}
