@@ -23,8 +23,25 @@ use std::io::{self, BufWriter, Write};
 use serde_json::{Value, json};
 
 const FIRST: &[&str] = &[
-    "Jan", "Petra", "Tomáš", "Eva", "Martin", "Lucie", "Pavel", "Jana", "Ondřej", "Kateřina",
-    "Jakub", "Tereza", "Lukáš", "Veronika", "David", "Markéta", "Michal", "Barbora", "Filip",
+    "Jan",
+    "Petra",
+    "Tomáš",
+    "Eva",
+    "Martin",
+    "Lucie",
+    "Pavel",
+    "Jana",
+    "Ondřej",
+    "Kateřina",
+    "Jakub",
+    "Tereza",
+    "Lukáš",
+    "Veronika",
+    "David",
+    "Markéta",
+    "Michal",
+    "Barbora",
+    "Filip",
     "Zuzana",
 ];
 const LAST: &[&str] = &[
@@ -74,13 +91,53 @@ const COMPANIES: &[&str] = &[
 ];
 
 /// (id, name, download kbps, upload kbps, monthly price in hundredths, FUP (GB, down, up), hide traffic)
-type TariffRow = (u64, &'static str, u32, u32, i64, Option<(u32, u32, u32)>, bool);
+type TariffRow = (
+    u64,
+    &'static str,
+    u32,
+    u32,
+    i64,
+    Option<(u32, u32, u32)>,
+    bool,
+);
 const TARIFFS: &[TariffRow] = &[
-    (1, "Basic 20", 20_000, 5_000, 29_900, Some((150, 5_000, 1_000)), false),
-    (2, "Standard 100", 100_000, 20_000, 44_900, Some((500, 20_000, 5_000)), false),
+    (
+        1,
+        "Basic 20",
+        20_000,
+        5_000,
+        29_900,
+        Some((150, 5_000, 1_000)),
+        false,
+    ),
+    (
+        2,
+        "Standard 100",
+        100_000,
+        20_000,
+        44_900,
+        Some((500, 20_000, 5_000)),
+        false,
+    ),
     (3, "Fiber 500", 500_000, 100_000, 64_900, None, false),
-    (4, "Business 1000", 1_000_000, 1_000_000, 199_000, None, true),
-    (5, "Valley Air 10", 10_000, 2_000, 25_000, Some((60, 2_000, 512)), false),
+    (
+        4,
+        "Business 1000",
+        1_000_000,
+        1_000_000,
+        199_000,
+        None,
+        true,
+    ),
+    (
+        5,
+        "Valley Air 10",
+        10_000,
+        2_000,
+        25_000,
+        Some((60, 2_000, 512)),
+        false,
+    ),
 ];
 
 /// A small linear congruential generator, so the bundle is the same on every machine.
@@ -124,7 +181,15 @@ impl Day {
         let mp = (5 * doy + 2) / 153;
         let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
         let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+        (
+            if m <= 2 {
+                yoe + era * 400 + 1
+            } else {
+                yoe + era * 400
+            },
+            m,
+            d,
+        )
     }
 
     fn today() -> Day {
@@ -303,7 +368,11 @@ fn write_bundle<W: Write>(out: &mut W, a: &Args) -> io::Result<()> {
     for id in 1..=n {
         let number = 1000 + id;
         let (name, username, group) = match id {
-            1 => ("Alice Nováková".to_string(), Some("alice".to_string()), 1u64),
+            1 => (
+                "Alice Nováková".to_string(),
+                Some("alice".to_string()),
+                1u64,
+            ),
             2 => ("Bob Dvořák".to_string(), Some("bob".to_string()), 2),
             _ => {
                 let first = rng.pick(FIRST);
@@ -332,7 +401,8 @@ fn write_bundle<W: Write>(out: &mut W, a: &Args) -> io::Result<()> {
         if group == 2 {
             let surname = name.rsplit(' ').next().unwrap_or("Nový");
             c["company"] = json!(format!("{surname} {}", rng.pick(COMPANIES)));
-            c["invoicing_address"] = address("Průmyslová", 1 + (id as usize % 40), ("Brno", "627 00"));
+            c["invoicing_address"] =
+                address("Průmyslová", 1 + (id as usize % 40), ("Brno", "627 00"));
         }
         if id % 3 == 0 {
             c["language"] = json!("cs");
@@ -353,7 +423,12 @@ fn write_bundle<W: Write>(out: &mut W, a: &Args) -> io::Result<()> {
     for id in 1..=n {
         let i = (id - 1) as usize;
         let tariff = tariff_of[i];
-        let ip = format!("100.{}.{}.{}", 64 + (id >> 16) % 64, (id >> 8) & 255, id & 255);
+        let ip = format!(
+            "100.{}.{}.{}",
+            64 + (id >> 16) % 64,
+            (id >> 8) & 255,
+            id & 255
+        );
         s.push(&json!({
             "id": id,
             "client_id": id,

@@ -52,10 +52,20 @@ async fn template_edits_show_up_and_broken_edits_keep_the_last_good_version() {
         async move { log.contains("edit not applied") }
     })
     .await;
-    assert!(logged.is_some(), "the broken edit is logged:\n{}", s.log_text());
+    assert!(
+        logged.is_some(),
+        "the broken edit is logged:\n{}",
+        s.log_text()
+    );
     let log = s.log_text();
-    assert!(log.contains("sign.html:5:"), "log names file and line:\n{log}");
-    assert!(log.contains(&sign.display().to_string()), "log names the file path:\n{log}");
+    assert!(
+        log.contains("sign.html:5:"),
+        "log names file and line:\n{log}"
+    );
+    assert!(
+        log.contains(&sign.display().to_string()),
+        "log names the file path:\n{log}"
+    );
     let (status, body) = s.get_text(&c, "/sign/").await;
     assert_eq!(status, 200);
     assert!(body.contains("EDIT-ONE"), "last good version still serving");
@@ -75,19 +85,31 @@ async fn css_and_image_edits_are_served_at_once() {
     let mut text = std::fs::read_to_string(&css).expect("read");
     text.push_str("\n/* CSS-MARK */\n");
     save(&css, &text);
-    let took = Server::wait_for(WAIT, || page_contains(&s, &c, "/static/style.css", "CSS-MARK")).await;
+    let took = Server::wait_for(WAIT, || {
+        page_contains(&s, &c, "/static/style.css", "CSS-MARK")
+    })
+    .await;
     println!("css edit served after {:?}", took.expect("css edit served"));
     let r = c.get(s.url("/static/style.css")).send().await.expect("get");
     assert_eq!(r.headers()["content-type"], "text/css; charset=utf-8");
     assert_eq!(r.headers()["cache-control"], "no-cache");
 
     let logo = themes.path().join("default/static/images/logo.svg");
-    save(&logo, "<svg xmlns=\"http://www.w3.org/2000/svg\"><!-- LOGO-MARK --></svg>");
-    Server::wait_for(WAIT, || page_contains(&s, &c, "/static/images/logo.svg", "LOGO-MARK"))
-        .await
-        .expect("image edit served");
+    save(
+        &logo,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"><!-- LOGO-MARK --></svg>",
+    );
+    Server::wait_for(WAIT, || {
+        page_contains(&s, &c, "/static/images/logo.svg", "LOGO-MARK")
+    })
+    .await
+    .expect("image edit served");
     // No way out of the theme folder.
-    for path in ["/static/..%2F..%2Ftheme.toml", "/static/../theme.toml", "/static/.hidden"] {
+    for path in [
+        "/static/..%2F..%2Ftheme.toml",
+        "/static/../theme.toml",
+        "/static/.hidden",
+    ] {
         let (status, _) = s.get_text(&c, path).await;
         assert!((400..500).contains(&status), "{path}: {status}");
     }
@@ -107,7 +129,8 @@ async fn colour_themes_change_only_colours_and_can_differ_per_invoice_group() {
     let (_, html) = s.get_text(&alice, "/").await;
     assert!(html.contains("theme-blue"));
     let (_, style) = s.get_text(&alice, "/static/style.css").await;
-    let default_style = std::fs::read_to_string(repo_root().join("themes/default/static/style.css")).expect("read");
+    let default_style =
+        std::fs::read_to_string(repo_root().join("themes/default/static/style.css")).expect("read");
     assert_eq!(style, default_style, "blue reuses default's stylesheet");
 
     s.cli(&["settings", "set", "ci_skin_theme", "green", "--group", "2"]);
@@ -133,10 +156,18 @@ async fn a_custom_theme_overrides_one_part_and_follows_default_changes() {
 
     let layout = themes.path().join("default/templates/layout.html");
     let text = std::fs::read_to_string(&layout).expect("read");
-    save(&layout, &text.replace("<main id=\"main\">", "<main id=\"main\"><p>DEFAULT-CHANGED</p>"));
-    Server::wait_for(WAIT, || page_contains(&s, &c, "/services/", "DEFAULT-CHANGED"))
-        .await
-        .expect("company picks up default's change");
+    save(
+        &layout,
+        &text.replace(
+            "<main id=\"main\">",
+            "<main id=\"main\"><p>DEFAULT-CHANGED</p>",
+        ),
+    );
+    Server::wait_for(WAIT, || {
+        page_contains(&s, &c, "/services/", "DEFAULT-CHANGED")
+    })
+    .await
+    .expect("company picks up default's change");
     assert!(page_contains(&s, &c, "/services/", "Company Net services").await);
 }
 
@@ -149,7 +180,11 @@ async fn a_broken_theme_falls_back_to_the_built_in_default() {
     let (status, html) = s.get_text(&c, "/services/").await;
     assert_eq!(status, 200);
     assert!(html.contains("Via DHCP"));
-    assert!(s.log_text().contains("services.html:4:"), "{}", s.log_text());
+    assert!(
+        s.log_text().contains("services.html:4:"),
+        "{}",
+        s.log_text()
+    );
 }
 
 #[tokio::test]
@@ -164,7 +199,10 @@ async fn theme_check_lists_errors_with_file_and_line() {
     assert!(out.contains("broken: 1 error(s)"), "{out}");
     assert!(out.contains("services.html:4:"), "{out}");
     assert!(out.contains("broken/templates/services.html"), "{out}");
-    assert!(out.contains("default: ok") && out.contains("blue: ok"), "{out}");
+    assert!(
+        out.contains("default: ok") && out.contains("blue: ok"),
+        "{out}"
+    );
     assert!(err.contains("1 of"), "{err}");
 }
 
@@ -179,13 +217,22 @@ async fn maintenance_page_shows_the_themes_logo_when_present() {
     assert!(!html.contains("maintenance_logo.png"));
     // A tiny valid PNG (1x1).
     let png: &[u8] = &[
-        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0,
-        0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a,
-        0x2d, 0xb4, 0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0,
+        0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, 0x49, 0x44,
+        0x41, 0x54, 0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0, 0, 0,
+        0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
     ];
-    std::fs::write(themes.path().join("default/static/maintenance_logo.png"), png).expect("write");
+    std::fs::write(
+        themes.path().join("default/static/maintenance_logo.png"),
+        png,
+    )
+    .expect("write");
     let (_, html) = s.get_text(&c, "/").await;
     assert!(html.contains("/static/maintenance_logo.png"));
-    let r = c.get(s.url("/static/maintenance_logo.png")).send().await.expect("get");
+    let r = c
+        .get(s.url("/static/maintenance_logo.png"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.headers()["content-type"], "image/png");
 }

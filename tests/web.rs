@@ -9,7 +9,10 @@ async fn healthz_answers_json() {
     let s = Server::demo();
     let r = reqwest::get(s.url("/healthz")).await.expect("get");
     assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.expect("body"), r#"{"status":"ok","maintenance":false}"#);
+    assert_eq!(
+        r.text().await.expect("body"),
+        r#"{"status":"ok","maintenance":false}"#
+    );
 }
 
 #[tokio::test]
@@ -48,12 +51,21 @@ async fn a_client_never_sees_another_clients_data() {
     let bob = s.login("bob", "bob-demo-pass").await;
     let (_, html) = s.get_text(&bob, "/").await;
     assert!(html.contains("Bob Dvořák"));
-    assert!(!html.contains("Alice"), "alice's private message or name leaked to bob");
-    assert!(!html.contains("Fiber is coming"), "group 1 message shown to group 2");
+    assert!(
+        !html.contains("Alice"),
+        "alice's private message or name leaked to bob"
+    );
+    assert!(
+        !html.contains("Fiber is coming"),
+        "group 1 message shown to group 2"
+    );
     assert!(html.contains("Your account manager"));
     let (_, inv) = s.get_text(&bob, "/invoicing/").await;
     assert!(inv.contains("1,990.00"), "bob's business tariff invoices");
-    assert!(!inv.contains("299.00"), "alice's invoice amounts must not show");
+    assert!(
+        !inv.contains("299.00"),
+        "alice's invoice amounts must not show"
+    );
 }
 
 #[tokio::test]
@@ -61,7 +73,11 @@ async fn wrong_credentials_get_one_generic_message() {
     let s = Server::demo();
     let c = s.client();
     let mut bodies = vec![];
-    for (u, p) in [("alice", "wrong-pass"), ("nobody", "alice-demo-pass"), ("1003", "whatever1")] {
+    for (u, p) in [
+        ("alice", "wrong-pass"),
+        ("nobody", "alice-demo-pass"),
+        ("1003", "whatever1"),
+    ] {
         let r = c
             .post(s.url("/sign/"))
             .form(&[("username", u), ("password", p)])
@@ -73,7 +89,10 @@ async fn wrong_credentials_get_one_generic_message() {
         assert!(html.contains("The login name or password is not correct."));
         bodies.push(html.replace(u, "USER"));
     }
-    assert_eq!(bodies[0], bodies[1], "unknown user and wrong password look the same");
+    assert_eq!(
+        bodies[0], bodies[1],
+        "unknown user and wrong password look the same"
+    );
 }
 
 #[tokio::test]
@@ -89,7 +108,10 @@ async fn incomplete_or_malformed_forms_re_render_in_the_clients_language() {
         .expect("post");
     assert_eq!(r.status(), 422);
     let html = r.text().await.expect("body");
-    assert!(html.contains("Zadejte číslo klienta nebo přihlašovací jméno a heslo."), "{html}");
+    assert!(
+        html.contains("Zadejte číslo klienta nebo přihlašovací jméno a heslo."),
+        "{html}"
+    );
     assert!(html.contains("lang=\"cs\""));
 
     // Not a form at all.
@@ -100,8 +122,17 @@ async fn incomplete_or_malformed_forms_re_render_in_the_clients_language() {
         .send()
         .await
         .expect("post");
-    assert!(r.status().is_client_error(), "non-UTF-8 body: {}", r.status());
-    assert!(r.text().await.expect("body").contains("The form could not be read"));
+    assert!(
+        r.status().is_client_error(),
+        "non-UTF-8 body: {}",
+        r.status()
+    );
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains("The form could not be read")
+    );
 }
 
 #[tokio::test]
@@ -124,10 +155,16 @@ async fn services_show_via_dhcp_and_only_active_services() {
     let c = s.login("alice", "alice-demo-pass").await;
     let (status, html) = s.get_text(&c, "/services/").await;
     assert_eq!(status, 200);
-    assert!(html.contains("Via DHCP"), "alice's internet is configured by DHCP");
+    assert!(
+        html.contains("Via DHCP"),
+        "alice's internet is configured by DHCP"
+    );
     assert!(html.contains("Basic 20"));
     assert!(html.contains("150 GB"), "FUP limit shown");
-    assert!(!html.contains("Phone line (ended)"), "inactive service hidden");
+    assert!(
+        !html.contains("Phone line (ended)"),
+        "inactive service hidden"
+    );
 }
 
 #[tokio::test]
@@ -147,10 +184,20 @@ async fn invoicing_tab_follows_its_settings_changed_while_running() {
     let (_, html) = s.get_text(&c, "/invoicing/").await;
     assert!(!html.contains("Balance"), "balance hidden");
 
-    let (ok, _, err) = s.cli(&["settings", "set", "ci_display_invoices_tab", "off", "--group", "1"]);
+    let (ok, _, err) = s.cli(&[
+        "settings",
+        "set",
+        "ci_display_invoices_tab",
+        "off",
+        "--group",
+        "1",
+    ]);
     assert!(ok, "{err}");
     let (_, info) = s.get_text(&c, "/").await;
-    assert!(!info.contains("href=\"/invoicing/\""), "tab gone from the menu");
+    assert!(
+        !info.contains("href=\"/invoicing/\""),
+        "tab gone from the menu"
+    );
     let (status, _) = s.get_text(&c, "/invoicing/").await;
     assert_eq!(status, 404, "and its page with it");
     // Bob is in group 2: still has it.
@@ -164,7 +211,13 @@ async fn cash_payments_and_supplier_contact_follow_settings() {
     let s = Server::demo();
     // Client 1006 (id 6) pays in cash in the demo; give them a password first.
     let (ok, _, err) = common::portico(
-        &["client", "set-password", "1006", "--data", s.data_dir().to_str().expect("path")],
+        &[
+            "client",
+            "set-password",
+            "1006",
+            "--data",
+            s.data_dir().to_str().expect("path"),
+        ],
         Some("cash-payer-pass\n"),
     );
     assert!(ok, "{err}");
@@ -187,11 +240,21 @@ async fn logout_ends_the_session_on_the_server() {
     let c = s.login("alice", "alice-demo-pass").await;
     let (_, html) = s.get_text(&c, "/").await;
     let csrf = csrf_of(&html);
-    let r = c.post(s.url("/sign/out/")).form(&[("csrf", "wrong")]).send().await.expect("post");
+    let r = c
+        .post(s.url("/sign/out/"))
+        .form(&[("csrf", "wrong")])
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status(), 403, "logout without the right token is refused");
     let (status, _) = s.get_text(&c, "/").await;
     assert_eq!(status, 200, "still logged in");
-    let r = c.post(s.url("/sign/out/")).form(&[("csrf", csrf.as_str())]).send().await.expect("post");
+    let r = c
+        .post(s.url("/sign/out/"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status(), 303);
     let (status, _) = s.get_text(&c, "/").await;
     assert_eq!(status, 303, "logged out");
@@ -207,16 +270,36 @@ async fn a_stolen_cookie_is_useless_after_logout() {
         .send()
         .await
         .expect("login");
-    let set_cookie = r.headers()["set-cookie"].to_str().expect("ascii").to_string();
+    let set_cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
     let session = set_cookie.split(';').next().expect("pair").to_string();
-    let thief = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let ok = thief.get(s.url("/")).header("Cookie", &session).send().await.expect("get");
+    let thief = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let ok = thief
+        .get(s.url("/"))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(ok.status(), 200);
     let (_, html) = s.get_text(&c, "/").await;
-    c.post(s.url("/sign/out/")).form(&[("csrf", csrf_of(&html))]).send().await.expect("logout");
-    let after = thief.get(s.url("/")).header("Cookie", &session).send().await.expect("get");
+    c.post(s.url("/sign/out/"))
+        .form(&[("csrf", csrf_of(&html))])
+        .send()
+        .await
+        .expect("logout");
+    let after = thief
+        .get(s.url("/"))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(after.status(), 303, "server forgot the session");
 }
 
@@ -251,7 +334,12 @@ async fn every_response_carries_security_headers() {
         let r = c.get(s.url(path)).send().await.expect("get");
         let h = r.headers();
         let csp = h["content-security-policy"].to_str().expect("ascii");
-        assert!(csp.contains("object-src 'none'") && csp.contains("frame-ancestors 'none'") && csp.contains("base-uri"), "{path}");
+        assert!(
+            csp.contains("object-src 'none'")
+                && csp.contains("frame-ancestors 'none'")
+                && csp.contains("base-uri"),
+            "{path}"
+        );
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert!(h.contains_key("referrer-policy"), "{path}");
     }
@@ -263,7 +351,12 @@ async fn every_response_carries_security_headers() {
 async fn unknown_pages_get_the_themed_404_in_the_clients_language() {
     let s = Server::demo();
     let c = s.client();
-    let r = c.get(s.url("/nowhere")).header("Accept-Language", "cs").send().await.expect("get");
+    let r = c
+        .get(s.url("/nowhere"))
+        .header("Accept-Language", "cs")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 404);
     let html = r.text().await.expect("body");
     assert!(html.contains("Stránka nenalezena"));
@@ -279,7 +372,11 @@ async fn language_switch_is_kept_in_the_profile() {
     let csrf = csrf_of(&html);
     let r = c
         .post(s.url("/lang/"))
-        .form(&[("lang", "cs"), ("next", "/services/"), ("csrf", csrf.as_str())])
+        .form(&[
+            ("lang", "cs"),
+            ("next", "/services/"),
+            ("csrf", csrf.as_str()),
+        ])
         .send()
         .await
         .expect("post");
@@ -287,13 +384,22 @@ async fn language_switch_is_kept_in_the_profile() {
     assert_eq!(r.headers()["location"], "/services/");
     // A fresh browser (no language cookie, English Accept-Language) still gets Czech for alice.
     let other = s.login("alice", "alice-demo-pass").await;
-    let r = other.get(s.url("/")).header("Accept-Language", "en").send().await.expect("get");
+    let r = other
+        .get(s.url("/"))
+        .header("Accept-Language", "en")
+        .send()
+        .await
+        .expect("get");
     let html = r.text().await.expect("body");
     assert!(html.contains("Informace") && html.contains("lang=\"cs\""));
     // Open redirects are not followed.
     let r = c
         .post(s.url("/lang/"))
-        .form(&[("lang", "en"), ("next", "//evil.example/"), ("csrf", csrf.as_str())])
+        .form(&[
+            ("lang", "en"),
+            ("next", "//evil.example/"),
+            ("csrf", csrf.as_str()),
+        ])
         .send()
         .await
         .expect("post");
@@ -323,14 +429,22 @@ async fn clients_choose_a_login_name_when_the_setting_allows() {
     let s = Server::demo();
     let c = s.login("bob", "bob-demo-pass").await;
     let (_, html) = s.get_text(&c, "/").await;
-    assert!(html.contains("/profile/login-name/"), "demo turns the setting on");
+    assert!(
+        html.contains("/profile/login-name/"),
+        "demo turns the setting on"
+    );
     let csrf = csrf_of(&html);
     let post = |name: &'static str| {
         let c = c.clone();
         let url = s.url("/profile/login-name/");
         let csrf = csrf.clone();
         async move {
-            let r = c.post(url).form(&[("username", name), ("csrf", csrf.as_str())]).send().await.expect("post");
+            let r = c
+                .post(url)
+                .form(&[("username", name), ("csrf", csrf.as_str())])
+                .send()
+                .await
+                .expect("post");
             (r.status().as_u16(), r.text().await.expect("body"))
         }
     };

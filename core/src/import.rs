@@ -155,11 +155,7 @@ fn clean_serde_message(m: &str) -> String {
     }
 }
 
-fn check_ids(
-    section: &str,
-    ids: impl Iterator<Item = u64>,
-    problems: &mut Problems,
-) -> HashSet<u64> {
+fn check_ids(section: &str, ids: impl Iterator<Item = u64>, problems: &mut Problems) {
     let mut seen = HashSet::new();
     for (i, id) in ids.enumerate() {
         if id == 0 {
@@ -174,7 +170,6 @@ fn check_ids(
             );
         }
     }
-    seen
 }
 
 fn exists<R: Record>(in_bundle: &HashSet<u64>, store: &Store, id: u64) -> Result<bool> {
@@ -213,9 +208,14 @@ pub fn check(store: &Store, json: &str) -> Result<Bundle> {
         invoices: parse_list("invoices", &raw.invoices, &mut p),
         payments: parse_list("payments", &raw.payments, &mut p),
     };
-    if p.1 == 0 {
-        check_records(store, &b, &mut p)?;
-    }
+    // Records that failed to parse still count as present for references, so one bad field
+    // does not also produce "no client with id ..." for everything that points at it.
+    let known = KnownIds {
+        groups: raw_ids(&raw.invoice_groups),
+        tariffs: raw_ids(&raw.tariffs),
+        clients: raw_ids(&raw.clients),
+    };
+    check_records(store, &b, &known, &mut p)?;
     if p.1 > 0 {
         let mut msg = format!(
             "the bundle was rejected and nothing was changed; {} problem(s):\n",
@@ -234,10 +234,29 @@ pub fn check(store: &Store, json: &str) -> Result<Bundle> {
     Ok(b)
 }
 
-fn check_records(store: &Store, b: &Bundle, p: &mut Problems) -> Result<()> {
-    let groups = check_ids("invoice_groups", b.invoice_groups.iter().map(|r| r.id), p);
-    let tariffs = check_ids("tariffs", b.tariffs.iter().map(|r| r.id), p);
-    let clients = check_ids("clients", b.clients.iter().map(|r| r.id), p);
+/// Ids present in the bundle, read leniently from the raw records.
+struct KnownIds {
+    groups: HashSet<u64>,
+    tariffs: HashSet<u64>,
+    clients: HashSet<u64>,
+}
+
+fn raw_ids(raw: &[&RawValue]) -> HashSet<u64> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: u64,
+    }
+    raw.iter()
+        .filter_map(|r| serde_json::from_str::<IdOnly>(r.get()).ok())
+        .map(|r| r.id)
+        .collect()
+}
+
+fn check_records(store: &Store, b: &Bundle, known: &KnownIds, p: &mut Problems) -> Result<()> {
+    check_ids("invoice_groups", b.invoice_groups.iter().map(|r| r.id), p);
+    check_ids("tariffs", b.tariffs.iter().map(|r| r.id), p);
+    check_ids("clients", b.clients.iter().map(|r| r.id), p);
+    let (groups, tariffs, clients) = (&known.groups, &known.tariffs, &known.clients);
     check_ids("services", b.services.iter().map(|r| r.id), p);
     check_ids("messages", b.messages.iter().map(|r| r.id), p);
     check_ids("invoices", b.invoices.iter().map(|r| r.id), p);
@@ -346,14 +365,14 @@ fn check_records(store: &Store, b: &Bundle, p: &mut Problems) -> Result<()> {
                 format!("`{l}` is not offered; use one of {}", offered.join(", ")),
             );
         }
-        if !exists::<InvoiceGroup>(&groups, store, c.invoice_group_id)? {
+        if !exists::<InvoiceGroup>(groups, store, c.invoice_group_id)? {
             p.add(
                 at("invoice_group_id"),
                 format!("no invoice group with id {}", c.invoice_group_id),
             );
         }
     }
-    let client_ok = |id: u64| exists::<Client>(&clients, store, id);
+    let client_ok = |id: u64| exists::<Client>(clients, store, id);
     for (i, s) in b.services.iter().enumerate() {
         if !client_ok(s.client_id)? {
             p.add(
@@ -362,7 +381,7 @@ fn check_records(store: &Store, b: &Bundle, p: &mut Problems) -> Result<()> {
             );
         }
         if let Some(t) = s.tariff_id
-            && !exists::<Tariff>(&tariffs, store, t)?
+            && !exists::<Tariff>(tariffs, store, t)?
         {
             p.add(
                 format!("services[{i}].tariff_id"),
@@ -395,7 +414,7 @@ fn check_records(store: &Store, b: &Bundle, p: &mut Problems) -> Result<()> {
             p.add(at("client_id"), format!("no client with id {c}"));
         }
         if let Some(g) = m.invoice_group_id
-            && !exists::<InvoiceGroup>(&groups, store, g)?
+            && !exists::<InvoiceGroup>(groups, store, g)?
         {
             p.add(
                 at("invoice_group_id"),

@@ -19,7 +19,11 @@ pub fn portico(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     cmd.args(args)
         .env("PORTICO_LOG", "warn")
         .current_dir(std::env::temp_dir())
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn portico");
@@ -80,7 +84,12 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("Portico is serving at ") {
-                    let url = rest.split_whitespace().next().unwrap_or("").trim_end_matches('/').to_string();
+                    let url = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .trim_end_matches('/')
+                        .to_string();
                     let _ = tx.send(url);
                 }
             }
@@ -89,7 +98,10 @@ impl Server {
             Ok(u) => u,
             Err(_) => {
                 let _ = child.kill();
-                panic!("portal did not start; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+                panic!(
+                    "portal did not start; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
             }
         };
         Server {

@@ -1,0 +1,276 @@
+//! The storage conformance suite: every backend must pass all of it. sled runs on a real temp
+//! folder; the in-memory backend runs beside it so code above the store can be unit-tested.
+
+use std::sync::Arc;
+
+use portico_core::Error;
+use portico_core::model::{Client, Message};
+use portico_core::store::{MemoryBackend, Migration, Op, Record, SEP, SledBackend, Store, id_key};
+
+struct Fixture {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn backends() -> Vec<(&'static str, Fixture)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled = SledBackend::open(dir.path()).expect("open sled");
+    vec![
+        (
+            "sled",
+            Fixture {
+                store: Store::new(Arc::new(sled)),
+                _dir: Some(dir),
+            },
+        ),
+        (
+            "memory",
+            Fixture {
+                store: Store::new(Arc::new(MemoryBackend::default())),
+                _dir: None,
+            },
+        ),
+    ]
+}
+
+fn op(tree: &str, key: &[u8], value: Option<&[u8]>) -> Op {
+    Op {
+        tree: tree.into(),
+        key: key.to_vec(),
+        value: value.map(<[u8]>::to_vec),
+    }
+}
+
+fn client(id: u64, number: &str, group: u64, username: Option<&str>) -> Client {
+    Client {
+        id,
+        number: number.into(),
+        username: username.map(Into::into),
+        name: format!("Client {id}"),
+        company: None,
+        mailing_address: Default::default(),
+        invoicing_address: None,
+        email: None,
+        phone: None,
+        mobile: None,
+        invoice_group_id: group,
+        language: None,
+    }
+}
+
+#[test]
+fn raw_get_apply_and_remove() {
+    for (name, f) in backends() {
+        let b = f.store.backend();
+        assert_eq!(b.get("t", b"k").expect("get"), None, "{name}");
+        b.apply(&[op("t", b"k", Some(b"v"))]).expect("apply");
+        assert_eq!(
+            b.get("t", b"k").expect("get").as_deref(),
+            Some(&b"v"[..]),
+            "{name}"
+        );
+        b.apply(&[op("t", b"k", None)]).expect("apply");
+        assert_eq!(b.get("t", b"k").expect("get"), None, "{name}");
+        assert_eq!(b.len("t").expect("len"), 0, "{name}");
+    }
+}
+
+#[test]
+fn big_endian_keys_scan_in_numeric_order() {
+    for (name, f) in backends() {
+        let b = f.store.backend();
+        let ops: Vec<Op> = [300u64, 2, 70_000, 1, 256]
+            .iter()
+            .map(|i| op("n", &id_key(*i), Some(b"x")))
+            .collect();
+        b.apply(&ops).expect("apply");
+        let keys: Vec<u64> = b
+            .scan_prefix("n", &[])
+            .expect("scan")
+            .into_iter()
+            .map(|(k, _)| u64::from_be_bytes(k.try_into().expect("8 bytes")))
+            .collect();
+        assert_eq!(keys, vec![1, 2, 256, 300, 70_000], "{name}");
+    }
+}
+
+#[test]
+fn prefix_scan_stops_at_the_separator() {
+    for (name, f) in backends() {
+        let b = f.store.backend();
+        let mut k1 = b"ab".to_vec();
+        k1.push(SEP);
+        k1.push(1);
+        let mut k2 = b"abc".to_vec();
+        k2.push(SEP);
+        k2.push(2);
+        b.apply(&[op("p", &k1, Some(b"1")), op("p", &k2, Some(b"2"))])
+            .expect("apply");
+        let mut prefix = b"ab".to_vec();
+        prefix.push(SEP);
+        let hits = b.scan_prefix("p", &prefix).expect("scan");
+        assert_eq!(hits.len(), 1, "{name}: `ab` must not match `abc`");
+    }
+}
+
+#[test]
+fn one_apply_spans_trees() {
+    for (name, f) in backends() {
+        let b = f.store.backend();
+        b.apply(&[
+            op("a", b"1", Some(b"x")),
+            op("b", b"1", Some(b"y")),
+            op("a", b"2", Some(b"z")),
+        ])
+        .expect("apply");
+        assert_eq!(b.len("a").expect("len"), 2, "{name}");
+        assert_eq!(b.len("b").expect("len"), 1, "{name}");
+    }
+}
+
+#[test]
+fn records_keep_their_indexes_in_step() {
+    for (name, f) in backends() {
+        let s = &f.store;
+        s.write(|tx| tx.put(&client(1, "1001", 1, Some("Alice"))))
+            .expect("put");
+        assert_eq!(
+            s.client_by_number("1001").expect("q").map(|c| c.id),
+            Some(1),
+            "{name}"
+        );
+        assert_eq!(
+            s.client_by_username("alice").expect("q").map(|c| c.id),
+            Some(1),
+            "{name}"
+        );
+        // Renumber and drop the username: old index entries go.
+        s.write(|tx| tx.put(&client(1, "2001", 1, None)))
+            .expect("put");
+        assert!(s.client_by_number("1001").expect("q").is_none(), "{name}");
+        assert!(
+            s.client_by_username("alice").expect("q").is_none(),
+            "{name}"
+        );
+        assert_eq!(
+            s.client_by_number("2001").expect("q").map(|c| c.id),
+            Some(1),
+            "{name}"
+        );
+        // Delete removes record and index.
+        assert!(
+            s.write(|tx| tx.delete::<Client>(&id_key(1)))
+                .expect("delete"),
+            "{name}"
+        );
+        assert!(s.client_by_number("2001").expect("q").is_none(), "{name}");
+        assert_eq!(s.count::<Client>().expect("count"), 0, "{name}");
+    }
+}
+
+#[test]
+fn a_transaction_sees_its_own_writes() {
+    for (name, f) in backends() {
+        let s = &f.store;
+        s.write(|tx| {
+            tx.put(&client(5, "5", 1, None))?;
+            assert!(tx.get::<Client>(&id_key(5))?.is_some(), "{name}");
+            tx.put(&client(5, "55", 1, None))
+        })
+        .expect("write");
+        assert!(
+            s.client_by_number("5").expect("q").is_none(),
+            "{name}: index of the overwritten version removed"
+        );
+        assert!(s.client_by_number("55").expect("q").is_some(), "{name}");
+    }
+}
+
+#[test]
+fn a_failed_transaction_writes_nothing() {
+    for (name, f) in backends() {
+        let s = &f.store;
+        let r: portico_core::Result<()> = s.write(|tx| {
+            tx.put(&client(9, "9", 1, None))?;
+            Err(Error::Invalid("changed my mind".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(s.count::<Client>().expect("count"), 0, "{name}");
+    }
+}
+
+#[test]
+fn undecodable_values_name_tree_and_key() {
+    for (name, f) in backends() {
+        let s = &f.store;
+        s.backend()
+            .apply(&[op(Message::TREE, &id_key(3), Some(b"\x01{not json"))])
+            .expect("apply");
+        let e = s.get_id::<Message>(3).expect_err("corrupt");
+        let text = e.to_string();
+        assert!(
+            text.contains("messages") && text.contains("0000000000000003"),
+            "{name}: {text}"
+        );
+    }
+}
+
+#[test]
+fn migrations_run_once_in_order() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    fn first(s: &Store) -> portico_core::Result<()> {
+        assert_eq!(s.migration_level("test")?, 0);
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn second(s: &Store) -> portico_core::Result<()> {
+        assert_eq!(s.migration_level("test")?, 1);
+        RUNS.fetch_add(10, Ordering::SeqCst);
+        Ok(())
+    }
+    for (name, f) in backends() {
+        RUNS.store(0, Ordering::SeqCst);
+        let ms = [
+            Migration {
+                owner: "test",
+                number: 2,
+                description: "second",
+                run: second,
+            },
+            Migration {
+                owner: "test",
+                number: 1,
+                description: "first",
+                run: first,
+            },
+        ];
+        assert_eq!(f.store.migrate(&ms).expect("migrate"), 2, "{name}");
+        assert_eq!(f.store.migrate(&ms).expect("migrate"), 0, "{name}");
+        assert_eq!(RUNS.load(Ordering::SeqCst), 11, "{name}");
+        assert_eq!(f.store.migration_level("test").expect("level"), 2, "{name}");
+    }
+}
+
+#[test]
+fn sled_changes_survive_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let s = Store::open(dir.path()).expect("open");
+        s.write(|tx| tx.put(&client(1, "1001", 1, None)))
+            .expect("put");
+    }
+    let s = Store::open(dir.path()).expect("reopen");
+    assert_eq!(
+        s.client_by_number("1001").expect("q").map(|c| c.id),
+        Some(1)
+    );
+}
+
+#[test]
+fn record_keys_are_stable() {
+    assert_eq!(
+        client(258, "x", 1, None).key(),
+        vec![0, 0, 0, 0, 0, 0, 1, 2]
+    );
+}

@@ -1,0 +1,378 @@
+//! Operator commands: import, settings, passwords, and reaching a running portal.
+
+mod common;
+
+use common::{Server, portico, repo_root};
+
+fn data_arg(dir: &std::path::Path) -> String {
+    dir.to_str().expect("utf-8 path").to_string()
+}
+
+const GOOD: &str = r#"{
+  "format": "portico-import/1",
+  "invoice_groups": [{"id": 1, "name": "Main", "supplier": {"name": "Test ISP", "email": "noc@isp.example"}}],
+  "tariffs": [{"id": 1, "name": "Net 100", "download_kbps": 100000, "upload_kbps": 20000, "price": "399",
+               "fup_limits": [{"data_gb": 300, "download_kbps": 10000, "upload_kbps": 2000}]}],
+  "clients": [
+    {"id": 1, "number": "501", "name": "Eva Test", "invoice_group_id": 1, "email": "eva@example.com", "language": "cs"},
+    {"id": 2, "number": "502", "username": "petr", "name": "Petr Test", "invoice_group_id": 1}
+  ],
+  "services": [{"id": 1, "client_id": 1, "kind": "internet", "name": "Internet", "tariff_id": 1, "ip_address": "192.0.2.10"}],
+  "messages": [{"id": 1, "subject": "Hello everyone"}],
+  "invoices": [{"id": 1, "client_id": 1, "number": "2026001", "issued": "2026-01-01", "due": "2026-01-15", "amount": 399}],
+  "payments": [{"id": 1, "client_id": 1, "date": "2026-01-10", "amount": "399.00", "method": "bank"}]
+}"#;
+
+fn write_bundle(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write bundle");
+    p.to_str().expect("path").to_string()
+}
+
+#[test]
+fn import_is_idempotent_and_reports_counts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = data_arg(&tmp.path().join("data"));
+    let file = write_bundle(tmp.path(), "good.json", GOOD);
+    for _ in 0..2 {
+        let (ok, out, err) = portico(&["import", &file, "--data", &data], None);
+        assert!(ok, "{err}");
+        assert!(out.contains("imported 8 records"), "{out}");
+        assert!(out.contains("2 clients"), "{out}");
+    }
+    let store = portico_core::store::Store::open(std::path::Path::new(&data)).expect("open");
+    assert_eq!(
+        store.count::<portico_core::model::Client>().expect("count"),
+        2
+    );
+    assert_eq!(
+        store
+            .client_by_username("PETR")
+            .expect("find")
+            .map(|c| c.id),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_bundle_with_bad_records_is_rejected_whole_with_paths() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = data_arg(&tmp.path().join("data"));
+    let file = write_bundle(tmp.path(), "good.json", GOOD);
+    assert!(portico(&["import", &file, "--data", &data], None).0);
+
+    // Rename Eva and add three broken clients: nothing of it may land.
+    let mut bundle: serde_json::Value = serde_json::from_str(GOOD).expect("json");
+    let clients = bundle["clients"].as_array_mut().expect("clients");
+    clients[0]["name"] = "Eva Renamed".into();
+    clients.push(serde_json::json!({"id": 3, "number": "503", "name": "X", "invoice_group_id": 1, "email": "nope"}));
+    clients.push(serde_json::json!({"id": 4, "number": "501", "name": "Y", "invoice_group_id": 7}));
+    clients.push(
+        serde_json::json!({"id": 5, "number": "505", "name": "Z", "invoice_group_id": "one"}),
+    );
+    let bad = write_bundle(tmp.path(), "bad.json", &bundle.to_string());
+    let (ok, out, err) = portico(&["import", &bad, "--data", &data], None);
+    assert!(!ok, "{out}");
+    assert!(err.contains("rejected and nothing was changed"), "{err}");
+    assert!(
+        err.contains("clients[2].email: not an e-mail address"),
+        "{err}"
+    );
+    assert!(
+        err.contains("clients[3].invoice_group_id: no invoice group with id 7"),
+        "{err}"
+    );
+    assert!(
+        err.contains("clients[4].invoice_group_id: invalid type"),
+        "{err}"
+    );
+
+    let store = portico_core::store::Store::open(std::path::Path::new(&data)).expect("open");
+    let eva = store.client_by_number("501").expect("find").expect("eva");
+    assert_eq!(
+        eva.name, "Eva Test",
+        "the valid change in a rejected bundle did not land"
+    );
+    assert_eq!(
+        store.count::<portico_core::model::Client>().expect("count"),
+        2
+    );
+}
+
+#[test]
+fn unreadable_files_get_clear_errors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = data_arg(&tmp.path().join("data"));
+    let (ok, _, err) = portico(&["import", "/nonexistent.json", "--data", &data], None);
+    assert!(
+        !ok && err.contains("cannot read /nonexistent.json"),
+        "{err}"
+    );
+    let not_json = write_bundle(tmp.path(), "x.json", "clients: []");
+    let (ok, _, err) = portico(&["import", &not_json, "--data", &data], None);
+    assert!(!ok && err.contains("not an import bundle"), "{err}");
+    let latin1 = tmp.path().join("latin1.json");
+    std::fs::write(&latin1, b"{\"clients\": [{\"name\": \"\xe9\"}]}").expect("write");
+    let (ok, _, err) = portico(
+        &["import", latin1.to_str().expect("path"), "--data", &data],
+        None,
+    );
+    assert!(!ok && err.contains("not UTF-8"), "{err}");
+}
+
+#[test]
+fn settings_are_typed_and_errors_say_why() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = data_arg(&tmp.path().join("data"));
+    let file = write_bundle(tmp.path(), "good.json", GOOD);
+    assert!(portico(&["import", &file, "--data", &data], None).0);
+
+    let (ok, out, _) = portico(&["settings", "list", "--data", &data], None);
+    assert!(ok);
+    for key in [
+        "ci_enable_login_name_creation",
+        "ci_skin_theme",
+        "ci_webmail_url",
+        "ci_display_graph_tab",
+        "ci_display_invoices_tab",
+        "ci_display_balance",
+        "ci_display_cash_payments",
+        "ci_display_documents_tab",
+        "ci_display_contracts_tab",
+        "ci_display_supplier_contact",
+        "ci_enable_client_data_change",
+        "ci_url",
+        "ispadmin_server",
+        "system_mail",
+        "system_mail_name",
+    ] {
+        assert!(out.contains(&format!("{key} = ")), "{key} listed");
+    }
+    let (ok, out, _) = portico(
+        &[
+            "settings",
+            "set",
+            "ci_enable_cllient_data_change",
+            "yes",
+            "--data",
+            &data,
+        ],
+        None,
+    );
+    assert!(
+        ok && out.contains("ci_enable_client_data_change = true"),
+        "{out}"
+    );
+    let (ok, out, _) = portico(
+        &[
+            "settings",
+            "get",
+            "ci_enable_client_data_change",
+            "--data",
+            &data,
+        ],
+        None,
+    );
+    assert!(ok && out.contains("true  (set)"), "{out}");
+    let (ok, _, err) = portico(
+        &[
+            "settings",
+            "set",
+            "ci_display_balance",
+            "perhaps",
+            "--data",
+            &data,
+        ],
+        None,
+    );
+    assert!(
+        !ok && err.contains("ci_display_balance: `perhaps` is not a yes/no value"),
+        "{err}"
+    );
+    let (ok, _, err) = portico(
+        &["settings", "set", "ci_url", "portal", "--data", &data],
+        None,
+    );
+    assert!(!ok && err.contains("http"), "{err}");
+    let (ok, _, err) = portico(
+        &["settings", "set", "system_mail", "x@", "--data", &data],
+        None,
+    );
+    assert!(!ok && err.contains("e-mail"), "{err}");
+    let (ok, _, err) = portico(
+        &["settings", "get", "ci_display_balanse", "--data", &data],
+        None,
+    );
+    assert!(!ok && err.contains("unknown setting"), "{err}");
+    let (ok, _, err) = portico(
+        &[
+            "settings",
+            "set",
+            "ci_display_balance",
+            "off",
+            "--group",
+            "9",
+            "--data",
+            &data,
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("no invoice group with id 9"), "{err}");
+    let (ok, out, _) = portico(
+        &[
+            "settings",
+            "set",
+            "ci_display_balance",
+            "off",
+            "--group",
+            "1",
+            "--data",
+            &data,
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (_, out, _) = portico(
+        &[
+            "settings",
+            "get",
+            "ci_display_balance",
+            "--group",
+            "1",
+            "--data",
+            &data,
+        ],
+        None,
+    );
+    assert!(out.contains("false  (set for invoice group 1)"), "{out}");
+    let (_, out, _) = portico(
+        &["settings", "get", "ci_display_balance", "--data", &data],
+        None,
+    );
+    assert!(out.contains("true  (default)"), "{out}");
+}
+
+#[test]
+fn operator_commands_need_an_existing_data_folder() {
+    let (ok, _, err) = portico(
+        &["settings", "list", "--data", "/tmp/portico-no-such-folder"],
+        None,
+    );
+    assert!(!ok && err.contains("no Portico data folder"), "{err}");
+}
+
+#[test]
+fn set_password_reads_stdin_and_never_echoes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = data_arg(&tmp.path().join("data"));
+    let file = write_bundle(tmp.path(), "good.json", GOOD);
+    assert!(portico(&["import", &file, "--data", &data], None).0);
+    let (ok, out, err) = portico(
+        &["client", "set-password", "petr", "--data", &data],
+        Some("short\n"),
+    );
+    assert!(!ok && err.contains("at least 8"), "{err}");
+    let secret = "a-long-secret-Ω-phrase";
+    let (ok, out2, err2) = portico(
+        &["client", "set-password", "petr", "--data", &data],
+        Some(&format!("{secret}\n")),
+    );
+    assert!(ok, "{err2}");
+    assert!(out2.contains("password set for client 502"));
+    for text in [&out, &err, &out2, &err2] {
+        assert!(
+            !text.contains(secret) && !text.contains("short"),
+            "password echoed: {text}"
+        );
+    }
+    let (ok, _, err) = portico(
+        &["client", "set-password", "nobody", "--data", &data],
+        Some("whatever-long\n"),
+    );
+    assert!(
+        !ok && err.contains("no client with number or login name `nobody`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn operator_commands_reach_a_running_portal() {
+    let s = Server::demo();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = write_bundle(
+        tmp.path(),
+        "msg.json",
+        r#"{"messages": [{"id": 99, "subject": "Imported while running"}]}"#,
+    );
+    let (ok, out, err) = s.cli(&["import", &file]);
+    assert!(ok, "{out}{err}");
+    assert!(err.contains("a portal is running"), "{err}");
+    let c = s.login("alice", "alice-demo-pass").await;
+    let (_, html) = s.get_text(&c, "/").await;
+    assert!(html.contains("Imported while running"));
+
+    let (ok, out, _) = common::portico(
+        &[
+            "client",
+            "set-password",
+            "alice",
+            "--data",
+            s.data_dir().to_str().expect("path"),
+        ],
+        Some("alice-new-password\n"),
+    );
+    assert!(ok, "{out}");
+    let c = s.client();
+    let r = c
+        .post(s.url("/sign/"))
+        .form(&[("username", "alice"), ("password", "alice-new-password")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 303);
+    let (ok, _, err) = s.cli(&["settings", "set", "ci_url", "not a url"]);
+    assert!(
+        !ok && err.contains("http"),
+        "errors come back through the socket: {err}"
+    );
+}
+
+#[test]
+fn a_locked_folder_without_a_control_socket_is_explained() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let _held = portico_core::store::Store::open(&data).expect("hold the store");
+    let (ok, _, err) = portico(&["settings", "list", "--data", &data_arg(&data)], None);
+    assert!(!ok);
+    assert!(
+        err.contains("in use by another process") && err.contains("control socket"),
+        "{err}"
+    );
+    let (ok, _, err) = portico(
+        &["serve", "--data", &data_arg(&data), "--bind", "127.0.0.1:0"],
+        None,
+    );
+    assert!(
+        !ok && err.contains("already used by another Portico process"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["demo", "--help"],
+        vec!["serve", "--help"],
+        vec!["import", "--help"],
+        vec!["settings", "--help"],
+        vec!["settings", "set", "--help"],
+        vec!["client", "set-password", "--help"],
+        vec!["maintenance", "--help"],
+        vec!["theme", "check", "--help"],
+    ] {
+        let (ok, out, _) = portico(&args, None);
+        assert!(ok && out.contains("Usage: portico"), "{args:?}: {out}");
+    }
+    let _ = repo_root();
+}
