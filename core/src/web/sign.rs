@@ -198,7 +198,7 @@ fn sign_out(
         tracing::info!(client = s.client.id, "logout");
     }
     cookies.remove(Cookie::build(SESSION_COOKIE).path("/"));
-    Ok(Redirect::to(uri!("/sign/")))
+    Ok(Redirect::to("/sign/"))
 }
 
 #[derive(FromForm)]

@@ -1,0 +1,148 @@
+//! What a person does in a browser: headless Debian Chromium driven through chromedriver.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use common::Server;
+
+/// chromedriver on a free local port, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+async fn browser() -> (Driver, Client) {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver must be installed (Debian packages chromium and chromium-driver; .ci/run installs them)");
+    let url = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let profile = tempfile::tempdir().expect("profile dir");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,800", "--lang=en-US",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+            "prefs": {"intl.accept_languages": "en-US,en"}
+        }),
+    );
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&url)
+        .await
+        .expect("start a Chromium session");
+    (
+        Driver {
+            child,
+            url,
+            _profile: profile,
+        },
+        client,
+    )
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css)).await.expect(css).text().await.expect("text")
+}
+
+#[tokio::test]
+async fn alice_logs_in_reads_a_message_opens_invoicing_switches_to_czech_and_logs_out() {
+    let s = Server::demo();
+    let (driver, c) = browser().await;
+    let _ = &driver.url;
+
+    c.goto(&s.url("/")).await.expect("open portal");
+    assert!(c.current_url().await.expect("url").path().ends_with("/sign/"), "sent to the login page");
+    assert_eq!(text_of(&c, "h1").await, "Log in");
+    c.find(Locator::Css("#username")).await.expect("username").send_keys("alice").await.expect("type");
+    c.find(Locator::Css("#password")).await.expect("password").send_keys("alice-demo-pass").await.expect("type");
+    c.find(Locator::Css("button.primary")).await.expect("submit").click().await.expect("click");
+
+    assert_eq!(c.current_url().await.expect("url").path(), "/");
+    assert_eq!(text_of(&c, ".client-name").await, "Alice Nováková");
+    let messages = text_of(&c, ".messages").await;
+    assert!(messages.contains("Your new router is ready"), "{messages}");
+
+    c.find(Locator::Css("a.menu-invoicing")).await.expect("menu").click().await.expect("click");
+    assert_eq!(c.current_url().await.expect("url").path(), "/invoicing/");
+    assert_eq!(text_of(&c, "h1").await, "Invoicing");
+    assert!(text_of(&c, "table.invoices").await.contains("299.00"));
+
+    c.find(Locator::Css("button.lang-cs")).await.expect("switcher").click().await.expect("click");
+    assert_eq!(c.current_url().await.expect("url").path(), "/invoicing/", "stays on the page");
+    assert_eq!(text_of(&c, "h1").await, "Vyúčtování");
+    let lang = c.execute("return document.documentElement.lang", vec![]).await.expect("js");
+    assert_eq!(lang, serde_json::json!("cs"));
+
+    c.find(Locator::Css("form[action='/sign/out/'] button")).await.expect("logout").click().await.expect("click");
+    let url = c.current_url().await.expect("url");
+    assert!(url.path().ends_with("/sign/"), "{url}: {}", c.source().await.expect("source"));
+    assert_eq!(text_of(&c, "h1").await, "Přihlášení");
+    c.goto(&s.url("/invoicing/")).await.expect("back");
+    assert!(c.current_url().await.expect("url").path().ends_with("/sign/"), "logged out for real");
+    c.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn pages_fit_a_360_pixel_phone_screen() {
+    let s = Server::demo();
+    let (_driver, c) = browser().await;
+    c.set_window_size(360, 740).await.expect("resize");
+    c.goto(&s.url("/sign/")).await.expect("open");
+    c.find(Locator::Css("#username")).await.expect("username").send_keys("1001").await.expect("type");
+    c.find(Locator::Css("#password")).await.expect("password").send_keys("alice-demo-pass").await.expect("type");
+    c.find(Locator::Css("button.primary")).await.expect("submit").click().await.expect("click");
+    for path in ["/", "/services/", "/invoicing/"] {
+        c.goto(&s.url(path)).await.expect("open");
+        let fits = c
+            .execute(
+                "return document.documentElement.scrollWidth <= document.documentElement.clientWidth",
+                vec![],
+            )
+            .await
+            .expect("js");
+        assert_eq!(fits, serde_json::json!(true), "{path} scrolls sideways at 360 px");
+        // Every form control has a label or an accessible name.
+        let unlabelled = c
+            .execute(
+                "return [...document.querySelectorAll('input:not([type=hidden])')]\
+                   .filter(i => !(i.labels && i.labels.length) && !i.getAttribute('aria-label')).length",
+                vec![],
+            )
+            .await
+            .expect("js");
+        assert_eq!(unlabelled, serde_json::json!(0), "{path}");
+    }
+    c.close().await.expect("close");
+}
