@@ -22,9 +22,13 @@ pub struct Config {
     pub scripts: PathBuf,
     /// Log filter, e.g. `info` or `portico_core=debug,info`.
     pub log: String,
+    /// SMTP server for outgoing mail, e.g. `smtp://127.0.0.1:2525` or
+    /// `smtps://user:pass@mail.example.net`. A secret: never logged.
+    #[serde(default)]
+    pub smtp_url: Option<String>,
 }
 
-pub const KNOWN_KEYS: &[&str] = &["bind", "data", "themes", "scripts", "log"];
+pub const KNOWN_KEYS: &[&str] = &["bind", "data", "themes", "scripts", "log", "smtp_url"];
 
 impl Default for Config {
     fn default() -> Self {
@@ -34,6 +38,7 @@ impl Default for Config {
             themes: PathBuf::from("themes"),
             scripts: PathBuf::from("scripts"),
             log: "info".into(),
+            smtp_url: None,
         }
     }
 }

@@ -64,6 +64,61 @@ enum Command {
         #[command(subcommand)]
         action: ThemeAction,
     },
+    /// The mail outbox and mail templates.
+    Mail {
+        #[command(subcommand)]
+        action: MailAction,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// The security audit log (logins, failures, lockouts, resets, operator password actions).
+    Audit {
+        /// Only this client (number, login name or #ID).
+        #[arg(long)]
+        client: Option<String>,
+        /// How many events, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum MailAction {
+    /// Mail waiting to be sent, and mail given up after its retries.
+    Queue,
+    /// Mail templates of your own (the built-in English and Czech ones apply otherwise).
+    Template {
+        #[command(subcommand)]
+        action: TemplateAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplateAction {
+    /// List your templates.
+    List,
+    /// Save a template. `$CI_PASSWORD_LINK$` (or `{{ link }}`) is replaced by the link; Tera
+    /// variables `client.name`, `client.number`, `reason`, `valid_minutes`, `sender_name` work.
+    Set {
+        /// The purpose: new_portal_password.
+        purpose: String,
+        #[arg(long)]
+        subject: String,
+        /// File with the body text.
+        #[arg(long, value_name = "FILE")]
+        body_file: PathBuf,
+        /// Only for this invoice group.
+        #[arg(long, value_name = "ID")]
+        group: Option<u64>,
+    },
+    /// Remove a template.
+    Unset {
+        purpose: String,
+        #[arg(long, value_name = "ID")]
+        group: Option<u64>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -83,6 +138,9 @@ struct ServeArgs {
     /// Configuration file (default: ./portico.toml when present).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// For tests only: move the clock by the number of seconds written in FILE.
+    #[arg(long, value_name = "FILE", hide = true)]
+    test_clock_offset_file: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -124,9 +182,21 @@ enum SettingsAction {
 
 #[derive(Subcommand)]
 enum ClientAction {
-    /// Set a client's password. It is read from the terminal without echo (asked twice), or as
-    /// one line from standard input when that is not a terminal.
+    /// Set a password for a client by hand. It works for one login, after which the client must
+    /// choose their own. Read from the terminal without echo (asked twice), or as one line from
+    /// standard input when that is not a terminal.
     SetPassword {
+        /// Client number, login name, or #ID.
+        client: String,
+    },
+    /// Generate a one-time password and print it once. It works for one login, after which the
+    /// client must choose their own.
+    Otp {
+        /// Client number, login name, or #ID.
+        client: String,
+    },
+    /// Send the client the "create your password" e-mail (through the outbox).
+    SendPasswordEmail {
         /// Client number, login name, or #ID.
         client: String,
     },
@@ -222,11 +292,56 @@ fn run(cli: Cli) -> Result<(), String> {
                     let password = read_new_password()?;
                     operator(&cfg.data, OpRequest::SetPassword { client, password })
                 }
+                ClientAction::Otp { client } => {
+                    operator(&cfg.data, OpRequest::OneTimePassword { client })
+                }
+                ClientAction::SendPasswordEmail { client } => {
+                    operator(&cfg.data, OpRequest::SendPasswordEmail { client })
+                }
             }
         }
         Command::Maintenance { state, data } => {
             let cfg = operator_config(&data)?;
             operator(&cfg.data, OpRequest::Maintenance { on: state == "on" })
+        }
+        Command::Mail { action, data } => {
+            let cfg = operator_config(&data)?;
+            let req = match action {
+                MailAction::Queue => OpRequest::MailQueue,
+                MailAction::Template {
+                    action: TemplateAction::List,
+                } => OpRequest::MailTemplateList,
+                MailAction::Template {
+                    action:
+                        TemplateAction::Set {
+                            purpose,
+                            subject,
+                            body_file,
+                            group,
+                        },
+                } => {
+                    let body = std::fs::read_to_string(&body_file)
+                        .map_err(|e| format!("cannot read {}: {e}", body_file.display()))?;
+                    OpRequest::MailTemplateSet {
+                        purpose,
+                        group,
+                        subject,
+                        body,
+                    }
+                }
+                MailAction::Template {
+                    action: TemplateAction::Unset { purpose, group },
+                } => OpRequest::MailTemplateUnset { purpose, group },
+            };
+            operator(&cfg.data, req)
+        }
+        Command::Audit {
+            client,
+            limit,
+            data,
+        } => {
+            let cfg = operator_config(&data)?;
+            operator(&cfg.data, OpRequest::Audit { client, limit })
         }
         Command::Theme {
             action: ThemeAction::Check { name, themes },
@@ -268,6 +383,7 @@ fn portal_options(data: &Path, themes: Option<PathBuf>) -> PortalOptions {
         themes_dir: themes,
         plugins: plugins::compiled_in(),
         clock: Clock::system(),
+        smtp_url: None,
     }
 }
 
@@ -396,7 +512,17 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
         },
     )?;
     let started = std::time::Instant::now();
-    let portal = match Portal::open(portal_options(&cfg.data, Some(cfg.themes.clone()))) {
+    let mut options = portal_options(&cfg.data, Some(cfg.themes.clone()));
+    options.smtp_url = cfg.smtp_url.clone().filter(|u| !u.is_empty());
+    if let Some(file) = args.test_clock_offset_file {
+        options.clock = Clock::offset_by_file(file);
+    }
+    if options.smtp_url.is_none() {
+        tracing::warn!(
+            "no smtp_url configured: password e-mails wait in the outbox until one is set"
+        );
+    }
+    let portal = match Portal::open(options) {
         Ok(p) => p,
         Err(Error::StoreLocked { path }) => {
             return Err(format!(
@@ -437,6 +563,7 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
                             tracing::error!("{e}");
                         }
                     });
+                    tokio::spawn(portico_core::mail::run_worker(portal.clone()));
                 }
                 let host = if addr.is_unspecified() {
                     "127.0.0.1".to_string()

@@ -31,7 +31,11 @@ impl Drop for Driver {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 async fn browser() -> (Driver, Client) {
@@ -46,7 +50,10 @@ async fn browser() -> (Driver, Client) {
     let url = format!("http://127.0.0.1:{port}");
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let profile = tempfile::tempdir().expect("profile dir");
@@ -80,7 +87,12 @@ async fn browser() -> (Driver, Client) {
 }
 
 async fn text_of(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css)).await.expect(css).text().await.expect("text")
+    c.find(Locator::Css(css))
+        .await
+        .expect(css)
+        .text()
+        .await
+        .expect("text")
 }
 
 #[tokio::test]
@@ -90,34 +102,89 @@ async fn alice_logs_in_reads_a_message_opens_invoicing_switches_to_czech_and_log
     let _ = &driver.url;
 
     c.goto(&s.url("/")).await.expect("open portal");
-    assert!(c.current_url().await.expect("url").path().ends_with("/sign/"), "sent to the login page");
+    assert!(
+        c.current_url()
+            .await
+            .expect("url")
+            .path()
+            .ends_with("/sign/"),
+        "sent to the login page"
+    );
     assert_eq!(text_of(&c, "h1").await, "Log in");
-    c.find(Locator::Css("#username")).await.expect("username").send_keys("alice").await.expect("type");
-    c.find(Locator::Css("#password")).await.expect("password").send_keys("alice-demo-pass").await.expect("type");
-    c.find(Locator::Css("button.primary")).await.expect("submit").click().await.expect("click");
+    c.find(Locator::Css("#username"))
+        .await
+        .expect("username")
+        .send_keys("alice")
+        .await
+        .expect("type");
+    c.find(Locator::Css("#password"))
+        .await
+        .expect("password")
+        .send_keys("alice-demo-pass")
+        .await
+        .expect("type");
+    c.find(Locator::Css("button.primary"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
 
     assert_eq!(c.current_url().await.expect("url").path(), "/");
     assert_eq!(text_of(&c, ".client-name").await, "Alice Nováková");
     let messages = text_of(&c, ".messages").await;
     assert!(messages.contains("Your new router is ready"), "{messages}");
 
-    c.find(Locator::Css("a.menu-invoicing")).await.expect("menu").click().await.expect("click");
+    c.find(Locator::Css("a.menu-invoicing"))
+        .await
+        .expect("menu")
+        .click()
+        .await
+        .expect("click");
     assert_eq!(c.current_url().await.expect("url").path(), "/invoicing/");
     assert_eq!(text_of(&c, "h1").await, "Invoicing");
     assert!(text_of(&c, "table.invoices").await.contains("299.00"));
 
-    c.find(Locator::Css("button.lang-cs")).await.expect("switcher").click().await.expect("click");
-    assert_eq!(c.current_url().await.expect("url").path(), "/invoicing/", "stays on the page");
+    c.find(Locator::Css("button.lang-cs"))
+        .await
+        .expect("switcher")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(
+        c.current_url().await.expect("url").path(),
+        "/invoicing/",
+        "stays on the page"
+    );
     assert_eq!(text_of(&c, "h1").await, "Vyúčtování");
-    let lang = c.execute("return document.documentElement.lang", vec![]).await.expect("js");
+    let lang = c
+        .execute("return document.documentElement.lang", vec![])
+        .await
+        .expect("js");
     assert_eq!(lang, serde_json::json!("cs"));
 
-    c.find(Locator::Css("form[action='/sign/out/'] button")).await.expect("logout").click().await.expect("click");
+    c.find(Locator::Css("form[action='/sign/out/'] button"))
+        .await
+        .expect("logout")
+        .click()
+        .await
+        .expect("click");
     let url = c.current_url().await.expect("url");
-    assert!(url.path().ends_with("/sign/"), "{url}: {}", c.source().await.expect("source"));
+    assert!(
+        url.path().ends_with("/sign/"),
+        "{url}: {}",
+        c.source().await.expect("source")
+    );
     assert_eq!(text_of(&c, "h1").await, "Přihlášení");
     c.goto(&s.url("/invoicing/")).await.expect("back");
-    assert!(c.current_url().await.expect("url").path().ends_with("/sign/"), "logged out for real");
+    assert!(
+        c.current_url()
+            .await
+            .expect("url")
+            .path()
+            .ends_with("/sign/"),
+        "logged out for real"
+    );
     c.close().await.expect("close");
 }
 
@@ -127,9 +194,24 @@ async fn pages_fit_a_360_pixel_phone_screen() {
     let (_driver, c) = browser().await;
     c.set_window_size(360, 740).await.expect("resize");
     c.goto(&s.url("/sign/")).await.expect("open");
-    c.find(Locator::Css("#username")).await.expect("username").send_keys("1001").await.expect("type");
-    c.find(Locator::Css("#password")).await.expect("password").send_keys("alice-demo-pass").await.expect("type");
-    c.find(Locator::Css("button.primary")).await.expect("submit").click().await.expect("click");
+    c.find(Locator::Css("#username"))
+        .await
+        .expect("username")
+        .send_keys("1001")
+        .await
+        .expect("type");
+    c.find(Locator::Css("#password"))
+        .await
+        .expect("password")
+        .send_keys("alice-demo-pass")
+        .await
+        .expect("type");
+    c.find(Locator::Css("button.primary"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
     for path in ["/", "/services/", "/invoicing/"] {
         c.goto(&s.url(path)).await.expect("open");
         let fits = c
@@ -139,7 +221,11 @@ async fn pages_fit_a_360_pixel_phone_screen() {
             )
             .await
             .expect("js");
-        assert_eq!(fits, serde_json::json!(true), "{path} scrolls sideways at 360 px");
+        assert_eq!(
+            fits,
+            serde_json::json!(true),
+            "{path} scrolls sideways at 360 px"
+        );
         // Every form control has a label or an accessible name.
         let unlabelled = c
             .execute(

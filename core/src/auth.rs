@@ -19,6 +19,9 @@ use crate::error::{Error, Result};
 use crate::store::{Record, Store, id_key, index_key};
 
 pub const SESSION_COOKIE: &str = "portico_session";
+/// The cookie name when the portal is served over TLS: browsers then insist on Secure, Path=/
+/// and no Domain, so a sibling host cannot plant or overwrite it.
+pub const SESSION_COOKIE_TLS: &str = "__Host-portico_session";
 
 fn argon2() -> Argon2<'static> {
     // 19 MiB, 2 passes, 1 lane: valid constants, so this cannot fail.
@@ -91,6 +94,10 @@ pub struct Credential {
     pub client_id: u64,
     pub password_hash: String,
     pub changed_at: i64,
+    /// Set by an operator (one-time password or a password set by hand): it works for one
+    /// login, after which the client must choose their own.
+    #[serde(default)]
+    pub one_time: bool,
 }
 
 impl Record for Credential {
@@ -100,12 +107,19 @@ impl Record for Credential {
     }
 }
 
-pub fn set_password(store: &Store, client_id: u64, password_hash: String, now: i64) -> Result<()> {
+pub fn set_password(
+    store: &Store,
+    client_id: u64,
+    password_hash: String,
+    now: i64,
+    one_time: bool,
+) -> Result<()> {
     store.write(|tx| {
         tx.put(&Credential {
             client_id,
             password_hash,
             changed_at: now,
+            one_time,
         })
     })
 }
@@ -132,9 +146,12 @@ pub struct Session {
     pub last_seen: i64,
     /// Token every state-changing form of this session must carry.
     pub csrf_token: String,
+    /// Logged in with a one-time password: nothing but the password form until it is changed.
+    #[serde(default)]
+    pub must_change_password: bool,
 }
 
-mod hex_bytes {
+pub(crate) mod hex_bytes {
     pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(v))
     }
@@ -172,6 +189,15 @@ impl Session {
 
 /// Creates a session and returns the cookie value. A fresh id at every login.
 pub fn start_session(store: &Store, client_id: u64, now: i64) -> Result<String> {
+    start_session_with(store, client_id, now, false)
+}
+
+pub fn start_session_with(
+    store: &Store,
+    client_id: u64,
+    now: i64,
+    must_change_password: bool,
+) -> Result<String> {
     let token = random_token()?;
     let session = Session {
         id_hash: token_hash(&token),
@@ -179,9 +205,30 @@ pub fn start_session(store: &Store, client_id: u64, now: i64) -> Result<String> 
         created_at: now,
         last_seen: now,
         csrf_token: random_token()?,
+        must_change_password,
     };
     store.write(|tx| tx.put(&session))?;
     Ok(token)
+}
+
+/// Ends every session of a client except `keep` (the id hash of the session to keep).
+pub fn end_client_sessions(store: &Store, client_id: u64, keep: Option<&[u8]>) -> Result<usize> {
+    let sessions: Vec<Session> = store.by_index(CLIENTID_SESSIONS, &id_key(client_id))?;
+    store.write(|tx| {
+        let mut n = 0;
+        for s in &sessions {
+            if Some(s.id_hash.as_slice()) != keep {
+                tx.delete::<Session>(&s.id_hash)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    })
+}
+
+/// Saves a changed session (for example after the client chose a new password).
+pub fn update_session(store: &Store, session: &Session) -> Result<()> {
+    store.write(|tx| tx.put(session))
 }
 
 /// The live session for a cookie value; an expired one is deleted.

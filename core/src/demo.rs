@@ -446,7 +446,10 @@ pub fn seed(portal: &crate::Portal) -> crate::Result<String> {
     let b = bundle(portal.clock.today());
     let report = crate::import::write(&portal.store, &b, &mut |_, _| {})?;
     for login in LOGINS {
-        crate::ops::set_password(portal, login.client_number, login.password)?;
+        // Demo passwords stay usable: they are the client's own, not operator one-time ones.
+        let client = crate::ops::find_client(portal, login.client_number)?;
+        let hash = crate::auth::hash_password(login.password)?;
+        crate::auth::set_password(&portal.store, client.id, hash, portal.clock.unix(), false)?;
     }
     for (k, v) in SETTINGS {
         portal.settings.set(k, None, v)?;

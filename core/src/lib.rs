@@ -3,6 +3,7 @@
 //! Request flow: Rocket route → guards (session → client → [`web::Page`]) → a tab's handler →
 //! a serde view model → [`theme::Themes::render`] → response with security headers.
 
+pub mod audit;
 pub mod auth;
 pub mod control;
 pub mod demo;
@@ -10,8 +11,11 @@ pub mod error;
 pub mod hooks;
 pub mod i18n;
 pub mod import;
+pub mod lockout;
+pub mod mail;
 pub mod model;
 pub mod ops;
+pub mod passwords;
 pub mod portal;
 pub mod registry;
 pub mod settings;

@@ -10,6 +10,7 @@ use crate::store::{Record, id_key, index_key};
 pub mod trees {
     pub const CLIENTNUMBER_CLIENTID: &str = "clientnumber_clientid";
     pub const USERNAME_CLIENTID: &str = "username_clientid";
+    pub const EMAIL_CLIENTIDS: &str = "email_clientids";
     pub const INVOICEGROUPID_CLIENTIDS: &str = "invoicegroupid_clientids";
     pub const CLIENTID_SERVICEIDS: &str = "clientid_serviceids";
     pub const CLIENTID_MESSAGEIDS: &str = "clientid_messageids";
@@ -250,6 +251,10 @@ impl Record for Client {
                 index_key(u.as_bytes(), &self.key()),
             ));
         }
+        if let Some(e) = self.email.as_deref().filter(|e| !e.is_empty()) {
+            let e = e.trim().to_lowercase();
+            out.push((trees::EMAIL_CLIENTIDS, index_key(e.as_bytes(), &self.key())));
+        }
         out
     }
 }
@@ -412,6 +417,14 @@ impl crate::store::Store {
             .by_index::<Client>(trees::USERNAME_CLIENTID, u.as_bytes())?
             .into_iter()
             .next())
+    }
+
+    /// Every client with this e-mail address (households often share one).
+    pub fn clients_by_email(&self, email: &str) -> crate::Result<Vec<Client>> {
+        self.by_index(
+            trees::EMAIL_CLIENTIDS,
+            email.trim().to_lowercase().as_bytes(),
+        )
     }
 
     pub fn services_of(&self, client_id: u64) -> crate::Result<Vec<Service>> {

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{Audit, AuditKind};
 use crate::auth;
 use crate::error::{Error, Result};
 use crate::hooks::{ImportEvent, SettingChangeEvent};
@@ -38,6 +39,28 @@ pub enum OpRequest {
     },
     Maintenance {
         on: bool,
+    },
+    OneTimePassword {
+        client: String,
+    },
+    SendPasswordEmail {
+        client: String,
+    },
+    MailQueue,
+    MailTemplateSet {
+        purpose: String,
+        group: Option<u64>,
+        subject: String,
+        body: String,
+    },
+    MailTemplateUnset {
+        purpose: String,
+        group: Option<u64>,
+    },
+    MailTemplateList,
+    Audit {
+        client: Option<String>,
+        limit: usize,
     },
 }
 
@@ -95,6 +118,64 @@ pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
         }
         OpRequest::Import { json } => run_import(portal, &json, &mut |_, _| {}),
         OpRequest::SetPassword { client, password } => set_password(portal, &client, &password),
+        OpRequest::OneTimePassword { client } => one_time_password(portal, &client),
+        OpRequest::SendPasswordEmail { client } => send_password_email(portal, &client),
+        OpRequest::MailQueue => mail_queue(portal),
+        OpRequest::MailTemplateSet {
+            purpose,
+            group,
+            subject,
+            body,
+        } => {
+            crate::mail::set_template(
+                &portal.store,
+                crate::mail::MailTemplate {
+                    purpose: purpose.clone(),
+                    invoice_group_id: group,
+                    subject,
+                    body,
+                },
+            )?;
+            Ok(format!(
+                "template {purpose} saved{}",
+                group
+                    .map(|g| format!(" for invoice group {g}"))
+                    .unwrap_or_default()
+            ))
+        }
+        OpRequest::MailTemplateUnset { purpose, group } => {
+            if crate::mail::remove_template(&portal.store, &purpose, group)? {
+                Ok(format!(
+                    "template {purpose} removed; the next one in line applies"
+                ))
+            } else {
+                Err(Error::Invalid(format!(
+                    "there is no such template for {purpose}"
+                )))
+            }
+        }
+        OpRequest::MailTemplateList => {
+            let all = crate::mail::templates(&portal.store)?;
+            if all.is_empty() {
+                return Ok(
+                    "no templates of your own; the built-in ones (English, Czech) apply".into(),
+                );
+            }
+            Ok(all
+                .into_iter()
+                .map(|t| {
+                    format!(
+                        "{} [{}]\n  subject: {}\n  body:\n{}\n",
+                        t.purpose,
+                        t.invoice_group_id
+                            .map_or("global".into(), |g| format!("invoice group {g}")),
+                        t.subject,
+                        t.body
+                    )
+                })
+                .collect())
+        }
+        OpRequest::Audit { client, limit } => audit_list(portal, client, limit),
         OpRequest::Maintenance { on } => {
             portal
                 .settings
@@ -185,19 +266,146 @@ pub fn find_client(portal: &Portal, who: &str) -> Result<Client> {
     )))
 }
 
-pub const MIN_PASSWORD_LEN: usize = 8;
-
+/// Sets a password chosen by the operator. It works for one login, after which the client must
+/// choose their own.
 pub fn set_password(portal: &Portal, who: &str, password: &str) -> Result<String> {
     let client = find_client(portal, who)?;
-    if password.chars().count() < MIN_PASSWORD_LEN {
+    let min = portal.password_min_length();
+    if password.chars().count() < min {
         return Err(Error::Invalid(format!(
-            "the password must have at least {MIN_PASSWORD_LEN} characters"
+            "the password must have at least {min} characters"
         )));
     }
+    if password.chars().count() > crate::passwords::MAX_PASSWORD_CHARS {
+        return Err(Error::Invalid("the password is too long".into()));
+    }
     let hash = auth::hash_password(password)?;
-    auth::set_password(&portal.store, client.id, hash, portal.clock.unix())?;
+    auth::set_password(&portal.store, client.id, hash, portal.clock.unix(), true)?;
+    portal.audit(Audit {
+        client_id: Some(client.id),
+        ..Audit::new(AuditKind::OperatorSetPassword)
+    });
     Ok(format!(
-        "password set for client {} ({})",
+        "password set for client {} ({}); it works for one login, then the client chooses their own",
         client.number, client.name
     ))
+}
+
+/// Generates a one-time password, stores only its hash and returns it for printing once.
+pub fn one_time_password(portal: &Portal, who: &str) -> Result<String> {
+    let client = find_client(portal, who)?;
+    let otp = crate::passwords::generate_one_time_password()?;
+    let hash = auth::hash_password(&otp)?;
+    auth::set_password(&portal.store, client.id, hash, portal.clock.unix(), true)?;
+    portal.audit(Audit {
+        client_id: Some(client.id),
+        ..Audit::new(AuditKind::OperatorOneTimePassword)
+    });
+    Ok(format!(
+        "one-time password for client {} ({}): {otp}\nIt works for one login; the client then chooses their own. It is not stored and will not be shown again.",
+        client.number, client.name
+    ))
+}
+
+/// Queues the "create your password" e-mail for a client.
+pub fn send_password_email(portal: &Portal, who: &str) -> Result<String> {
+    let client = find_client(portal, who)?;
+    if crate::mail::sender(portal).is_none() {
+        return Err(Error::Invalid(
+            "set system_mail and system_mail_name first (portico settings set system_mail ...)"
+                .into(),
+        ));
+    }
+    let Some(email) = client.email.clone().filter(|e| !e.is_empty()) else {
+        return Err(Error::Invalid(format!(
+            "client {} ({}) has no e-mail address; import one first",
+            client.number, client.name
+        )));
+    };
+    if crate::mail::link_base(portal).is_none() {
+        return Err(Error::Invalid(
+            "set ci_url (or ispadmin_server) so the link can be built".into(),
+        ));
+    }
+    let lang = client
+        .language
+        .clone()
+        .unwrap_or_else(|| crate::i18n::FALLBACK.to_string());
+    let id = crate::mail::enqueue(
+        portal,
+        crate::mail::MailJob::PasswordLink {
+            client_id: client.id,
+            purpose: crate::passwords::LinkPurpose::Create,
+            lang,
+        },
+    )?;
+    portal.audit(Audit {
+        client_id: Some(client.id),
+        ..Audit::new(AuditKind::OperatorPasswordEmail)
+    });
+    Ok(format!(
+        "\"create your password\" e-mail to {email} queued as outbox #{id}; the running portal sends it (see `portico mail queue`)"
+    ))
+}
+
+fn mail_queue(portal: &Portal) -> Result<String> {
+    let entries = crate::mail::queue(&portal.store)?;
+    if entries.is_empty() {
+        return Ok("the mail outbox is empty".into());
+    }
+    let mut out = String::new();
+    for e in entries {
+        let crate::mail::MailJob::PasswordLink {
+            client_id, purpose, ..
+        } = &e.job;
+        let who = portal.store.get_id::<Client>(*client_id)?.map_or_else(
+            || format!("client #{client_id}"),
+            |c| format!("client {} <{}>", c.number, c.email.unwrap_or_default()),
+        );
+        let state = if e.failed {
+            "FAILED".to_string()
+        } else {
+            format!("pending, next try {}", fmt_time(e.next_attempt_at))
+        };
+        out.push_str(&format!(
+            "#{} password link ({purpose:?}) for {who}: {state}; {} attempt(s){}\n",
+            e.id,
+            e.attempts,
+            e.last_error
+                .map(|x| format!("; last error: {x}"))
+                .unwrap_or_default()
+        ));
+    }
+    Ok(out)
+}
+
+fn fmt_time(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
+        || unix.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+fn audit_list(portal: &Portal, client: Option<String>, limit: usize) -> Result<String> {
+    let client_id = match client {
+        Some(who) => Some(find_client(portal, &who)?.id),
+        None => None,
+    };
+    let events = crate::audit::list(&portal.store, client_id, limit)?;
+    if events.is_empty() {
+        return Ok("no audit events".into());
+    }
+    let mut out = String::new();
+    for e in events {
+        out.push_str(&format!(
+            "{}  {:<28} client={} login={} source={}{}\n",
+            fmt_time(e.at),
+            format!("{:?}", e.kind),
+            e.client_id.map_or("-".into(), |c| c.to_string()),
+            e.login.unwrap_or_else(|| "-".into()),
+            e.source.unwrap_or_else(|| "-".into()),
+            e.detail.map(|d| format!("  {d}")).unwrap_or_default()
+        ));
+    }
+    Ok(out)
 }

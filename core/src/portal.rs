@@ -25,6 +25,17 @@ impl Clock {
     pub fn fixed(at: DateTime<Utc>) -> Self {
         Clock(Arc::new(move || at))
     }
+    /// The system clock moved by the number of seconds written in `file` (missing or unreadable
+    /// means no offset). Lets end-to-end tests jump past lockouts and expiry without sleeping.
+    pub fn offset_by_file(file: std::path::PathBuf) -> Self {
+        Clock(Arc::new(move || {
+            let offset = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .unwrap_or(0);
+            Utc::now() + chrono::Duration::seconds(offset)
+        }))
+    }
     pub fn now(&self) -> DateTime<Utc> {
         (self.0)()
     }
@@ -42,6 +53,8 @@ pub struct PortalOptions {
     pub themes_dir: Option<PathBuf>,
     pub plugins: Vec<Box<dyn Plugin>>,
     pub clock: Clock,
+    /// `smtp://host:port`, `smtps://user:pass@host`...; a secret, never logged.
+    pub smtp_url: Option<String>,
 }
 
 pub struct Portal {
@@ -53,6 +66,10 @@ pub struct Portal {
     pub hasher: Hasher,
     pub clock: Clock,
     pub data_dir: PathBuf,
+    pub smtp_url: Option<String>,
+    /// Wakes the mail worker when a job is queued.
+    pub mail_wakeup: Arc<tokio::sync::Notify>,
+    last_id: std::sync::atomic::AtomicU64,
 }
 
 /// Core's own tabs and messages, registered exactly like a plugin's.
@@ -66,6 +83,11 @@ fn register_core(r: &mut Registrar) {
         Tab::new("services", "nav-services", "/services/")
             .icon("services")
             .order(20),
+    );
+    r.tab(
+        Tab::new("password", "nav-password", "/password/")
+            .icon("key")
+            .order(80),
     );
     r.menu_button(crate::registry::MenuButton {
         id: "webmail",
@@ -84,6 +106,17 @@ fn register_core(r: &mut Registrar) {
     r.translations("en", i18n::CORE_EN);
     r.translations("cs", i18n::CORE_CS);
     r.migration(1, "initial layout: typed trees and indexes", |_| Ok(()));
+    r.migration(
+        2,
+        "index clients by e-mail for forgotten-password requests",
+        |store| {
+            let clients: Vec<crate::model::Client> = store.all()?;
+            for chunk in clients.chunks(4096) {
+                store.write(|tx| chunk.iter().try_for_each(|c| tx.put(c)))?;
+            }
+            Ok(())
+        },
+    );
 }
 
 impl Portal {
@@ -128,7 +161,49 @@ impl Portal {
             hasher: Hasher::new(permits)?,
             clock: opts.clock,
             data_dir: opts.data_dir,
+            smtp_url: opts.smtp_url,
+            mail_wakeup: Arc::new(tokio::sync::Notify::new()),
+            last_id: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// A fresh id for outbox entries and audit events: time-ordered, never repeated.
+    pub fn next_id(&self) -> u64 {
+        let micros = self.clock.now().timestamp_micros().max(0) as u64;
+        crate::audit::next_id(&self.last_id, micros)
+    }
+
+    /// Records a security event in the audit log.
+    pub fn audit(&self, event: crate::audit::Audit<'_>) {
+        crate::audit::record(&self.store, self.next_id(), self.clock.unix(), event);
+    }
+
+    /// The session cookie's name: `__Host-` prefixed when the portal's public address is https.
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.serves_tls() {
+            crate::auth::SESSION_COOKIE_TLS
+        } else {
+            crate::auth::SESSION_COOKIE
+        }
+    }
+
+    /// Whether clients reach the portal over TLS (directly or through a proxy), judged from
+    /// ci_url: cookies are then marked Secure.
+    pub fn serves_tls(&self) -> bool {
+        self.settings.text("ci_url", None).starts_with("https://")
+    }
+
+    pub fn lockout_policy(&self) -> crate::lockout::LockoutPolicy {
+        crate::lockout::LockoutPolicy {
+            attempts: self.settings.int("ci_login_lockout_attempts", None).max(0) as u32,
+            seconds: self.settings.int("ci_login_lockout_minutes", None) * 60,
+        }
+    }
+
+    pub fn password_min_length(&self) -> usize {
+        self.settings
+            .int("ci_client_password_min_length", None)
+            .max(1) as usize
     }
 
     pub fn control_socket_path(data_dir: &Path) -> PathBuf {

@@ -264,6 +264,54 @@ pub fn core_settings() -> Vec<SettingDef> {
             24 * 30,
             "A session ends this long after login, used or not.",
         ),
+        SettingDef::int(
+            "ci_client_password_min_length",
+            8,
+            6,
+            128,
+            "Shortest password a client may choose (or an operator may set).",
+        ),
+        SettingDef::int(
+            "ci_login_lockout_attempts",
+            5,
+            0,
+            100,
+            "Wrong passwords in a row that lock a client's login (0: never lock).",
+        ),
+        SettingDef::int(
+            "ci_login_lockout_minutes",
+            15,
+            1,
+            24 * 60,
+            "How long a locked login stays locked.",
+        ),
+        SettingDef::new(
+            "ci_forgotten_password",
+            SettingType::Choice(&["email", "username"]),
+            serde_json::Value::String("email".into()),
+            "What a client enters to get a password link: their e-mail address, or their client number / login name.",
+        ),
+        SettingDef::int(
+            "ci_password_link_validity_minutes",
+            60,
+            5,
+            7 * 24 * 60,
+            "How long a password link sent by e-mail works.",
+        ),
+        SettingDef::url(
+            "ci_forward_url_after_logout",
+            "Where the browser goes after logout (empty: the login page).",
+        ),
+        SettingDef::bool(
+            "ci_login_form_allow_cross_origin",
+            false,
+            "Accept logins posted from the ISP's own website (a form with action [PORTAL]/sign/).",
+        ),
+        SettingDef::text(
+            "ci_login_form_allowed_origins",
+            "",
+            "With cross-origin login on: space- or comma-separated origins allowed to post it (empty: any).",
+        ),
     ]
 }
 

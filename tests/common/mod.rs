@@ -156,6 +156,26 @@ impl Server {
         c
     }
 
+    /// Logs in with an operator-set (one-time) password and chooses `own` as the new password,
+    /// as the portal requires before showing anything else.
+    pub async fn login_one_time(&self, user: &str, one_time: &str, own: &str) -> reqwest::Client {
+        let c = self.login(user, one_time).await;
+        let (status, html) = self.get_text(&c, "/password/").await;
+        assert_eq!(status, 200);
+        let r = c
+            .post(self.url("/password/"))
+            .form(&[
+                ("csrf", csrf_of(&html).as_str()),
+                ("new", own),
+                ("repeat", own),
+            ])
+            .send()
+            .await
+            .expect("post password");
+        assert_eq!(r.status(), 200, "new password accepted");
+        c
+    }
+
     pub async fn get_text(&self, c: &reqwest::Client, path: &str) -> (u16, String) {
         let r = c.get(self.url(path)).send().await.expect("get");
         let status = r.status().as_u16();

@@ -10,12 +10,18 @@ use super::guards::{self, request_lang};
 use super::page::{PageHtml, base_context};
 
 pub fn catchers() -> Vec<Catcher> {
-    catchers![unauthorized, maintenance, any_error]
+    catchers![unauthorized, must_change_password, maintenance, any_error]
 }
 
 #[catch(401)]
 fn unauthorized() -> Redirect {
     Redirect::to("/sign/")
+}
+
+/// A session that logged in with a one-time password sees nothing but the password form.
+#[catch(428)]
+fn must_change_password() -> Redirect {
+    Redirect::to("/password/")
 }
 
 #[derive(Serialize)]

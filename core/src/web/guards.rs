@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rocket::http::{CookieJar, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 
-use crate::auth::{self, SESSION_COOKIE, Session};
+use crate::auth::{self, Session};
 use crate::i18n;
 use crate::model::Client;
 use crate::portal::Portal;
@@ -27,7 +27,11 @@ pub struct SignedIn {
 pub fn signed_in<'r>(req: &'r Request<'_>) -> &'r Option<SignedIn> {
     req.local_cache(|| {
         let portal = portal(req)?;
-        let token = req.cookies().get(SESSION_COOKIE)?.value().to_string();
+        let token = req
+            .cookies()
+            .get(portal.session_cookie_name())?
+            .value()
+            .to_string();
         let now = portal.clock.unix();
         let session = match auth::find_session(&portal.store, &token, now, portal.session_policy())
         {
@@ -85,29 +89,76 @@ impl<'r> FromRequest<'r> for Lang {
 }
 
 /// A logged-in client. Forwards with 401 (the catcher sends the browser to the login page);
-/// during maintenance fails with 503 (the catcher shows the maintenance page).
+/// during maintenance fails with 503 (the catcher shows the maintenance page); a client who
+/// logged in with a one-time password fails with 428 (the catcher sends them to the password
+/// form) until they have chosen their own.
 pub struct ClientUser {
     pub client: Client,
     pub session: Session,
+}
+
+/// Like [`ClientUser`], but also admits a session that must change its password first.
+pub struct SessionUser {
+    pub client: Client,
+    pub session: Session,
+}
+
+fn session_user(req: &Request<'_>) -> Outcome<SessionUser, ()> {
+    let Some(portal) = portal(req) else {
+        return Outcome::Error((Status::InternalServerError, ()));
+    };
+    if maintenance_on(portal) {
+        return Outcome::Error((Status::ServiceUnavailable, ()));
+    }
+    match signed_in(req) {
+        Some(s) => Outcome::Success(SessionUser {
+            client: s.client.clone(),
+            session: s.session.clone(),
+        }),
+        None => Outcome::Forward(Status::Unauthorized),
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SessionUser {
+    type Error = ();
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        session_user(req)
+    }
 }
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for ClientUser {
     type Error = ();
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
-        let Some(portal) = portal(req) else {
-            return Outcome::Error((Status::InternalServerError, ()));
-        };
-        if maintenance_on(portal) {
-            return Outcome::Error((Status::ServiceUnavailable, ()));
-        }
-        match signed_in(req) {
-            Some(s) => Outcome::Success(ClientUser {
-                client: s.client.clone(),
-                session: s.session.clone(),
+        match session_user(req) {
+            Outcome::Success(u) if u.session.must_change_password => {
+                Outcome::Error((Status::PreconditionRequired, ()))
+            }
+            Outcome::Success(u) => Outcome::Success(ClientUser {
+                client: u.client,
+                session: u.session,
             }),
-            None => Outcome::Forward(Status::Unauthorized),
+            Outcome::Forward(s) => Outcome::Forward(s),
+            Outcome::Error(e) => Outcome::Error(e),
         }
+    }
+}
+
+/// Where a form post came from: this portal's own pages, or another origin (and which).
+pub struct Provenance {
+    pub same_origin: bool,
+    pub origin: Option<String>,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Provenance {
+    type Error = ();
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        Outcome::Success(Provenance {
+            same_origin: is_same_origin(req),
+            origin: req.headers().get_one("Origin").map(str::to_string),
+        })
     }
 }
 

@@ -5,6 +5,7 @@ mod core_pages;
 mod errors;
 pub mod guards;
 pub mod page;
+mod password;
 mod sign;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub fn build(mut portal: Portal, config: rocket::Config) -> Rocket<Build> {
         .attach(SecurityHeaders)
         .mount("/", sign::routes())
         .mount("/", core_pages::routes())
+        .mount("/", password::routes())
         .register("/", errors::catchers());
     for (base, routes) in plugin_routes {
         rocket = rocket.mount(base, routes);

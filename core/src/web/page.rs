@@ -8,7 +8,8 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
 use serde::Serialize;
 
-use super::guards::{self, ClientUser};
+use super::guards::{self, ClientUser, SessionUser};
+use crate::auth::Session;
 use crate::error::Error;
 use crate::hooks::RenderEvent;
 use crate::i18n::LANGUAGES;
@@ -120,20 +121,15 @@ pub fn base_context(
 pub struct Page<'r> {
     pub portal: &'r Arc<Portal>,
     pub client: Client,
+    pub session: Session,
     pub csrf: String,
     pub lang: &'static str,
     pub path: String,
 }
 
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for Page<'r> {
-    type Error = ();
-    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
-        let user = match ClientUser::from_request(req).await {
-            Outcome::Success(u) => u,
-            Outcome::Forward(s) => return Outcome::Forward(s),
-            Outcome::Error(e) => return Outcome::Error(e),
-        };
+impl<'r> Page<'r> {
+    /// A page for a signed-in session, which may still have to change its password.
+    pub fn for_session(req: &'r Request<'_>, user: SessionUser) -> Outcome<Self, ()> {
         let Some(portal) = guards::portal(req) else {
             return Outcome::Error((Status::InternalServerError, ()));
         };
@@ -141,9 +137,28 @@ impl<'r> FromRequest<'r> for Page<'r> {
             portal,
             lang: guards::request_lang(req),
             path: req.uri().path().to_string(),
-            csrf: user.session.csrf_token,
+            csrf: user.session.csrf_token.clone(),
             client: user.client,
+            session: user.session,
         })
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Page<'r> {
+    type Error = ();
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        match ClientUser::from_request(req).await {
+            Outcome::Success(u) => Page::for_session(
+                req,
+                SessionUser {
+                    client: u.client,
+                    session: u.session,
+                },
+            ),
+            Outcome::Forward(s) => Outcome::Forward(s),
+            Outcome::Error(e) => Outcome::Error(e),
+        }
     }
 }
 
@@ -201,7 +216,10 @@ impl Page<'_> {
             client: &self.client,
             settings: &portal.settings,
         };
-        ctx.insert("menu", &portal.registry.menu(&viewer, tab));
+        // Until a one-time password is replaced there is nothing else to navigate to.
+        if !self.session.must_change_password {
+            ctx.insert("menu", &portal.registry.menu(&viewer, tab));
+        }
         ctx.insert("active_tab", tab);
         ctx.insert("page", page);
         if !portal.registry.hooks.render.is_empty() {

@@ -5,15 +5,19 @@ use std::sync::Arc;
 use rocket::form::{Form, FromForm};
 use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::response::Redirect;
-use rocket::{Either, Route, State, get, post, routes, uri};
+use rocket::{Either, Route, State, get, post, routes};
 use serde::Serialize;
 
-use super::guards::{self, LANG_COOKIE, Lang, SameOrigin, Viewer, tokens_match};
+use super::guards::{
+    LANG_COOKIE, Lang, Provenance, SameOrigin, Viewer, maintenance_on, tokens_match,
+};
 use super::page::{PageHtml, base_context};
-use crate::auth::{self, Credential, SESSION_COOKIE};
+use crate::audit::{Audit, AuditKind};
+use crate::auth::{self, Credential};
 use crate::error::Error;
 use crate::hooks::{LoginEvent, LogoutEvent};
 use crate::i18n;
+use crate::lockout;
 use crate::model::Client;
 use crate::portal::Portal;
 
@@ -21,21 +25,27 @@ pub fn routes() -> Vec<Route> {
     routes![sign_page, sign_in, sign_out, switch_language]
 }
 
-#[derive(Serialize)]
-struct SignView<'a> {
-    error: Option<String>,
-    username: &'a str,
+#[derive(Serialize, Default)]
+pub(super) struct SignView<'a> {
+    pub error: Option<String>,
+    pub notice: Option<String>,
+    pub username: &'a str,
+    /// The "forgot password" link shows only when the portal can send mail.
+    pub can_reset: bool,
 }
 
-fn render_sign(
+pub(super) fn render_sign(
     portal: &Portal,
     lang: &'static str,
-    error: Option<String>,
-    username: &str,
+    view: SignView<'_>,
     status: Status,
 ) -> Result<PageHtml, Error> {
     let mut ctx = base_context(portal, lang, "/sign/", None);
-    ctx.insert("page", &SignView { error, username });
+    let view = SignView {
+        can_reset: crate::mail::sender(portal).is_some(),
+        ..view
+    };
+    ctx.insert("page", &view);
     let html = portal
         .themes
         .render(&portal.theme_for(None), "sign.html", &ctx)?;
@@ -46,24 +56,26 @@ fn render_sign(
     })
 }
 
+fn internal(e: Error) -> Status {
+    tracing::error!("{e}");
+    Status::InternalServerError
+}
+
 #[get("/sign")]
 fn sign_page(
     portal: &State<Arc<Portal>>,
     lang: Lang,
     viewer: Viewer,
 ) -> Result<Either<PageHtml, Redirect>, Status> {
-    if guards::maintenance_on(portal) {
+    if maintenance_on(portal) {
         return Err(Status::ServiceUnavailable);
     }
     if viewer.signed_in.is_some() {
-        return Ok(Either::Right(Redirect::to(uri!("/"))));
+        return Ok(Either::Right(Redirect::to("/")));
     }
-    render_sign(portal, lang.0, None, "", Status::Ok)
+    render_sign(portal, lang.0, SignView::default(), Status::Ok)
         .map(Either::Left)
-        .map_err(|e| {
-            tracing::error!("{e}");
-            Status::InternalServerError
-        })
+        .map_err(internal)
 }
 
 /// Lenient on purpose: missing fields are reported on the page in the client's language, and
@@ -75,11 +87,28 @@ struct SignForm {
 }
 
 /// Finds the client a login name refers to: a client number, or a custom username.
-fn find_client(portal: &Portal, login: &str) -> Result<Option<Client>, Error> {
+pub(super) fn find_client(portal: &Portal, login: &str) -> Result<Option<Client>, Error> {
     if let Some(c) = portal.store.client_by_number(login)? {
         return Ok(Some(c));
     }
     portal.store.client_by_username(login)
+}
+
+/// Whether a login posted from another origin (the ISP's own website) is accepted.
+fn cross_origin_login_allowed(portal: &Portal, origin: Option<&str>) -> bool {
+    if !portal
+        .settings
+        .bool("ci_login_form_allow_cross_origin", None)
+    {
+        return false;
+    }
+    let allowed = portal.settings.text("ci_login_form_allowed_origins", None);
+    let list: Vec<&str> = allowed
+        .split([',', ' '])
+        .map(|o| o.trim().trim_end_matches('/'))
+        .filter(|o| !o.is_empty())
+        .collect();
+    list.is_empty() || origin.is_some_and(|o| list.contains(&o.trim_end_matches('/')))
 }
 
 #[post("/sign", data = "<form>")]
@@ -87,53 +116,85 @@ async fn sign_in(
     portal: &State<Arc<Portal>>,
     lang: Lang,
     cookies: &CookieJar<'_>,
-    _same_origin: SameOrigin,
+    provenance: Provenance,
     viewer: Viewer,
     form: Option<Form<SignForm>>,
 ) -> Result<Either<PageHtml, Redirect>, Status> {
     let portal: &Portal = portal;
-    let fail = |e: Error| {
-        tracing::error!("{e}");
-        Status::InternalServerError
-    };
-    if guards::maintenance_on(portal) {
+    let lang = lang.0;
+    if maintenance_on(portal) {
         return Err(Status::ServiceUnavailable);
     }
-    let lang = lang.0;
-    let Some(form) = form else {
-        let msg = portal.i18n.t(lang, "sign-error-form");
-        return render_sign(portal, lang, Some(msg), "", Status::BadRequest)
+    let page = |key: &str, login: &str, status: Status| {
+        let view = SignView {
+            error: Some(portal.i18n.t(lang, key)),
+            username: login,
+            ..SignView::default()
+        };
+        render_sign(portal, lang, view, status)
             .map(Either::Left)
-            .map_err(fail);
+            .map_err(internal)
+    };
+    if !provenance.same_origin && !cross_origin_login_allowed(portal, provenance.origin.as_deref())
+    {
+        tracing::warn!(origin = ?provenance.origin, "refused a login posted from another website");
+        return page("sign-error-cross-origin", "", Status::Forbidden);
+    }
+    let Some(form) = form else {
+        return page("sign-error-form", "", Status::BadRequest);
     };
     let login = form.username.as_deref().unwrap_or("").trim().to_string();
     let password = form.password.clone().unwrap_or_default();
     if login.is_empty() || password.is_empty() {
-        let msg = portal.i18n.t(lang, "sign-error-missing");
-        return render_sign(portal, lang, Some(msg), &login, Status::UnprocessableEntity)
-            .map(Either::Left)
-            .map_err(fail);
+        return page("sign-error-missing", &login, Status::UnprocessableEntity);
     }
-    let client = find_client(portal, &login).map_err(fail)?;
-    let hash = match &client {
-        Some(c) => portal
-            .store
-            .get_id::<Credential>(c.id)
-            .map_err(fail)?
-            .map(|cred| cred.password_hash),
-        None => None,
+    let now = portal.clock.unix();
+    let source = viewer.source_addr.as_deref();
+    let client = find_client(portal, &login).map_err(internal)?;
+    let (credential, locked) = match &client {
+        Some(c) => (
+            portal.store.get_id::<Credential>(c.id).map_err(internal)?,
+            lockout::is_locked(&portal.store, c.id, now).map_err(internal)?,
+        ),
+        None => (None, false),
     };
-    // Unknown client, no password yet and wrong password all cost one argon2 verification and
-    // get the same message.
-    let ok = portal.hasher.verify(hash, password).await;
-    let client = match (ok, client) {
-        (true, Some(c)) => c,
-        _ => {
-            tracing::info!(login = %login, source = ?viewer.source_addr, "login failed");
-            let msg = portal.i18n.t(lang, "sign-error-credentials");
-            return render_sign(portal, lang, Some(msg), &login, Status::Unauthorized)
-                .map(Either::Left)
-                .map_err(fail);
+    // Unknown client, no password yet, wrong password and locked account all cost one argon2
+    // verification, so the answer's timing tells nothing.
+    let ok = portal
+        .hasher
+        .verify(
+            credential.as_ref().map(|c| c.password_hash.clone()),
+            password,
+        )
+        .await;
+    let audit = |kind, client_id: Option<u64>| {
+        portal.audit(Audit {
+            client_id,
+            login: client_id.is_none().then_some(login.as_str()),
+            source,
+            ..Audit::new(kind)
+        })
+    };
+    if let (true, Some(c)) = (locked, &client) {
+        audit(AuditKind::LoginWhileLocked, Some(c.id));
+        return page("sign-error-locked", &login, Status::Forbidden);
+    }
+    let (client, credential) = match (ok, client, credential) {
+        (true, Some(c), Some(cred)) => (c, cred),
+        (_, client, _) => {
+            let mut key = "sign-error-credentials";
+            if let Some(c) = &client {
+                audit(AuditKind::LoginFailed, Some(c.id));
+                if lockout::record_failure(&portal.store, c.id, now, portal.lockout_policy())
+                    .map_err(internal)?
+                {
+                    audit(AuditKind::Lockout, Some(c.id));
+                    key = "sign-error-locked";
+                }
+            } else {
+                audit(AuditKind::LoginFailed, None);
+            }
+            return page(key, &login, Status::Unauthorized);
         }
     };
     let mut event = LoginEvent {
@@ -142,27 +203,53 @@ async fn sign_in(
         source_addr: viewer.source_addr.clone(),
     };
     if let Err(veto) = portal.registry.hooks.login.run_before(&mut event) {
-        return render_sign(portal, lang, Some(veto.message), &login, Status::Forbidden)
+        let view = SignView {
+            error: Some(veto.message),
+            username: &login,
+            ..SignView::default()
+        };
+        return render_sign(portal, lang, view, Status::Forbidden)
             .map(Either::Left)
-            .map_err(fail);
+            .map_err(internal);
+    }
+    lockout::clear(&portal.store, client.id).map_err(internal)?;
+    // A one-time password is spent by this login: the client must now choose their own.
+    if credential.one_time {
+        portal
+            .store
+            .write(|tx| {
+                tx.delete::<Credential>(&credential_key(client.id))
+                    .map(|_| ())
+            })
+            .map_err(internal)?;
     }
     // A fresh session id at every login; the old one (if any) ends.
-    if let Some(old) = cookies.get(SESSION_COOKIE) {
-        auth::end_session(&portal.store, old.value()).map_err(fail)?;
+    if let Some(old) = cookies.get(portal.session_cookie_name()) {
+        auth::end_session(&portal.store, old.value()).map_err(internal)?;
     }
-    let token = auth::start_session(&portal.store, client.id, portal.clock.unix()).map_err(fail)?;
-    cookies.add(session_cookie(token, viewer.tls));
-    tracing::info!(client = client.id, source = ?event.source_addr, "login");
+    let token = auth::start_session_with(&portal.store, client.id, now, credential.one_time)
+        .map_err(internal)?;
+    cookies.add(session_cookie(portal, token));
+    audit(AuditKind::LoginOk, Some(client.id));
     portal.registry.hooks.login.run_after(&event);
-    Ok(Either::Right(Redirect::to(uri!("/"))))
+    Ok(Either::Right(Redirect::to(if credential.one_time {
+        "/password/"
+    } else {
+        "/"
+    })))
 }
 
-/// HttpOnly always; Secure when served over TLS. SameSite=Lax so that links into the portal
-/// from the ISP's site or a mail keep the client logged in, while cross-site posts don't carry it.
-fn session_cookie(token: String, tls: bool) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, token))
+fn credential_key(client_id: u64) -> Vec<u8> {
+    crate::store::id_key(client_id)
+}
+
+/// HttpOnly always; Secure and `__Host-` when clients reach the portal over TLS. SameSite=Lax so
+/// that links into the portal from the ISP's site or a mail keep the client logged in, while
+/// cross-site posts and embedded requests do not carry it.
+fn session_cookie(portal: &Portal, token: String) -> Cookie<'static> {
+    Cookie::build((portal.session_cookie_name(), token))
         .http_only(true)
-        .secure(tls)
+        .secure(portal.serves_tls())
         .same_site(SameSite::Lax)
         .path("/")
         .build()
@@ -186,19 +273,25 @@ fn sign_out(
         if !tokens_match(&sent, &s.session.csrf_token) {
             return Err(Status::Forbidden);
         }
-        if let Some(c) = cookies.get(SESSION_COOKIE) {
-            auth::end_session(&portal.store, c.value()).map_err(|e| {
-                tracing::error!("{e}");
-                Status::InternalServerError
-            })?;
+        if let Some(c) = cookies.get(portal.session_cookie_name()) {
+            auth::end_session(&portal.store, c.value()).map_err(internal)?;
         }
         portal.registry.hooks.logout.run_after(&LogoutEvent {
             client_id: s.client.id,
         });
-        tracing::info!(client = s.client.id, "logout");
+        portal.audit(Audit {
+            client_id: Some(s.client.id),
+            source: viewer.source_addr.as_deref(),
+            ..Audit::new(AuditKind::Logout)
+        });
     }
-    cookies.remove(Cookie::build(SESSION_COOKIE).path("/"));
-    Ok(Redirect::to("/sign/"))
+    cookies.remove(Cookie::build(portal.session_cookie_name()).path("/"));
+    let forward = portal.settings.text("ci_forward_url_after_logout", None);
+    Ok(Redirect::to(if forward.is_empty() {
+        "/sign/".to_string()
+    } else {
+        forward
+    }))
 }
 
 #[derive(FromForm)]
@@ -238,10 +331,7 @@ fn switch_language(
         // The profile is what decides a client's language, so the switch is stored there.
         let mut client = s.client.clone();
         client.language = Some(lang.to_string());
-        portal.store.write(|tx| tx.put(&client)).map_err(|e| {
-            tracing::error!("{e}");
-            Status::InternalServerError
-        })?;
+        portal.store.write(|tx| tx.put(&client)).map_err(internal)?;
     }
     cookies.add(
         Cookie::build((LANG_COOKIE, lang.to_string()))

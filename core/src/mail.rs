@@ -1,0 +1,498 @@
+//! Outgoing mail through a durable outbox.
+//!
+//! Pages and operator commands only enqueue a job (flushed), so a client's answer never waits
+//! for, or depends on, the SMTP server. A worker in the portal process sends due jobs over SMTP
+//! (lettre, rustls), retrying with growing delays; a job still undelivered after its last try is
+//! marked failed, logged for the operator and listed by `portico mail queue`.
+//!
+//! Password-link jobs hold no secret at rest: the single-use token is created at the moment of
+//! each sending attempt (and revoked again if that attempt fails).
+
+use std::time::Duration;
+
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::Client;
+use crate::passwords::{self, LinkPurpose};
+use crate::portal::Portal;
+use crate::store::{Record, SEP, Store, id_key};
+
+/// Delays before the 2nd, 3rd, ... attempt; after the last one the job is marked failed.
+pub const RETRY_DELAYS: &[i64] = &[30, 120, 600, 1800, 7200];
+/// How often the worker looks for due jobs when nothing wakes it.
+const POLL: Duration = Duration::from_millis(500);
+
+/// The template purpose for password links (reset and "create your password").
+pub const PURPOSE_NEW_PORTAL_PASSWORD: &str = "new_portal_password";
+pub const PURPOSES: &[&str] = &[PURPOSE_NEW_PORTAL_PASSWORD];
+/// The variable ISP operators know from ISPadmin templates.
+pub const PASSWORD_LINK_VARIABLE: &str = "$CI_PASSWORD_LINK$";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MailJob {
+    PasswordLink {
+        client_id: u64,
+        purpose: LinkPurpose,
+        lang: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: u64,
+    pub job: MailJob,
+    pub created_at: i64,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub failed: bool,
+}
+
+impl Record for OutboxEntry {
+    const TREE: &'static str = "mail_outbox";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+}
+
+/// An operator's template for one purpose, globally or for one invoice group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MailTemplate {
+    pub purpose: String,
+    #[serde(default)]
+    pub invoice_group_id: Option<u64>,
+    pub subject: String,
+    pub body: String,
+}
+
+impl Record for MailTemplate {
+    const TREE: &'static str = "mail_templates";
+    fn key(&self) -> Vec<u8> {
+        template_key(&self.purpose, self.invoice_group_id)
+    }
+}
+
+fn template_key(purpose: &str, group: Option<u64>) -> Vec<u8> {
+    let mut k = purpose.as_bytes().to_vec();
+    k.push(SEP);
+    if let Some(g) = group {
+        k.extend_from_slice(&g.to_be_bytes());
+    }
+    k
+}
+
+struct Builtin {
+    subject: &'static str,
+    body: &'static str,
+}
+
+fn builtin(lang: &str) -> Builtin {
+    match lang {
+        "cs" => Builtin {
+            subject: "{% if reason == \"reset\" %}Obnovení hesla{% else %}Vytvořte si heslo{% endif %} do klientského portálu",
+            body: "Dobrý den, {{ client.name }},\n\n\
+{% if reason == \"reset\" %}někdo (nejspíš vy) požádal o nové heslo do klientského portálu.{% else %}pro přihlášení do klientského portálu si prosím vytvořte heslo.{% endif %}\n\
+Heslo nastavíte na této adrese:\n\n$CI_PASSWORD_LINK$\n\n\
+Odkaz platí {{ valid_minutes }} minut a lze jej použít jen jednou. Vaše číslo klienta je {{ client.number }}.\n\
+Pokud jste o nic nežádali, tento e-mail ignorujte; vaše heslo zůstává beze změny.\n\n{{ sender_name }}\n",
+        },
+        _ => Builtin {
+            subject: "{% if reason == \"reset\" %}Reset your{% else %}Create your{% endif %} client portal password",
+            body: "Hello {{ client.name }},\n\n\
+{% if reason == \"reset\" %}someone (probably you) asked for a new client portal password.{% else %}please create a password for the client portal.{% endif %}\n\
+Set it at this address:\n\n$CI_PASSWORD_LINK$\n\n\
+The link works once and for {{ valid_minutes }} minutes. Your client number is {{ client.number }}.\n\
+If you did not ask for this, ignore this e-mail; your password stays as it was.\n\n{{ sender_name }}\n",
+        },
+    }
+}
+
+/// Checks an operator's template: Tera syntax, nothing but its context.
+pub fn validate_template(subject: &str, body: &str) -> Result<()> {
+    for (what, src) in [("subject", subject), ("body", body)] {
+        let mut t = tera::Tera::new();
+        t.add_raw_template(what, src).map_err(|e| {
+            Error::Invalid(format!("template {what}: {}", crate::theme::describe(&e)))
+        })?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct MailClient<'a> {
+    name: &'a str,
+    number: &'a str,
+}
+
+/// Renders subject and body for a client: the group's template, else the global one, else the
+/// built-in one in the client's language. `$CI_PASSWORD_LINK$` and `{{ link }}` give the link.
+pub fn render_password_mail(
+    store: &Store,
+    client: &Client,
+    lang: &str,
+    reason: LinkPurpose,
+    link: &str,
+    valid_minutes: i64,
+    sender_name: &str,
+) -> Result<(String, String)> {
+    let mut ctx = tera::Context::new();
+    ctx.insert(
+        "client",
+        &MailClient {
+            name: &client.name,
+            number: &client.number,
+        },
+    );
+    ctx.insert(
+        "reason",
+        match reason {
+            LinkPurpose::Reset => "reset",
+            LinkPurpose::Create => "create",
+        },
+    );
+    ctx.insert("link", link);
+    ctx.insert("valid_minutes", &valid_minutes);
+    ctx.insert("sender_name", sender_name);
+    let custom = [Some(client.invoice_group_id), None]
+        .into_iter()
+        .find_map(|g| {
+            store
+                .get::<MailTemplate>(&template_key(PURPOSE_NEW_PORTAL_PASSWORD, g))
+                .ok()
+                .flatten()
+        });
+    let render = |subject: &str, body: &str| -> Result<(String, String)> {
+        let s = tera::Tera::one_off(subject, &ctx, false)
+            .map_err(|e| Error::Template(crate::theme::describe(&e)))?;
+        let b = tera::Tera::one_off(body, &ctx, false)
+            .map_err(|e| Error::Template(crate::theme::describe(&e)))?;
+        Ok((
+            s.replace(PASSWORD_LINK_VARIABLE, link)
+                .trim()
+                .replace(['\r', '\n'], " "),
+            b.replace(PASSWORD_LINK_VARIABLE, link),
+        ))
+    };
+    if let Some(t) = custom {
+        match render(&t.subject, &t.body) {
+            Ok(out) => return Ok(out),
+            Err(e) => {
+                tracing::error!(group = ?t.invoice_group_id, "mail template failed, using the built-in one: {e}")
+            }
+        }
+    }
+    let b = builtin(lang);
+    render(b.subject, b.body)
+}
+
+/// Where password links point: ci_url, else ispadmin_server + /clientinterface/. Never the
+/// request's Host header.
+pub fn link_base(portal: &Portal) -> Option<String> {
+    let ci_url = portal.settings.text("ci_url", None);
+    let base = if !ci_url.is_empty() {
+        ci_url
+    } else {
+        let server = portal.settings.text("ispadmin_server", None);
+        if server.is_empty() {
+            return None;
+        }
+        format!("{}/clientinterface/", server.trim_end_matches('/'))
+    };
+    Some(if base.ends_with('/') {
+        base
+    } else {
+        format!("{base}/")
+    })
+}
+
+/// Whether the portal may send mail at all (system_mail and system_mail_name are set).
+pub fn sender(portal: &Portal) -> Option<(String, String)> {
+    let addr = portal.settings.text("system_mail", None);
+    let name = portal.settings.text("system_mail_name", None);
+    (!addr.is_empty() && !name.is_empty()).then_some((addr, name))
+}
+
+/// Queues a job (flushed) and wakes the worker.
+pub fn enqueue(portal: &Portal, job: MailJob) -> Result<u64> {
+    let now = portal.clock.unix();
+    let id = portal.next_id();
+    let entry = OutboxEntry {
+        id,
+        job,
+        created_at: now,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        failed: false,
+    };
+    portal.store.write(|tx| tx.put(&entry))?;
+    portal.mail_wakeup.notify_one();
+    Ok(id)
+}
+
+/// Whether a password-link job for this client is still waiting (so repeated requests do not
+/// flood the client's mailbox).
+pub fn has_pending_link(store: &Store, client_id: u64) -> Result<bool> {
+    Ok(store.all::<OutboxEntry>()?.iter().any(|e| {
+        !e.failed && matches!(e.job, MailJob::PasswordLink { client_id: c, .. } if c == client_id)
+    }))
+}
+
+pub fn queue(store: &Store) -> Result<Vec<OutboxEntry>> {
+    store.all()
+}
+
+/// Sends due jobs until the process ends.
+pub async fn run_worker(portal: std::sync::Arc<Portal>) {
+    loop {
+        let now = portal.clock.unix();
+        let due: Vec<OutboxEntry> = match portal.store.all::<OutboxEntry>() {
+            Ok(all) => all
+                .into_iter()
+                .filter(|e| !e.failed && e.next_attempt_at <= now)
+                .collect(),
+            Err(e) => {
+                tracing::error!("mail outbox unreadable: {e}");
+                vec![]
+            }
+        };
+        for entry in due {
+            attempt(&portal, entry).await;
+        }
+        tokio::select! {
+            _ = portal.mail_wakeup.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+async fn attempt(portal: &Portal, mut entry: OutboxEntry) {
+    let result = match &entry.job {
+        MailJob::PasswordLink {
+            client_id,
+            purpose,
+            lang,
+        } => send_password_link(portal, *client_id, *purpose, lang).await,
+    };
+    let store = &portal.store;
+    let outcome = match result {
+        Ok(to) => {
+            tracing::info!(outbox_id = entry.id, to = %to, "mail sent");
+            store.write(|tx| tx.delete::<OutboxEntry>(&entry.key()).map(|_| ()))
+        }
+        Err(err) => {
+            entry.attempts += 1;
+            entry.last_error = Some(err.clone());
+            match RETRY_DELAYS.get(entry.attempts as usize - 1) {
+                Some(delay) => {
+                    entry.next_attempt_at = portal.clock.unix() + delay;
+                    tracing::warn!(
+                        outbox_id = entry.id,
+                        attempt = entry.attempts,
+                        "mail not sent, will retry in {delay} s: {err}"
+                    );
+                }
+                None => {
+                    entry.failed = true;
+                    tracing::error!(
+                        outbox_id = entry.id,
+                        "mail undelivered after {} attempts, given up (see `portico mail queue`): {err}",
+                        entry.attempts
+                    );
+                }
+            }
+            store.write(|tx| tx.put(&entry))
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::error!("mail outbox not updated: {e}");
+    }
+}
+
+async fn send_password_link(
+    portal: &Portal,
+    client_id: u64,
+    purpose: LinkPurpose,
+    lang: &str,
+) -> std::result::Result<String, String> {
+    let client = portal
+        .store
+        .get_id::<Client>(client_id)
+        .map_err(|e| e.to_string())?
+        .ok_or("the client no longer exists")?;
+    let to = client
+        .email
+        .clone()
+        .filter(|e| !e.is_empty())
+        .ok_or("the client has no e-mail address")?;
+    let (from_addr, from_name) =
+        sender(portal).ok_or("system_mail and system_mail_name must be set")?;
+    let base = link_base(portal).ok_or("set ci_url (or ispadmin_server) so links can be built")?;
+    let smtp_url = portal
+        .smtp_url
+        .clone()
+        .ok_or("no SMTP server configured (smtp_url in portico.toml or PORTICO_SMTP_URL)")?;
+    let minutes = portal
+        .settings
+        .int("ci_password_link_validity_minutes", None);
+    let now = portal.clock.unix();
+    let token = passwords::issue_token(&portal.store, client_id, purpose, now, minutes * 60)
+        .map_err(|e| e.to_string())?;
+    let token_hash = crate::auth::token_hash(&token);
+    let link = format!("{base}sign/password/{token}");
+    let sent = async {
+        let (subject, body) = render_password_mail(
+            &portal.store,
+            &client,
+            lang,
+            purpose,
+            &link,
+            minutes,
+            &from_name,
+        )
+        .map_err(|e| e.to_string())?;
+        let from = Mailbox::new(
+            Some(from_name.clone()),
+            from_addr.parse().map_err(|e| format!("system_mail: {e}"))?,
+        );
+        let rcpt = Mailbox::new(
+            Some(client.name.clone()),
+            to.parse().map_err(|e| format!("client e-mail: {e}"))?,
+        );
+        let message = lettre::Message::builder()
+            .from(from)
+            .to(rcpt)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|e| e.to_string())?;
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp_url)
+            .map_err(|e| format!("smtp_url is not usable: {e}"))?
+            .timeout(Some(Duration::from_secs(20)))
+            .build();
+        transport
+            .send(message)
+            .await
+            .map_err(|e| format!("SMTP: {e}"))?;
+        Ok::<_, String>(())
+    }
+    .await;
+    match sent {
+        Ok(()) => Ok(to),
+        Err(e) => {
+            // The link was never delivered: it must not stay valid.
+            let _ = passwords::revoke_token(&portal.store, &token_hash);
+            Err(e)
+        }
+    }
+}
+
+pub fn set_template(store: &Store, t: MailTemplate) -> Result<()> {
+    if !PURPOSES.contains(&t.purpose.as_str()) {
+        return Err(Error::Invalid(format!(
+            "unknown purpose `{}`; known: {}",
+            t.purpose,
+            PURPOSES.join(", ")
+        )));
+    }
+    validate_template(&t.subject, &t.body)?;
+    store.write(|tx| tx.put(&t))
+}
+
+pub fn templates(store: &Store) -> Result<Vec<MailTemplate>> {
+    store.all()
+}
+
+pub fn remove_template(store: &Store, purpose: &str, group: Option<u64>) -> Result<bool> {
+    store.write(|tx| tx.delete::<MailTemplate>(&template_key(purpose, group)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> Client {
+        serde_json::from_value(serde_json::json!({
+            "id": 1, "number": "1001", "name": "Alice <Nováková>", "invoice_group_id": 3
+        }))
+        .expect("client")
+    }
+
+    #[test]
+    fn built_in_mails_carry_the_link_in_both_languages() {
+        let s = Store::in_memory();
+        for lang in ["en", "cs"] {
+            let (subject, body) = render_password_mail(
+                &s,
+                &client(),
+                lang,
+                LinkPurpose::Reset,
+                "https://p.example/sign/password/abc",
+                60,
+                "ISP",
+            )
+            .expect("render");
+            assert!(!subject.is_empty() && !subject.contains('\n'));
+            assert!(
+                body.contains("https://p.example/sign/password/abc"),
+                "{body}"
+            );
+            assert!(
+                body.contains("Alice <Nováková>"),
+                "plain text, not escaped: {body}"
+            );
+            assert!(body.contains("1001"));
+        }
+    }
+
+    #[test]
+    fn group_template_beats_global_and_takes_the_isp_variable() {
+        let s = Store::in_memory();
+        set_template(
+            &s,
+            MailTemplate {
+                purpose: PURPOSE_NEW_PORTAL_PASSWORD.into(),
+                invoice_group_id: None,
+                subject: "Global".into(),
+                body: "G $CI_PASSWORD_LINK$".into(),
+            },
+        )
+        .expect("set");
+        let (subject, body) =
+            render_password_mail(&s, &client(), "en", LinkPurpose::Create, "L1", 60, "ISP")
+                .expect("render");
+        assert_eq!((subject.as_str(), body.as_str()), ("Global", "G L1"));
+        set_template(
+            &s,
+            MailTemplate {
+                purpose: PURPOSE_NEW_PORTAL_PASSWORD.into(),
+                invoice_group_id: Some(3),
+                subject: "Hi {{ client.name }}".into(),
+                body: "Use {{ link }} or $CI_PASSWORD_LINK$".into(),
+            },
+        )
+        .expect("set");
+        let (subject, body) =
+            render_password_mail(&s, &client(), "en", LinkPurpose::Create, "L2", 60, "ISP")
+                .expect("render");
+        assert_eq!(subject, "Hi Alice <Nováková>");
+        assert_eq!(body, "Use L2 or L2");
+        let e = set_template(
+            &s,
+            MailTemplate {
+                purpose: PURPOSE_NEW_PORTAL_PASSWORD.into(),
+                invoice_group_id: None,
+                subject: "{{ oops".into(),
+                body: "".into(),
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("subject"), "{e}");
+    }
+}

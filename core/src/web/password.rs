@@ -1,0 +1,534 @@
+//! Passwords in the browser: the Password tab, "forgot password" and the single-use links sent
+//! by e-mail.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rocket::form::{Form, FromForm};
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::{Route, State, get, post, routes};
+use serde::Serialize;
+
+use super::guards::{Lang, SameOrigin, SessionUser, Viewer, maintenance_on, tokens_match};
+use super::page::{Page, PageHtml, base_context};
+use super::sign::{SignView, find_client, render_sign};
+use crate::audit::{Audit, AuditKind};
+use crate::auth::{self, Credential};
+use crate::error::Error;
+use crate::lockout;
+use crate::mail::{self, MailJob};
+use crate::model::Client;
+use crate::passwords::{self, LinkPurpose};
+use crate::portal::Portal;
+
+pub fn routes() -> Vec<Route> {
+    routes![
+        password_page,
+        change_password,
+        forgot_page,
+        forgot,
+        link_page,
+        link_set
+    ]
+}
+
+/// "Forgot password" answers take at least this long whether or not the account exists.
+const FORGOT_ANSWER_TIME: Duration = Duration::from_millis(400);
+
+fn internal(e: Error) -> Status {
+    tracing::error!("{e}");
+    Status::InternalServerError
+}
+
+/// The Password tab's guard: also admits a session that must replace a one-time password.
+pub struct PasswordPage<'r>(Page<'r>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for PasswordPage<'r> {
+    type Error = ();
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        match SessionUser::from_request(req).await {
+            Outcome::Success(u) => Page::for_session(req, u).map(PasswordPage),
+            Outcome::Forward(s) => Outcome::Forward(s),
+            Outcome::Error(e) => Outcome::Error(e),
+        }
+    }
+}
+
+#[derive(Serialize, Default)]
+struct PasswordView {
+    must_change: bool,
+    min_length: usize,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+fn render_password_tab(
+    page: &Page<'_>,
+    error: Option<String>,
+    notice: Option<String>,
+    status: Status,
+) -> Result<PageHtml, Status> {
+    let view = PasswordView {
+        must_change: page.session.must_change_password,
+        min_length: page.portal.password_min_length(),
+        error,
+        notice,
+    };
+    page.render_with_status("password", "password.html", &view, status)
+        .map_err(internal)
+}
+
+#[get("/password")]
+fn password_page(page: PasswordPage<'_>) -> Result<PageHtml, Status> {
+    render_password_tab(&page.0, None, None, Status::Ok)
+}
+
+#[derive(FromForm)]
+struct ChangeForm {
+    csrf: Option<String>,
+    current: Option<String>,
+    new: Option<String>,
+    repeat: Option<String>,
+}
+
+/// What a client's own data says about their password, for the "too common" check.
+fn personal_words(c: &Client) -> Vec<String> {
+    let mut words = vec![c.number.clone(), c.name.clone()];
+    words.extend(c.name.split_whitespace().map(str::to_string));
+    words.extend(c.username.clone());
+    if let Some(e) = &c.email {
+        words.push(e.clone());
+        words.extend(e.split('@').next().map(str::to_string));
+    }
+    words
+}
+
+/// The Fluent id of the reason a new password pair is refused, if it is.
+fn new_password_problem(
+    portal: &Portal,
+    client: &Client,
+    new: &str,
+    repeat: &str,
+) -> Option<&'static str> {
+    if new.is_empty() {
+        return Some("password-error-missing");
+    }
+    if new != repeat {
+        return Some("password-error-mismatch");
+    }
+    let words = personal_words(client);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    passwords::check_new_password(new, portal.password_min_length(), &words)
+        .err()
+        .map(|w| w.message_id())
+}
+
+#[post("/password", data = "<form>")]
+async fn change_password(
+    page: PasswordPage<'_>,
+    _same: SameOrigin,
+    viewer: Viewer,
+    form: Option<Form<ChangeForm>>,
+) -> Result<PageHtml, Status> {
+    let mut page = page.0;
+    let portal = page.portal.clone();
+    let Some(form) = form else {
+        return render_password_tab(
+            &page,
+            Some(page.t("form-error-invalid")),
+            None,
+            Status::BadRequest,
+        );
+    };
+    if !tokens_match(form.csrf.as_deref().unwrap_or(""), &page.csrf) {
+        return Err(Status::Forbidden);
+    }
+    let new = form.new.clone().unwrap_or_default();
+    let repeat = form.repeat.clone().unwrap_or_default();
+    if !page.session.must_change_password {
+        let current = form.current.clone().unwrap_or_default();
+        if current.is_empty() {
+            return render_password_tab(
+                &page,
+                Some(page.t("password-error-current")),
+                None,
+                Status::UnprocessableEntity,
+            );
+        }
+        let hash = portal
+            .store
+            .get_id::<Credential>(page.client.id)
+            .map_err(internal)?
+            .map(|c| c.password_hash);
+        if !portal.hasher.verify(hash, current).await {
+            // A stolen session must not become a way to guess the password without limit.
+            let now = portal.clock.unix();
+            if lockout::record_failure(&portal.store, page.client.id, now, portal.lockout_policy())
+                .map_err(internal)?
+            {
+                portal.audit(Audit {
+                    client_id: Some(page.client.id),
+                    source: viewer.source_addr.as_deref(),
+                    ..Audit::new(AuditKind::Lockout)
+                });
+            }
+            return render_password_tab(
+                &page,
+                Some(page.t("password-error-current")),
+                None,
+                Status::UnprocessableEntity,
+            );
+        }
+    }
+    if let Some(key) = new_password_problem(&portal, &page.client, &new, &repeat) {
+        return render_password_tab(&page, Some(page.t(key)), None, Status::UnprocessableEntity);
+    }
+    let hash = portal.hasher.hash(new).await.map_err(internal)?;
+    auth::set_password(
+        &portal.store,
+        page.client.id,
+        hash,
+        portal.clock.unix(),
+        false,
+    )
+    .map_err(internal)?;
+    auth::end_client_sessions(&portal.store, page.client.id, Some(&page.session.id_hash))
+        .map_err(internal)?;
+    lockout::clear(&portal.store, page.client.id).map_err(internal)?;
+    if page.session.must_change_password {
+        page.session.must_change_password = false;
+        auth::update_session(&portal.store, &page.session).map_err(internal)?;
+    }
+    portal.audit(Audit {
+        client_id: Some(page.client.id),
+        source: viewer.source_addr.as_deref(),
+        ..Audit::new(AuditKind::PasswordChanged)
+    });
+    render_password_tab(&page, None, Some(page.t("password-changed")), Status::Ok)
+}
+
+#[derive(Serialize)]
+struct ForgotView<'a> {
+    /// `email` or `username`, from ci_forgotten_password.
+    mode: String,
+    error: Option<String>,
+    login: &'a str,
+}
+
+fn render_forgot(
+    portal: &Portal,
+    lang: &'static str,
+    error: Option<String>,
+    login: &str,
+    status: Status,
+) -> Result<PageHtml, Status> {
+    let mut ctx = base_context(portal, lang, "/sign/forgot/", None);
+    ctx.insert(
+        "page",
+        &ForgotView {
+            mode: portal.settings.text("ci_forgotten_password", None),
+            error,
+            login,
+        },
+    );
+    let html = portal
+        .themes
+        .render(&portal.theme_for(None), "forgot.html", &ctx)
+        .map_err(internal)?;
+    Ok(PageHtml {
+        html,
+        status,
+        private: true,
+    })
+}
+
+#[derive(Serialize)]
+struct NoticeLink {
+    href: String,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct NoticeView {
+    title: String,
+    text: String,
+    link: Option<NoticeLink>,
+}
+
+fn render_notice(
+    portal: &Portal,
+    lang: &'static str,
+    title: &str,
+    text: &str,
+    link: Option<(&str, &str)>,
+    status: Status,
+) -> Result<PageHtml, Status> {
+    let mut ctx = base_context(portal, lang, "/sign/", None);
+    ctx.insert(
+        "page",
+        &NoticeView {
+            title: portal.i18n.t(lang, title),
+            text: portal.i18n.t(lang, text),
+            link: link.map(|(href, key)| NoticeLink {
+                href: href.to_string(),
+                text: portal.i18n.t(lang, key),
+            }),
+        },
+    );
+    let html = portal
+        .themes
+        .render(&portal.theme_for(None), "notice.html", &ctx)
+        .map_err(internal)?;
+    Ok(PageHtml {
+        html,
+        status,
+        private: true,
+    })
+}
+
+fn forgot_available(portal: &Portal) -> Result<(), Status> {
+    if maintenance_on(portal) {
+        return Err(Status::ServiceUnavailable);
+    }
+    if mail::sender(portal).is_none() {
+        return Err(Status::NotFound);
+    }
+    Ok(())
+}
+
+#[get("/sign/forgot")]
+fn forgot_page(portal: &State<Arc<Portal>>, lang: Lang) -> Result<PageHtml, Status> {
+    forgot_available(portal)?;
+    render_forgot(portal, lang.0, None, "", Status::Ok)
+}
+
+#[derive(FromForm)]
+struct ForgotForm {
+    login: Option<String>,
+}
+
+#[post("/sign/forgot", data = "<form>")]
+async fn forgot(
+    portal: &State<Arc<Portal>>,
+    lang: Lang,
+    _same: SameOrigin,
+    viewer: Viewer,
+    form: Option<Form<ForgotForm>>,
+) -> Result<PageHtml, Status> {
+    let portal: &Portal = portal;
+    let lang = lang.0;
+    forgot_available(portal)?;
+    let login = form
+        .and_then(|f| f.login.clone())
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if login.is_empty() {
+        return render_forgot(
+            portal,
+            lang,
+            Some(portal.i18n.t(lang, "forgot-error-missing")),
+            "",
+            Status::UnprocessableEntity,
+        );
+    }
+    let started = Instant::now();
+    let clients = if portal.settings.text("ci_forgotten_password", None) == "username" {
+        find_client(portal, &login)
+            .map_err(internal)?
+            .into_iter()
+            .collect()
+    } else if crate::settings::is_email(&login) {
+        portal.store.clients_by_email(&login).map_err(internal)?
+    } else {
+        vec![]
+    };
+    let mut queued = false;
+    for client in clients
+        .iter()
+        .filter(|c| c.email.as_deref().is_some_and(|e| !e.is_empty()))
+    {
+        // One pending link per client is enough: repeated requests do not flood the mailbox.
+        if mail::has_pending_link(&portal.store, client.id).map_err(internal)? {
+            continue;
+        }
+        let mail_lang = client.language.clone().unwrap_or_else(|| lang.to_string());
+        mail::enqueue(
+            portal,
+            MailJob::PasswordLink {
+                client_id: client.id,
+                purpose: LinkPurpose::Reset,
+                lang: mail_lang,
+            },
+        )
+        .map_err(internal)?;
+        portal.audit(Audit {
+            client_id: Some(client.id),
+            source: viewer.source_addr.as_deref(),
+            ..Audit::new(AuditKind::ResetRequested)
+        });
+        queued = true;
+    }
+    if !queued {
+        portal.audit(Audit {
+            login: Some(&login),
+            source: viewer.source_addr.as_deref(),
+            detail: Some(
+                "no mail sent (no such account, no e-mail, or a link already pending)".into(),
+            ),
+            ..Audit::new(AuditKind::ResetRequested)
+        });
+    }
+    // Same answer, same time, whether or not anything was sent.
+    if let Some(rest) = FORGOT_ANSWER_TIME.checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+    render_notice(
+        portal,
+        lang,
+        "forgot-sent-title",
+        "forgot-sent-text",
+        Some(("/sign/", "forgot-back")),
+        Status::Ok,
+    )
+}
+
+#[derive(Serialize)]
+struct LinkView<'a> {
+    token: &'a str,
+    create: bool,
+    min_length: usize,
+    error: Option<String>,
+}
+
+fn render_link_form(
+    portal: &Portal,
+    lang: &'static str,
+    token: &str,
+    purpose: LinkPurpose,
+    error: Option<String>,
+    status: Status,
+) -> Result<PageHtml, Status> {
+    let mut ctx = base_context(portal, lang, "/sign/password/", None);
+    ctx.insert(
+        "page",
+        &LinkView {
+            token,
+            create: purpose == LinkPurpose::Create,
+            min_length: portal.password_min_length(),
+            error,
+        },
+    );
+    let html = portal
+        .themes
+        .render(&portal.theme_for(None), "password_link.html", &ctx)
+        .map_err(internal)?;
+    Ok(PageHtml {
+        html,
+        status,
+        private: true,
+    })
+}
+
+fn invalid_link(portal: &Portal, lang: &'static str) -> Result<PageHtml, Status> {
+    let forgot = if mail::sender(portal).is_some() {
+        ("/sign/forgot/", "link-invalid-again")
+    } else {
+        ("/sign/", "forgot-back")
+    };
+    render_notice(
+        portal,
+        lang,
+        "link-invalid-title",
+        "link-invalid-text",
+        Some(forgot),
+        Status::Gone,
+    )
+}
+
+#[get("/sign/password/<token>")]
+fn link_page(portal: &State<Arc<Portal>>, lang: Lang, token: &str) -> Result<PageHtml, Status> {
+    if maintenance_on(portal) {
+        return Err(Status::ServiceUnavailable);
+    }
+    match passwords::find_token(&portal.store, token, portal.clock.unix()).map_err(internal)? {
+        Some(t) => render_link_form(portal, lang.0, token, t.purpose, None, Status::Ok),
+        None => invalid_link(portal, lang.0),
+    }
+}
+
+#[derive(FromForm)]
+struct LinkForm {
+    new: Option<String>,
+    repeat: Option<String>,
+}
+
+#[post("/sign/password/<token>", data = "<form>")]
+async fn link_set(
+    portal: &State<Arc<Portal>>,
+    lang: Lang,
+    token: &str,
+    _same: SameOrigin,
+    viewer: Viewer,
+    form: Option<Form<LinkForm>>,
+) -> Result<PageHtml, Status> {
+    let portal: &Portal = portal;
+    let lang = lang.0;
+    if maintenance_on(portal) {
+        return Err(Status::ServiceUnavailable);
+    }
+    let Some(found) =
+        passwords::find_token(&portal.store, token, portal.clock.unix()).map_err(internal)?
+    else {
+        return invalid_link(portal, lang);
+    };
+    let Some(client) = portal
+        .store
+        .get_id::<Client>(found.client_id)
+        .map_err(internal)?
+    else {
+        return invalid_link(portal, lang);
+    };
+    let Some(form) = form else {
+        return render_link_form(
+            portal,
+            lang,
+            token,
+            found.purpose,
+            Some(portal.i18n.t(lang, "form-error-invalid")),
+            Status::BadRequest,
+        );
+    };
+    let new = form.new.clone().unwrap_or_default();
+    let repeat = form.repeat.clone().unwrap_or_default();
+    if let Some(key) = new_password_problem(portal, &client, &new, &repeat) {
+        return render_link_form(
+            portal,
+            lang,
+            token,
+            found.purpose,
+            Some(portal.i18n.t(lang, key)),
+            Status::UnprocessableEntity,
+        );
+    }
+    let hash = portal.hasher.hash(new).await.map_err(internal)?;
+    // Spend the link first: a second post of the same form must not set anything.
+    passwords::revoke_token(&portal.store, &found.token_hash).map_err(internal)?;
+    auth::set_password(&portal.store, client.id, hash, portal.clock.unix(), false)
+        .map_err(internal)?;
+    auth::end_client_sessions(&portal.store, client.id, None).map_err(internal)?;
+    lockout::clear(&portal.store, client.id).map_err(internal)?;
+    portal.audit(Audit {
+        client_id: Some(client.id),
+        source: viewer.source_addr.as_deref(),
+        ..Audit::new(AuditKind::ResetCompleted)
+    });
+    let view = SignView {
+        notice: Some(portal.i18n.t(lang, "link-password-set")),
+        username: &client.number,
+        ..SignView::default()
+    };
+    render_sign(portal, lang, view, Status::Ok).map_err(internal)
+}
