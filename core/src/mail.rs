@@ -10,7 +10,8 @@
 
 use std::time::Duration;
 
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
@@ -370,7 +371,11 @@ async fn send_password_link(
             .to(rcpt)
             .subject(subject)
             .header(ContentType::TEXT_PLAIN)
-            .body(body)
+            // Quoted-printable keeps the link readable and intact in any mail client.
+            .body(
+                Body::new_with_encoding(body, ContentTransferEncoding::QuotedPrintable)
+                    .map_err(|_| "mail body cannot be encoded")?,
+            )
             .map_err(|e| e.to_string())?;
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp_url)
             .map_err(|e| format!("smtp_url is not usable: {e}"))?

@@ -44,41 +44,89 @@ pub fn portico(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
 pub struct Server {
     child: Child,
     pub base: String,
-    pub data: tempfile::TempDir,
+    data: Option<tempfile::TempDir>,
     pub log: PathBuf,
     pub themes: PathBuf,
+}
+
+/// How to start a test portal.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub themes: Option<PathBuf>,
+    pub smtp_url: Option<String>,
 }
 
 impl Server {
     /// `portico demo` on a fresh folder with the repository's themes.
     pub fn demo() -> Server {
-        Self::demo_with_themes(&repo_root().join("themes"))
+        Self::demo_with(Options::default())
     }
 
     pub fn demo_with_themes(themes: &Path) -> Server {
+        Self::demo_with(Options {
+            themes: Some(themes.to_path_buf()),
+            ..Options::default()
+        })
+    }
+
+    pub fn demo_with(opts: Options) -> Server {
         let data = tempfile::tempdir().expect("tempdir");
-        Self::start("demo", data, themes)
+        Self::start("demo", data, opts)
     }
 
-    /// `portico serve` on an existing data folder.
-    pub fn serve(data: tempfile::TempDir, themes: &Path) -> Server {
-        Self::start("serve", data, themes)
+    /// `portico serve` on an existing data folder (from [`Server::stop`]).
+    pub fn serve(data: tempfile::TempDir, opts: Options) -> Server {
+        Self::start("serve", data, opts)
     }
 
-    fn start(mode: &str, data: tempfile::TempDir, themes: &Path) -> Server {
-        let log = data.path().join("portal.log");
+    /// Stops the portal and hands back its data folder for a restart.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.data.take().expect("data folder")
+    }
+
+    fn root(&self) -> &Path {
+        self.data.as_ref().expect("data folder").path()
+    }
+
+    /// Moves the portal's clock forward (tests only: `--test-clock-offset-file`).
+    pub fn advance_clock(&self, seconds: i64) {
+        let file = self.root().join("clock-offset");
+        let now: i64 = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        std::fs::write(&file, (now + seconds).to_string()).expect("write clock offset");
+    }
+
+    fn start(mode: &str, data: tempfile::TempDir, opts: Options) -> Server {
+        let themes = opts
+            .themes
+            .clone()
+            .unwrap_or_else(|| repo_root().join("themes"));
+        let themes = themes.as_path();
+        let log = data.path().join(format!(
+            "portal-{}.log",
+            std::process::id() as u64 * 1000 + rand_suffix()
+        ));
         let log_file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(BIN)
-            .args([mode, "--bind", "127.0.0.1:0", "--data"])
+        let mut cmd = Command::new(BIN);
+        cmd.args([mode, "--bind", "127.0.0.1:0", "--data"])
             .arg(data.path().join("portal"))
             .arg("--themes")
             .arg(themes)
+            .arg("--test-clock-offset-file")
+            .arg(data.path().join("clock-offset"))
             .env("PORTICO_LOG", "info")
+            .env_remove("PORTICO_SMTP_URL")
             .current_dir(data.path())
             .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn portico");
+            .stderr(log_file);
+        if let Some(url) = &opts.smtp_url {
+            cmd.env("PORTICO_SMTP_URL", url);
+        }
+        let mut child = cmd.spawn().expect("spawn portico");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -107,14 +155,14 @@ impl Server {
         Server {
             child,
             base,
-            data,
+            data: Some(data),
             log,
             themes: themes.to_path_buf(),
         }
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.data.path().join("portal")
+        self.root().join("portal")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -204,6 +252,143 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A real SMTP server (Python's aiosmtpd from the test venv) writing each mail to a maildir.
+pub struct Smtp {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python() -> PathBuf {
+    match std::env::var_os("PORTICO_TEST_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => repo_root().join(".venv/bin/python"),
+    }
+}
+
+impl Smtp {
+    pub fn start() -> Smtp {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Smtp {
+        let dir = tempfile::tempdir().expect("maildir");
+        let child = Command::new(python())
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(dir.path().join("maildir"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd must be installed: ./test.sh creates .venv with it");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "aiosmtpd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Smtp { child, port, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every received mail, raw, with quoted-printable bodies decoded.
+    pub fn messages(&self) -> Vec<String> {
+        let new = self.dir.path().join("maildir/new");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&new)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .filter_map(|f| std::fs::read(f).ok())
+            .map(|raw| decode_quoted_printable(&String::from_utf8_lossy(&raw)))
+            .collect()
+    }
+
+    pub async fn wait_for(&self, count: usize) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let m = self.messages();
+            if m.len() >= count {
+                return m;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "expected {count} mail(s), got {}",
+                m.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Soft line breaks removed and `=XX` bytes decoded (good enough for test mails).
+pub fn decode_quoted_printable(s: &str) -> String {
+    let joined = s.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(
+                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                16,
+            )
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The password link in a mail.
+pub fn link_in(mail: &str) -> String {
+    let at = mail
+        .find("/sign/password/")
+        .expect("mail has a password link");
+    let start = mail[..at].rfind("http").expect("absolute link");
+    let token_start = at + "/sign/password/".len();
+    mail[start..token_start + 64].to_string()
 }
 
 /// The CSRF token in a page.
