@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every Portico test. Installs what the tests need first (headless Chromium and its driver
-# from Debian), so it works on a fresh machine. Usage: ./test.sh [extra cargo test args]
+# from Debian, and an SMTP server from PyPI in .venv), so it works on a fresh machine. Usage: ./test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,5 +14,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+# A real SMTP server for the mail tests: Python's aiosmtpd in a project venv.
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import aiosmtpd" 2>/dev/null; then
+  echo "test.sh: creating .venv with aiosmtpd (SMTP server for the mail tests)"
+  if ! python3 -m venv .venv 2>/dev/null; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv .venv
+  fi
+  .venv/bin/pip install -q aiosmtpd
+fi
+export PORTICO_TEST_PYTHON="$PWD/.venv/bin/python"
 
 cargo test --workspace --locked "$@"

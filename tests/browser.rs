@@ -239,3 +239,128 @@ async fn pages_fit_a_360_pixel_phone_screen() {
     }
     c.close().await.expect("close");
 }
+
+/// Serves one HTML page on `localhost` (a different site from the portal's 127.0.0.1).
+fn serve_isp_page(html: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                html.len(),
+                html
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    format!("http://localhost:{port}")
+}
+
+async fn log_in_from_the_isp_site(c: &Client, isp: &str) -> String {
+    c.goto(&format!("{isp}/"))
+        .await
+        .expect("open the ISP's page");
+    c.find(Locator::Css("input[name=username]"))
+        .await
+        .expect("username")
+        .send_keys("alice")
+        .await
+        .expect("type");
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .expect("password")
+        .send_keys("alice-demo-pass")
+        .await
+        .expect("type");
+    c.find(Locator::Css("input[name=send]"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
+    // The click returns before the browser has left the ISP's page; wait until it has.
+    let start = Instant::now();
+    while c
+        .current_url()
+        .await
+        .expect("url")
+        .as_str()
+        .starts_with(isp)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the form did not submit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.wait()
+        .for_element(Locator::Css("main"))
+        .await
+        .expect("portal page");
+    c.source().await.expect("source")
+}
+
+#[tokio::test]
+async fn the_isps_own_login_form_works_only_when_allowed() {
+    let s = Server::demo();
+    // Exactly the form the ISP puts on its website.
+    let isp = serve_isp_page(format!(
+        r#"<!doctype html><html><body><h1>Example Net</h1>
+<form action="{}/sign/" method="post">
+  <input type="text" name="username"> <input type="password" name="password">
+  <input type="submit" name="send" value="Log in"> <input type="hidden" name="_do" value="signInForm-submit">
+</form></body></html>"#,
+        s.base
+    ));
+    let (_driver, c) = browser().await;
+
+    let refused = log_in_from_the_isp_site(&c, &isp).await;
+    assert!(
+        refused.contains("Logging in from another website is not allowed"),
+        "off by default"
+    );
+
+    let (ok, _, err) = s.cli(&["settings", "set", "ci_login_form_allow_cross_origin", "on"]);
+    assert!(ok, "{err}");
+    let page = log_in_from_the_isp_site(&c, &isp).await;
+    assert!(
+        page.contains("Alice Nováková"),
+        "logged in through the ISP's form"
+    );
+    assert_eq!(c.current_url().await.expect("url").path(), "/");
+    c.find(Locator::Css("form[action='/sign/out/'] button"))
+        .await
+        .expect("logout")
+        .click()
+        .await
+        .expect("click");
+
+    s.cli(&[
+        "settings",
+        "set",
+        "ci_login_form_allowed_origins",
+        "https://www.example.net",
+    ]);
+    let refused = log_in_from_the_isp_site(&c, &isp).await;
+    assert!(
+        refused.contains("Logging in from another website is not allowed"),
+        "origin not on the list: {refused}"
+    );
+    s.cli(&[
+        "settings",
+        "set",
+        "ci_login_form_allowed_origins",
+        &format!("https://www.example.net, {isp}"),
+    ]);
+    let page = log_in_from_the_isp_site(&c, &isp).await;
+    assert!(
+        page.contains("Alice Nováková"),
+        "origin on the list: {page}"
+    );
+    c.close().await.expect("close");
+}
