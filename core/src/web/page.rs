@@ -117,6 +117,28 @@ pub fn base_context(
     ctx
 }
 
+/// Renders a page for a visitor who is not logged in (login, password links, notices) with the
+/// globally chosen theme. The view is available to the template as `page`.
+pub fn render_public(
+    portal: &Portal,
+    lang: &'static str,
+    path: &str,
+    template: &str,
+    page: &impl Serialize,
+    status: Status,
+) -> Result<PageHtml, Error> {
+    let mut ctx = base_context(portal, lang, path, None);
+    ctx.insert("page", page);
+    let html = portal
+        .themes
+        .render(&portal.theme_for(None), template, &ctx)?;
+    Ok(PageHtml {
+        html,
+        status,
+        private: true,
+    })
+}
+
 /// A logged-in client's page under construction. Tabs take this guard and call [`Page::render`].
 pub struct Page<'r> {
     pub portal: &'r Arc<Portal>,

@@ -11,7 +11,7 @@ use rocket::{Route, State, get, post, routes};
 use serde::Serialize;
 
 use super::guards::{Lang, SameOrigin, SessionUser, Viewer, maintenance_on, tokens_match};
-use super::page::{Page, PageHtml, base_context};
+use super::page::{Page, PageHtml, render_public};
 use super::sign::{SignView, find_client, render_sign};
 use crate::audit::{Audit, AuditKind};
 use crate::auth::{self, Credential};
@@ -224,24 +224,12 @@ fn render_forgot(
     login: &str,
     status: Status,
 ) -> Result<PageHtml, Status> {
-    let mut ctx = base_context(portal, lang, "/sign/forgot/", None);
-    ctx.insert(
-        "page",
-        &ForgotView {
-            mode: portal.settings.text("ci_forgotten_password", None),
-            error,
-            login,
-        },
-    );
-    let html = portal
-        .themes
-        .render(&portal.theme_for(None), "forgot.html", &ctx)
-        .map_err(internal)?;
-    Ok(PageHtml {
-        html,
-        status,
-        private: true,
-    })
+    let view = ForgotView {
+        mode: portal.settings.text("ci_forgotten_password", None),
+        error,
+        login,
+    };
+    render_public(portal, lang, "/sign/forgot/", "forgot.html", &view, status).map_err(internal)
 }
 
 #[derive(Serialize)]
@@ -265,27 +253,15 @@ fn render_notice(
     link: Option<(&str, &str)>,
     status: Status,
 ) -> Result<PageHtml, Status> {
-    let mut ctx = base_context(portal, lang, "/sign/", None);
-    ctx.insert(
-        "page",
-        &NoticeView {
-            title: portal.i18n.t(lang, title),
-            text: portal.i18n.t(lang, text),
-            link: link.map(|(href, key)| NoticeLink {
-                href: href.to_string(),
-                text: portal.i18n.t(lang, key),
-            }),
-        },
-    );
-    let html = portal
-        .themes
-        .render(&portal.theme_for(None), "notice.html", &ctx)
-        .map_err(internal)?;
-    Ok(PageHtml {
-        html,
-        status,
-        private: true,
-    })
+    let view = NoticeView {
+        title: portal.i18n.t(lang, title),
+        text: portal.i18n.t(lang, text),
+        link: link.map(|(href, key)| NoticeLink {
+            href: href.to_string(),
+            text: portal.i18n.t(lang, key),
+        }),
+    };
+    render_public(portal, lang, "/sign/", "notice.html", &view, status).map_err(internal)
 }
 
 fn forgot_available(portal: &Portal) -> Result<(), Status> {
@@ -411,25 +387,21 @@ fn render_link_form(
     error: Option<String>,
     status: Status,
 ) -> Result<PageHtml, Status> {
-    let mut ctx = base_context(portal, lang, "/sign/password/", None);
-    ctx.insert(
-        "page",
-        &LinkView {
-            token,
-            create: purpose == LinkPurpose::Create,
-            min_length: portal.password_min_length(),
-            error,
-        },
-    );
-    let html = portal
-        .themes
-        .render(&portal.theme_for(None), "password_link.html", &ctx)
-        .map_err(internal)?;
-    Ok(PageHtml {
-        html,
+    let view = LinkView {
+        token,
+        create: purpose == LinkPurpose::Create,
+        min_length: portal.password_min_length(),
+        error,
+    };
+    render_public(
+        portal,
+        lang,
+        "/sign/password/",
+        "password_link.html",
+        &view,
         status,
-        private: true,
-    })
+    )
+    .map_err(internal)
 }
 
 fn invalid_link(portal: &Portal, lang: &'static str) -> Result<PageHtml, Status> {

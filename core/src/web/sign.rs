@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::guards::{
     LANG_COOKIE, Lang, Provenance, SameOrigin, Viewer, maintenance_on, tokens_match,
 };
-use super::page::{PageHtml, base_context};
+use super::page::{PageHtml, render_public};
 use crate::audit::{Audit, AuditKind};
 use crate::auth::{self, Credential};
 use crate::error::Error;
@@ -40,20 +40,11 @@ pub(super) fn render_sign(
     view: SignView<'_>,
     status: Status,
 ) -> Result<PageHtml, Error> {
-    let mut ctx = base_context(portal, lang, "/sign/", None);
     let view = SignView {
         can_reset: crate::mail::sender(portal).is_some(),
         ..view
     };
-    ctx.insert("page", &view);
-    let html = portal
-        .themes
-        .render(&portal.theme_for(None), "sign.html", &ctx)?;
-    Ok(PageHtml {
-        html,
-        status,
-        private: true,
-    })
+    render_public(portal, lang, "/sign/", "sign.html", &view, status)
 }
 
 fn internal(e: Error) -> Status {
