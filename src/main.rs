@@ -258,6 +258,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let json = String::from_utf8(json)
                 .map_err(|_| format!("{} is not UTF-8 text", file.display()))?;
+            // A rejected bundle must not leave a new, empty data folder behind.
+            if !cfg.data.join("store").exists() {
+                portico_core::import::check(&Store::in_memory(), &json)
+                    .map_err(|e| e.to_string())?;
+            }
             match open_direct(&cfg.data, true)? {
                 Some(portal) => {
                     let text = import_with_progress(&portal, &json)?;

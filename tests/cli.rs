@@ -108,6 +108,13 @@ fn unreadable_files_get_clear_errors() {
         !ok && err.contains("cannot read /nonexistent.json"),
         "{err}"
     );
+    let bad = write_bundle(tmp.path(), "bad.json", r#"{"clients": [{"id": 1}]}"#);
+    let (ok, _, err) = portico(&["import", &bad, "--data", &data], None);
+    assert!(!ok && err.contains("missing field"), "{err}");
+    assert!(
+        !std::path::Path::new(&data).exists(),
+        "a rejected bundle leaves no data folder behind"
+    );
     let not_json = write_bundle(tmp.path(), "x.json", "clients: []");
     let (ok, _, err) = portico(&["import", &not_json, "--data", &data], None);
     assert!(!ok && err.contains("not an import bundle"), "{err}");

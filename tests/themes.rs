@@ -69,6 +69,10 @@ async fn template_edits_show_up_and_broken_edits_keep_the_last_good_version() {
     let (status, body) = s.get_text(&c, "/sign/").await;
     assert_eq!(status, 200);
     assert!(body.contains("EDIT-ONE"), "last good version still serving");
+    // One edit, one rebuild: reading templates during a rebuild must not trigger another.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let attempts = s.log_text().matches("edit not applied").count();
+    assert!(attempts <= 2, "rebuilt {attempts} times for one edit");
 
     save(&sign, &original.replace("<h1>", "<p>EDIT-TWO</p><h1>"));
     Server::wait_for(WAIT, || page_contains(&s, &c, "/sign/", "EDIT-TWO"))

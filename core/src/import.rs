@@ -123,16 +123,22 @@ impl Problems {
     }
 }
 
+/// Parses one section; returns the records that parsed and, for each, its index in the file
+/// (so later problems name the right record even when an earlier one failed to parse).
 fn parse_list<T: DeserializeOwned>(
     section: &str,
     raw: &[&RawValue],
     problems: &mut Problems,
-) -> Vec<T> {
+) -> (Vec<T>, Vec<usize>) {
     let mut out = Vec::with_capacity(raw.len());
+    let mut positions = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
         let de = &mut serde_json::Deserializer::from_str(r.get());
         match serde_path_to_error::deserialize::<_, T>(de) {
-            Ok(v) => out.push(v),
+            Ok(v) => {
+                out.push(v);
+                positions.push(i);
+            }
             Err(e) => {
                 let inner = e.path().to_string();
                 let path = if inner == "." {
@@ -140,24 +146,58 @@ fn parse_list<T: DeserializeOwned>(
                 } else {
                     format!("{section}[{i}].{inner}")
                 };
-                problems.add(path, clean_serde_message(&e.into_inner().to_string()));
+                problems.add(
+                    path,
+                    clean_serde_message(&inner, &e.into_inner().to_string()),
+                );
             }
         }
     }
-    out
+    (out, positions)
 }
 
-/// serde_json appends " at line 1 column 57", which means nothing to an operator here.
-fn clean_serde_message(m: &str) -> String {
-    match m.rfind(" at line ") {
-        Some(pos) => m[..pos].to_string(),
-        None => m.to_string(),
+/// Index in the file of each parsed record, per section.
+#[derive(Default)]
+struct Positions {
+    invoice_groups: Vec<usize>,
+    tariffs: Vec<usize>,
+    clients: Vec<usize>,
+    services: Vec<usize>,
+    messages: Vec<usize>,
+    invoices: Vec<usize>,
+    payments: Vec<usize>,
+}
+
+/// serde_json appends " at line 1 column 57", which means nothing to an operator here; and
+/// chrono's date errors do not say that a date was expected.
+fn clean_serde_message(field: &str, m: &str) -> String {
+    let m = match m.rfind(" at line ") {
+        Some(pos) => &m[..pos],
+        None => m,
+    };
+    let date_fields = [
+        "issued",
+        "due",
+        "date",
+        "since",
+        "valid_from",
+        "valid_until",
+    ];
+    let last = field.rsplit('.').next().unwrap_or(field);
+    if date_fields.contains(&last) && !m.starts_with("invalid type") {
+        return format!("not a date: use YYYY-MM-DD ({m})");
     }
+    m.to_string()
 }
 
-fn check_ids(section: &str, ids: impl Iterator<Item = u64>, problems: &mut Problems) {
+fn check_ids(
+    section: &str,
+    ids: impl Iterator<Item = u64>,
+    positions: &[usize],
+    problems: &mut Problems,
+) {
     let mut seen = HashSet::new();
-    for (i, id) in ids.enumerate() {
+    for (id, &i) in ids.zip(positions) {
         if id == 0 {
             problems.add(
                 format!("{section}[{i}].id"),
@@ -186,6 +226,12 @@ pub fn valid_login_name(u: &str) -> bool {
 
 /// Parses and checks a bundle against itself and the store. Returns every problem on failure.
 pub fn check(store: &Store, json: &str) -> Result<Bundle> {
+    if !json.trim_start().starts_with('{') {
+        return Err(Error::Invalid(
+            "the file is not an import bundle: it must hold one JSON object (see docs/import.md)"
+                .into(),
+        ));
+    }
     let raw: RawBundle = serde_json::from_str(json).map_err(|e| {
         Error::Invalid(format!(
             "the file is not an import bundle: {e} (see docs/import.md for the format)"
@@ -199,15 +245,16 @@ pub fn check(store: &Store, json: &str) -> Result<Bundle> {
         )));
     }
     let mut p = Problems(vec![], 0);
-    let b = Bundle {
-        invoice_groups: parse_list("invoice_groups", &raw.invoice_groups, &mut p),
-        tariffs: parse_list("tariffs", &raw.tariffs, &mut p),
-        clients: parse_list("clients", &raw.clients, &mut p),
-        services: parse_list("services", &raw.services, &mut p),
-        messages: parse_list("messages", &raw.messages, &mut p),
-        invoices: parse_list("invoices", &raw.invoices, &mut p),
-        payments: parse_list("payments", &raw.payments, &mut p),
-    };
+    let mut pos = Positions::default();
+    let mut b = Bundle::default();
+    (b.invoice_groups, pos.invoice_groups) =
+        parse_list("invoice_groups", &raw.invoice_groups, &mut p);
+    (b.tariffs, pos.tariffs) = parse_list("tariffs", &raw.tariffs, &mut p);
+    (b.clients, pos.clients) = parse_list("clients", &raw.clients, &mut p);
+    (b.services, pos.services) = parse_list("services", &raw.services, &mut p);
+    (b.messages, pos.messages) = parse_list("messages", &raw.messages, &mut p);
+    (b.invoices, pos.invoices) = parse_list("invoices", &raw.invoices, &mut p);
+    (b.payments, pos.payments) = parse_list("payments", &raw.payments, &mut p);
     // Records that failed to parse still count as present for references, so one bad field
     // does not also produce "no client with id ..." for everything that points at it.
     let known = KnownIds {
@@ -215,7 +262,7 @@ pub fn check(store: &Store, json: &str) -> Result<Bundle> {
         tariffs: raw_ids(&raw.tariffs),
         clients: raw_ids(&raw.clients),
     };
-    check_records(store, &b, &known, &mut p)?;
+    check_records(store, &b, &pos, &known, &mut p)?;
     if p.1 > 0 {
         let mut msg = format!(
             "the bundle was rejected and nothing was changed; {} problem(s):\n",
@@ -252,17 +299,49 @@ fn raw_ids(raw: &[&RawValue]) -> HashSet<u64> {
         .collect()
 }
 
-fn check_records(store: &Store, b: &Bundle, known: &KnownIds, p: &mut Problems) -> Result<()> {
-    check_ids("invoice_groups", b.invoice_groups.iter().map(|r| r.id), p);
-    check_ids("tariffs", b.tariffs.iter().map(|r| r.id), p);
-    check_ids("clients", b.clients.iter().map(|r| r.id), p);
+fn check_records(
+    store: &Store,
+    b: &Bundle,
+    pos: &Positions,
+    known: &KnownIds,
+    p: &mut Problems,
+) -> Result<()> {
+    check_ids(
+        "invoice_groups",
+        b.invoice_groups.iter().map(|r| r.id),
+        &pos.invoice_groups,
+        p,
+    );
+    check_ids("tariffs", b.tariffs.iter().map(|r| r.id), &pos.tariffs, p);
+    check_ids("clients", b.clients.iter().map(|r| r.id), &pos.clients, p);
     let (groups, tariffs, clients) = (&known.groups, &known.tariffs, &known.clients);
-    check_ids("services", b.services.iter().map(|r| r.id), p);
-    check_ids("messages", b.messages.iter().map(|r| r.id), p);
-    check_ids("invoices", b.invoices.iter().map(|r| r.id), p);
-    check_ids("payments", b.payments.iter().map(|r| r.id), p);
+    check_ids(
+        "services",
+        b.services.iter().map(|r| r.id),
+        &pos.services,
+        p,
+    );
+    check_ids(
+        "messages",
+        b.messages.iter().map(|r| r.id),
+        &pos.messages,
+        p,
+    );
+    check_ids(
+        "invoices",
+        b.invoices.iter().map(|r| r.id),
+        &pos.invoices,
+        p,
+    );
+    check_ids(
+        "payments",
+        b.payments.iter().map(|r| r.id),
+        &pos.payments,
+        p,
+    );
 
     for (i, g) in b.invoice_groups.iter().enumerate() {
+        let i = pos.invoice_groups[i];
         if g.name.trim().is_empty() {
             p.add(format!("invoice_groups[{i}].name"), "must not be empty");
         }
@@ -274,13 +353,20 @@ fn check_records(store: &Store, b: &Bundle, known: &KnownIds, p: &mut Problems) 
         }
     }
     for (i, t) in b.tariffs.iter().enumerate() {
+        let i = pos.tariffs[i];
         if t.name.trim().is_empty() {
             p.add(format!("tariffs[{i}].name"), "must not be empty");
         }
     }
     let mut numbers: HashMap<&str, u64> = HashMap::new();
+    let all_numbers: HashMap<&str, u64> = b
+        .clients
+        .iter()
+        .map(|c| (c.number.as_str(), c.id))
+        .collect();
     let mut usernames: HashMap<String, u64> = HashMap::new();
     for (i, c) in b.clients.iter().enumerate() {
+        let i = pos.clients[i];
         let at = |f: &str| format!("clients[{i}].{f}");
         if c.number.trim().is_empty()
             || c.number.len() > 32
@@ -316,14 +402,16 @@ fn check_records(store: &Store, b: &Bundle, known: &KnownIds, p: &mut Problems) 
                     at("username"),
                     "must be 3 to 64 letters, digits or . _ - @, starting with a letter",
                 );
-            } else if c
-                .username
-                .as_deref()
-                .is_some_and(|u| u.bytes().all(|b| b.is_ascii_digit()))
+            } else if let Some(owner) = all_numbers
+                .get(u.as_str())
+                .copied()
+                .or(store.client_by_number(u)?.map(|o| o.id))
+                .filter(|owner| *owner != c.id)
             {
+                // At login a client number wins, so this name could never log anyone in.
                 p.add(
                     at("username"),
-                    "must not be only digits (it would look like a client number)",
+                    format!("{u} is the client number of client id {owner}"),
                 );
             } else {
                 let norm = Client::normalized_username(u);
@@ -334,10 +422,12 @@ fn check_records(store: &Store, b: &Bundle, known: &KnownIds, p: &mut Problems) 
                     );
                 } else if let Some(other) = store.client_by_username(&norm)?
                     && other.id != c.id
+                    // Fine only if this bundle gives the current owner another name.
                     && !b.clients.iter().any(|x| {
                         x.id == other.id
-                            && x.username.as_deref().map(Client::normalized_username)
-                                != Some(norm.clone())
+                            && x.username
+                                .as_deref()
+                                .is_some_and(|xu| Client::normalized_username(xu) != norm)
                     })
                 {
                     p.add(
@@ -374,6 +464,7 @@ fn check_records(store: &Store, b: &Bundle, known: &KnownIds, p: &mut Problems) 
     }
     let client_ok = |id: u64| exists::<Client>(clients, store, id);
     for (i, s) in b.services.iter().enumerate() {
+        let i = pos.services[i];
         if !client_ok(s.client_id)? {
             p.add(
                 format!("services[{i}].client_id"),
@@ -401,6 +492,7 @@ fn check_records(store: &Store, b: &Bundle, known: &KnownIds, p: &mut Problems) 
         }
     }
     for (i, m) in b.messages.iter().enumerate() {
+        let i = pos.messages[i];
         let at = |f: &str| format!("messages[{i}].{f}");
         if m.client_id.is_some() && m.invoice_group_id.is_some() {
             p.add(
@@ -431,6 +523,7 @@ fn check_records(store: &Store, b: &Bundle, known: &KnownIds, p: &mut Problems) 
         }
     }
     for (i, inv) in b.invoices.iter().enumerate() {
+        let i = pos.invoices[i];
         if !client_ok(inv.client_id)? {
             p.add(
                 format!("invoices[{i}].client_id"),
@@ -445,6 +538,7 @@ fn check_records(store: &Store, b: &Bundle, known: &KnownIds, p: &mut Problems) 
         }
     }
     for (i, pay) in b.payments.iter().enumerate() {
+        let i = pos.payments[i];
         if !client_ok(pay.client_id)? {
             p.add(
                 format!("payments[{i}].client_id"),
@@ -453,6 +547,24 @@ fn check_records(store: &Store, b: &Bundle, known: &KnownIds, p: &mut Problems) 
         }
     }
     Ok(())
+}
+
+/// A login name and a language the client chose in the portal are theirs: a bundle that leaves
+/// them out (the billing system usually does not know them) keeps the stored ones.
+fn keep_portal_fields(store: &Store, clients: &[Client]) -> Result<Vec<Client>> {
+    clients
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            if (c.username.is_none() || c.language.is_none())
+                && let Some(old) = store.get_id::<Client>(c.id)?
+            {
+                c.username = c.username.or(old.username);
+                c.language = c.language.or(old.language);
+            }
+            Ok(c)
+        })
+        .collect()
 }
 
 /// Writes a checked bundle in chunks, calling `progress(done, total)` after each, and flushes.
@@ -477,10 +589,11 @@ pub fn write(
         }
         Ok(items.len())
     }
+    let clients = keep_portal_fields(store, &b.clients)?;
     let report = ImportReport {
         invoice_groups: put_all(store, &b.invoice_groups, &mut done, total, progress)?,
         tariffs: put_all(store, &b.tariffs, &mut done, total, progress)?,
-        clients: put_all(store, &b.clients, &mut done, total, progress)?,
+        clients: put_all(store, &clients, &mut done, total, progress)?,
         services: put_all(store, &b.services, &mut done, total, progress)?,
         messages: put_all(store, &b.messages, &mut done, total, progress)?,
         invoices: put_all(store, &b.invoices, &mut done, total, progress)?,
@@ -570,6 +683,53 @@ mod tests {
                 .expect("lookup")
                 .map(|c| c.id),
             Some(10)
+        );
+    }
+
+    #[test]
+    fn problems_name_the_record_as_it_stands_in_the_file() {
+        let store = Store::in_memory();
+        let bad = r#"{
+          "invoice_groups": [{"id": 1, "name": "Main"}],
+          "clients": [
+            {"id": 10, "number": "1001", "name": "A", "invoice_group_id": "x"},
+            {"id": 11, "number": "1002", "name": "B", "invoice_group_id": 1, "email": "nope"}
+          ],
+          "invoices": [{"id": 1, "client_id": 10, "number": "F", "issued": "2026-13-01", "due": "2026-01-01", "amount": null}]
+        }"#;
+        let e = check(&store, bad).unwrap_err().to_string();
+        assert!(e.contains("clients[1].email: not an e-mail address"), "{e}");
+        assert!(!e.contains("clients[0].email"), "{e}");
+        assert!(
+            e.contains("invoices[0].issued: not a date: use YYYY-MM-DD"),
+            "{e}"
+        );
+        let e = check(&store, "[1, 2]").unwrap_err().to_string();
+        assert!(e.contains("one JSON object"), "{e}");
+    }
+
+    #[test]
+    fn portal_chosen_login_names_and_languages_survive_an_import() {
+        let store = Store::in_memory();
+        write(&store, &check(&store, GOOD).expect("valid"), &mut |_, _| {}).expect("write");
+        let mut alice = store.client_by_number("1001").expect("q").expect("alice");
+        alice.username = Some("ally".into());
+        alice.language = Some("cs".into());
+        store.write(|tx| tx.put(&alice)).expect("portal change");
+        write(&store, &check(&store, GOOD).expect("valid"), &mut |_, _| {}).expect("re-import");
+        let alice = store.client_by_number("1001").expect("q").expect("alice");
+        assert_eq!(
+            (alice.username.as_deref(), alice.language.as_deref()),
+            (Some("ally"), Some("cs"))
+        );
+        // Another client may not take the name meanwhile.
+        let taken = GOOD.replace(r#""name": "Bob""#, r#""name": "Bob", "username": "ALLY""#);
+        let e = check(&store, &taken).unwrap_err().to_string();
+        assert!(e.contains("belongs to client id 10"), "{e}");
+        let number = GOOD.replace(r#""name": "Bob""#, r#""name": "Bob", "username": "1001""#);
+        assert!(
+            check(&store, &number).is_err(),
+            "a username may not be another client's number"
         );
     }
 }

@@ -88,15 +88,14 @@ impl Serialize for Money {
 
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Number(serde_json::Number),
-        }
-        let text = match Raw::deserialize(d)? {
-            Raw::Text(s) => s,
-            Raw::Number(n) => n.to_string(),
+        let text = match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "expected an amount such as \"1234.50\" or 1234.5, found {other}"
+                )));
+            }
         };
         Money::parse(&text).ok_or_else(|| {
             serde::de::Error::custom(format!(

@@ -266,9 +266,8 @@ impl Themes {
 
     /// Watches the themes folder and reloads on template changes. CSS and images need no reload:
     /// they are read from disk on every request. Returns the watcher, which must be kept alive.
-    pub fn watch(
-        self: &Arc<Self>,
-    ) -> Result<Option<notify_debouncer_mini::Debouncer<notify::RecommendedWatcher>>> {
+    pub fn watch(self: &Arc<Self>) -> Result<Option<ThemeWatcher>> {
+        use notify::Watcher as _;
         let Some(dir) = self.dir.clone() else {
             return Ok(None);
         };
@@ -276,33 +275,59 @@ impl Themes {
             tracing::warn!(dir = %dir.display(), "themes folder not found; using compiled-in default theme only");
             return Ok(None);
         }
-        let themes = Arc::clone(self);
-        let mut debouncer = notify_debouncer_mini::new_debouncer(
-            Duration::from_millis(120),
-            move |res: notify_debouncer_mini::DebounceEventResult| match res {
-                Ok(events) => {
-                    let needs_rebuild = events.iter().any(|e| {
-                        !is_temp_file(&e.path)
-                            && matches!(
-                                e.path.extension().and_then(|x| x.to_str()),
-                                Some("html" | "toml" | "txt")
-                            )
-                    });
-                    if needs_rebuild {
-                        themes.reload();
-                    }
-                }
-                Err(e) => tracing::warn!("theme watcher: {e}"),
-            },
-        )
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(event) = res
+                && is_edit(&event.kind)
+                && event.paths.iter().any(|p| needs_rebuild(p))
+            {
+                let _ = tx.send(());
+            }
+        })
         .map_err(|e| Error::Internal(format!("cannot watch themes: {e}")))?;
-        debouncer
-            .watcher()
+        watcher
             .watch(&dir, notify::RecursiveMode::Recursive)
             .map_err(|e| Error::Internal(format!("cannot watch {}: {e}", dir.display())))?;
+        let themes = Arc::clone(self);
+        std::thread::spawn(move || {
+            // An editor's save is several events: rebuild once they have been quiet for a moment.
+            // The thread ends when the watcher (the sender) is dropped.
+            while rx.recv().is_ok() {
+                while rx.recv_timeout(Duration::from_millis(100)).is_ok() {}
+                themes.reload();
+            }
+        });
         tracing::info!(dir = %dir.display(), "watching themes for changes");
-        Ok(Some(debouncer))
+        Ok(Some(ThemeWatcher { _watcher: watcher }))
     }
+}
+
+/// Keeps the themes folder watched; dropping it stops the watching.
+pub struct ThemeWatcher {
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// Writes, creations, removals and renames are edits. Reads are not: a rebuild reads every
+/// template, so reacting to reads would rebuild forever.
+fn is_edit(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    matches!(
+        kind,
+        EventKind::Create(_)
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+    )
+}
+
+/// Templates and theme manifests need a rebuild; editor droppings do not.
+fn needs_rebuild(path: &Path) -> bool {
+    !is_temp_file(path)
+        && matches!(
+            path.extension().and_then(|x| x.to_str()),
+            Some("html" | "toml" | "txt")
+        )
 }
 
 /// Tera's error with its cause chain and report (which carries template name, line and column).
