@@ -226,6 +226,7 @@ fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -263,7 +264,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 portico_core::import::check(&Store::in_memory(), &json)
                     .map_err(|e| e.to_string())?;
             }
-            match open_direct(&cfg.data, true)? {
+            match open_direct(&cfg, true)? {
                 Some(portal) => {
                     let text = import_with_progress(&portal, &json)?;
                     println!("{text}");
@@ -288,26 +289,26 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 SettingsAction::Unset { key, group } => OpRequest::SettingsUnset { key, group },
             };
-            operator(&cfg.data, req)
+            operator(&cfg, req)
         }
         Command::Client { action, data } => {
             let cfg = operator_config(&data)?;
             match action {
                 ClientAction::SetPassword { client } => {
                     let password = read_new_password()?;
-                    operator(&cfg.data, OpRequest::SetPassword { client, password })
+                    operator(&cfg, OpRequest::SetPassword { client, password })
                 }
                 ClientAction::Otp { client } => {
-                    operator(&cfg.data, OpRequest::OneTimePassword { client })
+                    operator(&cfg, OpRequest::OneTimePassword { client })
                 }
                 ClientAction::SendPasswordEmail { client } => {
-                    operator(&cfg.data, OpRequest::SendPasswordEmail { client })
+                    operator(&cfg, OpRequest::SendPasswordEmail { client })
                 }
             }
         }
         Command::Maintenance { state, data } => {
             let cfg = operator_config(&data)?;
-            operator(&cfg.data, OpRequest::Maintenance { on: state == "on" })
+            operator(&cfg, OpRequest::Maintenance { on: state == "on" })
         }
         Command::Mail { action, data } => {
             let cfg = operator_config(&data)?;
@@ -338,7 +339,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     action: TemplateAction::Unset { purpose, group },
                 } => OpRequest::MailTemplateUnset { purpose, group },
             };
-            operator(&cfg.data, req)
+            operator(&cfg, req)
         }
         Command::Audit {
             client,
@@ -346,7 +347,7 @@ fn run(cli: Cli) -> Result<(), String> {
             data,
         } => {
             let cfg = operator_config(&data)?;
-            operator(&cfg.data, OpRequest::Audit { client, limit })
+            operator(&cfg, OpRequest::Audit { client, limit })
         }
         Command::Theme {
             action: ThemeAction::Check { name, themes },
@@ -393,14 +394,16 @@ fn portal_options(data: &Path, themes: Option<PathBuf>) -> PortalOptions {
 }
 
 /// Opens the data folder directly, or returns `None` when a running portal holds it.
-fn open_direct(data: &Path, may_create: bool) -> Result<Option<Portal>, String> {
+fn open_direct(cfg: &Config, may_create: bool) -> Result<Option<Portal>, String> {
+    let data = cfg.data.as_path();
     if !may_create && !data.join("store").exists() {
         return Err(format!(
             "there is no Portico data folder at {} (give --data DIR, or create one with `portico import` or `portico serve`)",
             data.display()
         ));
     }
-    match Portal::open(portal_options(data, None)) {
+    // The themes folder lets `settings set ci_skin_theme` check the theme it is given.
+    match Portal::open(portal_options(data, Some(cfg.themes.clone()))) {
         Ok(p) => Ok(Some(p)),
         Err(Error::StoreLocked { .. }) => Ok(None),
         Err(e) => Err(e.to_string()),
@@ -408,8 +411,9 @@ fn open_direct(data: &Path, may_create: bool) -> Result<Option<Portal>, String> 
 }
 
 /// Runs an operator request here, or on the running portal through its control socket.
-fn operator(data: &Path, req: OpRequest) -> Result<(), String> {
-    match open_direct(data, false)? {
+fn operator(cfg: &Config, req: OpRequest) -> Result<(), String> {
+    let data = cfg.data.as_path();
+    match open_direct(cfg, false)? {
         Some(portal) => {
             let text = ops::execute(&portal, req).map_err(|e| e.to_string())?;
             println!("{}", text.trim_end());
@@ -524,7 +528,7 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
     }
     if options.smtp_url.is_none() {
         tracing::warn!(
-            "no smtp_url configured: password e-mails wait in the outbox until one is set"
+            "no smtp_url configured: password e-mails cannot be sent; they are retried for about 2 h 40 min, then listed as failed by `portico mail queue`"
         );
     }
     let portal = match Portal::open(options) {
@@ -547,6 +551,15 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
         let report = demo::seed(&portal).map_err(|e| e.to_string())?;
         tracing::info!("demo data created in {}: {report}", cfg.data.display());
     }
+    // The logins are printed only if this folder holds the demo ISP.
+    let has_demo_logins = demo::LOGINS.iter().all(|l| {
+        portal
+            .store
+            .client_by_username(l.username)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.number == l.client_number)
+    });
     if cfg.scripts.is_dir() {
         tracing::info!(dir = %cfg.scripts.display(), "scripts folder noted; Rhai scripting is not built yet, nothing loaded");
     }
@@ -581,7 +594,7 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
                     "Portico is serving at http://{host}:{port}/  (ready in {} ms)",
                     started.elapsed().as_millis()
                 );
-                if demo_mode {
+                if demo_mode && has_demo_logins {
                     let _ = writeln!(out, "Demo logins (client number or login name / password):");
                     for l in demo::LOGINS {
                         let _ = writeln!(

@@ -257,6 +257,41 @@ fn settings_are_typed_and_errors_say_why() {
         None,
     );
     assert!(out.contains("true  (default)"), "{out}");
+    let (ok, _, err) = portico(
+        &[
+            "settings", "unset", "ci_url", "--group", "1", "--data", &data,
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("global setting"), "{err}");
+    let (ok, _, err) = portico(
+        &[
+            "settings",
+            "get",
+            "ci_display_balance",
+            "--group",
+            "77",
+            "--data",
+            &data,
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("no invoice group with id 77"), "{err}");
+    let (ok, _, err) = portico(
+        &[
+            "settings",
+            "set",
+            "ci_skin_theme",
+            "purple",
+            "--data",
+            &data,
+        ],
+        None,
+    );
+    assert!(
+        !ok && err.contains("theme `purple` cannot be used"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -179,11 +179,22 @@ async fn a_custom_theme_overrides_one_part_and_follows_default_changes() {
 async fn a_broken_theme_falls_back_to_the_built_in_default() {
     let themes = themes_copy();
     let s = Server::demo_with_themes(themes.path());
-    s.cli(&["settings", "set", "ci_skin_theme", "broken"]);
+    // A theme that does not build is refused when chosen...
+    let (ok, _, err) = s.cli(&["settings", "set", "ci_skin_theme", "broken"]);
+    assert!(!ok && err.contains("services.html:4:"), "{err}");
+    // ...and one that breaks after it was chosen (before its first use) falls back.
+    let (ok, _, err) = s.cli(&["settings", "set", "ci_skin_theme", "company"]);
+    assert!(ok, "{err}");
+    std::fs::copy(
+        themes.path().join("broken/templates/services.html"),
+        themes.path().join("company/templates/services.html"),
+    )
+    .expect("break company");
     let c = s.login("alice", "alice-demo-pass").await;
     let (status, html) = s.get_text(&c, "/services/").await;
     assert_eq!(status, 200);
     assert!(html.contains("Via DHCP"));
+    assert!(!html.contains("company-logo"));
     assert!(
         s.log_text().contains("services.html:4:"),
         "{}",
@@ -208,6 +219,15 @@ async fn theme_check_lists_errors_with_file_and_line() {
         "{out}"
     );
     assert!(err.contains("1 of"), "{err}");
+    // A misspelt parent is an error, not a silent fallback.
+    std::fs::create_dir_all(themes.path().join("typo")).expect("mkdir");
+    std::fs::write(
+        themes.path().join("typo/theme.toml"),
+        "extends = \"defualt\"\n",
+    )
+    .expect("write");
+    let (ok, out, _) = portico(&["theme", "check", "typo", "--themes", dir], None);
+    assert!(!ok && out.contains("extends `defualt`"), "{out}");
 }
 
 #[tokio::test]

@@ -368,6 +368,13 @@ async fn unknown_pages_get_the_themed_404_in_the_clients_language() {
     let html = r.text().await.expect("body");
     assert!(html.contains("Stránka nenalezena"));
     assert!(html.contains("/static/style.css"), "themed");
+    let signed_in = s.login("alice", "alice-demo-pass").await;
+    let (status, html) = s.get_text(&signed_in, "/nowhere").await;
+    assert_eq!(status, 404);
+    assert!(
+        html.contains("menu-information"),
+        "a logged-in client keeps the menu"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Typed hook points. A `before_*` handler may amend the event or veto the action (the veto's
 //! message is shown to whoever asked for it); an `after_*` handler only observes. Handlers run in
-//! registration order: compiled-in plugins first, then dynamic plugins, then scripts.
+//! registration order (core, then the compiled-in plugins in the order the binary lists them).
+//! Logout and render cannot be refused: their `before_*` handlers may amend, a veto is ignored.
 
 use std::sync::Arc;
 

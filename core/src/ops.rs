@@ -76,6 +76,7 @@ pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
         OpRequest::SettingsList => Ok(settings_list(portal)),
         OpRequest::SettingsGet { key, group } => {
             let def = portal.settings.definition(&key)?;
+            portal.settings.check_scope(def, group)?;
             let v = portal.settings.value(def.key, group);
             let source = if portal.settings.is_set(def.key, group) {
                 match group {
@@ -90,31 +91,15 @@ pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
             Ok(format!("{} = {}  ({source})", def.key, show(&v)))
         }
         OpRequest::SettingsSet { key, group, value } => {
-            let def = portal.settings.definition(&key)?;
-            let mut ev = SettingChangeEvent {
-                key: def.key.to_string(),
-                invoice_group_id: group,
-                raw_value: value,
-            };
-            portal
-                .registry
-                .hooks
-                .setting_change
-                .run_before(&mut ev)
-                .map_err(|v| Error::Invalid(v.message))?;
-            let v = portal.settings.set(&ev.key, group, &ev.raw_value)?;
-            portal.registry.hooks.setting_change.run_after(&ev);
+            let v = change_setting(portal, &key, group, Some(value))?;
+            let key = portal.settings.definition(&key)?.key;
             let scope = group.map_or(String::new(), |g| format!(" for invoice group {g}"));
-            Ok(format!("{} = {}{scope}", ev.key, show(&v)))
+            Ok(format!("{key} = {}{scope}", show(&v)))
         }
         OpRequest::SettingsUnset { key, group } => {
-            let def = portal.settings.definition(&key)?;
-            portal.settings.unset(def.key, group)?;
-            Ok(format!(
-                "{} is back to {}",
-                def.key,
-                show(&portal.settings.value(def.key, group))
-            ))
+            let v = change_setting(portal, &key, group, None)?;
+            let key = portal.settings.definition(&key)?.key;
+            Ok(format!("{key} is back to {}", show(&v)))
         }
         OpRequest::Import { json } => run_import(portal, &json, &mut |_, _| {}),
         OpRequest::SetPassword { client, password } => set_password(portal, &client, &password),
@@ -177,15 +162,56 @@ pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
         }
         OpRequest::Audit { client, limit } => audit_list(portal, client, limit),
         OpRequest::Maintenance { on } => {
-            portal
-                .settings
-                .set("maintenance_mode", None, if on { "on" } else { "off" })?;
+            change_setting(
+                portal,
+                "maintenance_mode",
+                None,
+                Some(if on { "on" } else { "off" }.into()),
+            )?;
             Ok(format!(
                 "maintenance mode is {}",
                 if on { "on" } else { "off" }
             ))
         }
     }
+}
+
+/// Sets (`Some`) or unsets (`None`) a setting, with its hooks and checks; returns the value
+/// that now applies.
+fn change_setting(
+    portal: &Portal,
+    key: &str,
+    group: Option<u64>,
+    raw: Option<String>,
+) -> Result<serde_json::Value> {
+    let def = portal.settings.definition(key)?;
+    let mut ev = SettingChangeEvent {
+        key: def.key.to_string(),
+        invoice_group_id: group,
+        raw_value: raw.clone().unwrap_or_default(),
+    };
+    let hooks = &portal.registry.hooks.setting_change;
+    hooks
+        .run_before(&mut ev)
+        .map_err(|v| Error::Invalid(v.message))?;
+    match raw {
+        Some(_) => {
+            if def.key == "ci_skin_theme" {
+                let problems = portal.themes.check(ev.raw_value.trim());
+                if !problems.is_empty() {
+                    return Err(Error::Invalid(format!(
+                        "theme `{}` cannot be used: {}",
+                        ev.raw_value.trim(),
+                        problems.join("; ")
+                    )));
+                }
+            }
+            portal.settings.set(def.key, group, &ev.raw_value)?;
+        }
+        None => portal.settings.unset(def.key, group)?,
+    }
+    hooks.run_after(&ev);
+    Ok(portal.settings.value(def.key, group))
 }
 
 fn show(v: &serde_json::Value) -> String {
@@ -205,7 +231,7 @@ fn settings_list(portal: &Portal) -> String {
             Scope::InvoiceGroup => "per invoice group",
         };
         out.push_str(&format!(
-            "{} = {}\n    {} [{:?}, {scope}, default {}, from {}]\n",
+            "{} = {}\n    {} [{}, {scope}, default {}, from {}]\n",
             d.key,
             show(&v),
             d.description,
@@ -271,16 +297,17 @@ pub fn find_client(portal: &Portal, who: &str) -> Result<Client> {
 pub fn set_password(portal: &Portal, who: &str, password: &str) -> Result<String> {
     let client = find_client(portal, who)?;
     let min = portal.password_min_length();
-    if password.chars().count() < min {
-        return Err(Error::Invalid(format!(
-            "the password must have at least {min} characters"
-        )));
-    }
-    if password.chars().count() > crate::passwords::MAX_PASSWORD_CHARS {
-        return Err(Error::Invalid("the password is too long".into()));
+    if let Err(weakness) = crate::passwords::check_new_password(password, min, &[&client.number]) {
+        return Err(Error::Invalid(match weakness {
+            crate::passwords::Weakness::TooShort => format!("the password must have at least {min} characters"),
+            crate::passwords::Weakness::TooLong => "the password is too long (at most 1024 characters)".into(),
+            crate::passwords::Weakness::TooCommon => {
+                "the password is too common or too easy to guess; choose another (or use `portico client otp`)".into()
+            }
+        }));
     }
     let hash = auth::hash_password(password)?;
-    auth::set_password(&portal.store, client.id, hash, portal.clock.unix(), true)?;
+    give_one_time_password(portal, client.id, hash)?;
     portal.audit(Audit {
         client_id: Some(client.id),
         ..Audit::new(AuditKind::OperatorSetPassword)
@@ -291,12 +318,20 @@ pub fn set_password(portal: &Portal, who: &str, password: &str) -> Result<String
     ))
 }
 
+/// Stores an operator-given password for one login. The client starts afresh: their sessions end
+/// and a lockout is lifted, so the new password can be used at once.
+fn give_one_time_password(portal: &Portal, client_id: u64, hash: String) -> Result<()> {
+    auth::set_password(&portal.store, client_id, hash, portal.clock.unix(), true)?;
+    auth::end_client_sessions(&portal.store, client_id, None)?;
+    crate::lockout::clear(&portal.store, client_id)
+}
+
 /// Generates a one-time password, stores only its hash and returns it for printing once.
 pub fn one_time_password(portal: &Portal, who: &str) -> Result<String> {
     let client = find_client(portal, who)?;
     let otp = crate::passwords::generate_one_time_password()?;
     let hash = auth::hash_password(&otp)?;
-    auth::set_password(&portal.store, client.id, hash, portal.clock.unix(), true)?;
+    give_one_time_password(portal, client.id, hash)?;
     portal.audit(Audit {
         client_id: Some(client.id),
         ..Audit::new(AuditKind::OperatorOneTimePassword)
@@ -331,6 +366,12 @@ pub fn send_password_email(portal: &Portal, who: &str) -> Result<String> {
         .language
         .clone()
         .unwrap_or_else(|| crate::i18n::FALLBACK.to_string());
+    if crate::mail::has_pending_link(&portal.store, client.id)? {
+        return Err(Error::Invalid(format!(
+            "a password e-mail for client {} is already waiting in the outbox (see `portico mail queue`)",
+            client.number
+        )));
+    }
     let id = crate::mail::enqueue(
         portal,
         crate::mail::MailJob::PasswordLink {

@@ -31,6 +31,19 @@ pub enum SettingType {
     Choice(&'static [&'static str]),
 }
 
+impl std::fmt::Display for SettingType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SettingType::Bool => write!(f, "yes/no"),
+            SettingType::Int { min, max } => write!(f, "whole number {min}..{max}"),
+            SettingType::Text => write!(f, "text"),
+            SettingType::Url => write!(f, "http(s) URL or empty"),
+            SettingType::Email => write!(f, "e-mail address or empty"),
+            SettingType::Choice(options) => write!(f, "one of: {}", options.join(", ")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
@@ -187,7 +200,7 @@ pub fn core_settings() -> Vec<SettingDef> {
         SettingDef::bool(
             "ci_enable_login_name_creation",
             false,
-            "Clients may log in with a custom login name and set one in the portal (a name set by the operator always works).",
+            "Clients may choose their own login name on the Information tab (a login name set by the operator or chosen earlier always works).",
         ),
         SettingDef::text(
             "ci_skin_theme",
@@ -450,9 +463,8 @@ impl Settings {
         values.contains_key(&(def.key.to_string(), group))
     }
 
-    /// Checks, stores (flushed) and caches a value. `group` needs a per-invoice-group setting.
-    pub fn set(&self, key: &str, group: Option<u64>, raw: &str) -> Result<Value> {
-        let def = self.definition(key)?;
+    /// A group may be named only for a per-invoice-group setting, and must exist.
+    pub fn check_scope(&self, def: &SettingDef, group: Option<u64>) -> Result<()> {
         if group.is_some() && def.scope == Scope::Global {
             return Err(Error::Invalid(format!(
                 "{} is a global setting and cannot be set per invoice group",
@@ -469,6 +481,13 @@ impl Settings {
                 "there is no invoice group with id {g}"
             )));
         }
+        Ok(())
+    }
+
+    /// Checks, stores (flushed) and caches a value. `group` needs a per-invoice-group setting.
+    pub fn set(&self, key: &str, group: Option<u64>, raw: &str) -> Result<Value> {
+        let def = self.definition(key)?;
+        self.check_scope(def, group)?;
         let value = def.parse(raw)?;
         let bytes = serde_json::to_vec(&value).map_err(|e| Error::Internal(e.to_string()))?;
         self.store.write(|tx| {
@@ -484,6 +503,7 @@ impl Settings {
     /// Removes an explicit value so the default (or the global value) applies again.
     pub fn unset(&self, key: &str, group: Option<u64>) -> Result<()> {
         let def = self.definition(key)?;
+        self.check_scope(def, group)?;
         self.store.write(|tx| {
             tx.set_raw(TREE, store_key(def.key, group), None);
             Ok(())

@@ -371,6 +371,13 @@ pub fn theme_chain(dir: Option<&Path>, theme: &str) -> std::result::Result<Vec<S
                 manifest_path.display()
             ));
         }
+        if parent != DEFAULT_THEME && !dir.join(&parent).is_dir() {
+            return Err(format!(
+                "{}: extends `{parent}`, which is not a folder in {}",
+                manifest_path.display(),
+                dir.display()
+            ));
+        }
         if chain.contains(&parent) {
             return Err(format!(
                 "{}: themes extend each other in a circle",

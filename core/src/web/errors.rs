@@ -88,6 +88,14 @@ fn any_error(status: Status, req: &Request<'_>) -> PageHtml {
             .as_ref()
             .map(|s| (&s.client, s.session.csrf_token.as_str())),
     );
+    // A logged-in client keeps their menu on error pages (unless a new password comes first).
+    if let Some(s) = viewer.as_ref().filter(|s| !s.session.must_change_password) {
+        let v = crate::registry::ViewerCtx {
+            client: &s.client,
+            settings: &portal.settings,
+        };
+        ctx.insert("menu", &portal.registry.menu(&v, ""));
+    }
     ctx.insert(
         "page",
         &ErrorView {

@@ -244,18 +244,26 @@ impl Page<'_> {
         }
         ctx.insert("active_tab", tab);
         ctx.insert("page", page);
-        if !portal.registry.hooks.render.is_empty() {
-            let mut ev = RenderEvent {
-                template: template.to_string(),
-                client_id: Some(self.client.id),
-                extra: Default::default(),
-            };
-            // A render veto would leave the client with nothing; extras are all we take.
-            let _ = portal.registry.hooks.render.run_before(&mut ev);
-            ctx.insert("extra", &ev.extra);
+        let hooks = &portal.registry.hooks.render;
+        let mut event = RenderEvent {
+            template: template.to_string(),
+            client_id: Some(self.client.id),
+            extra: Default::default(),
+        };
+        if !hooks.is_empty() {
+            // A veto would leave the client with no page; what a hook adds is all we take.
+            if let Err(veto) = hooks.run_before(&mut event) {
+                tracing::warn!(
+                    template,
+                    "a render hook tried to refuse a page, ignored: {}",
+                    veto.message
+                );
+            }
         }
+        ctx.insert("extra", &event.extra);
         let theme = portal.theme_for(Some(self.client.invoice_group_id));
         let html = portal.themes.render(&theme, template, &ctx)?;
+        hooks.run_after(&event);
         Ok(PageHtml {
             html,
             status,

@@ -267,9 +267,17 @@ fn sign_out(
         if let Some(c) = cookies.get(portal.session_cookie_name()) {
             auth::end_session(&portal.store, c.value()).map_err(internal)?;
         }
-        portal.registry.hooks.logout.run_after(&LogoutEvent {
+        // A logout cannot be refused: `before` handlers may look (and amend), never veto.
+        let mut event = LogoutEvent {
             client_id: s.client.id,
-        });
+        };
+        if let Err(veto) = portal.registry.hooks.logout.run_before(&mut event) {
+            tracing::warn!(
+                "a logout hook tried to refuse a logout, ignored: {}",
+                veto.message
+            );
+        }
+        portal.registry.hooks.logout.run_after(&event);
         portal.audit(Audit {
             client_id: Some(s.client.id),
             source: viewer.source_addr.as_deref(),
