@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Portico test. Installs what the tests need first (headless Chromium and its driver
-# from Debian, and an SMTP server from PyPI in .venv), so it works on a fresh machine. Usage: ./test.sh [extra cargo test args]
+# from Debian, an SMTP server from PyPI in .venv, axe-core from npm), so it works on a fresh
+# machine. Usage: ./test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -28,5 +29,11 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import aiosmtpd" 2>/dev/n
   .venv/bin/pip install -q aiosmtpd
 fi
 export PORTICO_TEST_PYTHON="$PWD/.venv/bin/python"
+
+# axe-core for the accessibility checks in the browser tests (from the npm registry).
+if [ ! -f tests/a11y/node_modules/axe-core/axe.min.js ]; then
+  echo "test.sh: installing axe-core into tests/a11y (accessibility checks)"
+  npm ci --prefix tests/a11y --no-audit --no-fund --silent
+fi
 
 cargo test --workspace --locked "$@"

@@ -188,12 +188,33 @@ async fn alice_logs_in_reads_a_message_opens_invoicing_switches_to_czech_and_log
     c.close().await.expect("close");
 }
 
+/// Runs axe-core (WCAG 2 A and AA rules: labels, contrast, `lang`, names...) on the open page;
+/// returns the violations as "rule: count" lines.
+async fn axe_violations(c: &Client) -> Vec<String> {
+    let axe = common::repo_root().join("tests/a11y/node_modules/axe-core/axe.min.js");
+    let source = std::fs::read_to_string(&axe)
+        .expect("axe-core must be installed: ./test.sh runs npm ci in tests/a11y");
+    c.execute(&source, vec![]).await.expect("inject axe");
+    let result = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})\
+               .then(r => done(r.violations.map(v => v.id + ': ' + v.nodes.length + ' (' + v.nodes[0].target + ')')))\
+               .catch(e => done(['axe failed: ' + e]));",
+            vec![],
+        )
+        .await
+        .expect("run axe");
+    serde_json::from_value(result).expect("list of violations")
+}
+
 #[tokio::test]
 async fn pages_fit_a_360_pixel_phone_screen() {
     let s = Server::demo();
     let (_driver, c) = browser().await;
     c.set_window_size(360, 740).await.expect("resize");
     c.goto(&s.url("/sign/")).await.expect("open");
+    assert_eq!(axe_violations(&c).await, Vec::<String>::new(), "/sign/");
     c.find(Locator::Css("#username"))
         .await
         .expect("username")
@@ -212,7 +233,7 @@ async fn pages_fit_a_360_pixel_phone_screen() {
         .click()
         .await
         .expect("click");
-    for path in ["/", "/services/", "/invoicing/"] {
+    for path in ["/", "/services/", "/invoicing/", "/password/"] {
         c.goto(&s.url(path)).await.expect("open");
         let fits = c
             .execute(
@@ -236,7 +257,10 @@ async fn pages_fit_a_360_pixel_phone_screen() {
             .await
             .expect("js");
         assert_eq!(unlabelled, serde_json::json!(0), "{path}");
+        assert_eq!(axe_violations(&c).await, Vec::<String>::new(), "{path}");
     }
+    c.goto(&s.url("/no-such-page")).await.expect("open");
+    assert_eq!(axe_violations(&c).await, Vec::<String>::new(), "404 page");
     c.close().await.expect("close");
 }
 
