@@ -193,6 +193,26 @@ async fn password_links_expire() {
     let (status, html) = s.get_text(&c, &path).await;
     assert_eq!(status, 410);
     assert!(html.contains("expired"));
+
+    // Without ci_url, links are built from ispadmin_server (never from the Host header).
+    s.cli(&["settings", "unset", "ci_url"]);
+    s.cli(&[
+        "settings",
+        "set",
+        "ispadmin_server",
+        "https://billing.example.net",
+    ]);
+    post_form(&s, &c, "/sign/forgot/", &[("login", "bob@example.com")]).await;
+    let mails = smtp.wait_for(2).await;
+    let bob = mails
+        .iter()
+        .find(|m| m.contains("bob@example.com"))
+        .expect("bob's mail");
+    assert!(
+        link_in(bob).starts_with("https://billing.example.net/clientinterface/sign/password/"),
+        "{}",
+        link_in(bob)
+    );
 }
 
 #[tokio::test]

@@ -418,3 +418,52 @@ fn every_command_has_help() {
     }
     let _ = repo_root();
 }
+
+#[test]
+fn serve_reads_portico_toml_and_environment_and_warns_about_unknown_keys() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("from-config");
+    let config = tmp.path().join("portico.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data = \"{}\"\nbind = \"127.0.0.1:0\"\ncolour = \"red\"\n",
+            data.display()
+        ),
+    )
+    .expect("write config");
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["serve", "--config", config.to_str().expect("path")])
+        .env("PORTICO_THEMES", repo_root().join("themes"))
+        .env("PORTICO_BOGUS", "1")
+        .env("PORTICO_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let first = std::io::BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("utf-8");
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        first.starts_with("Portico is serving at http://127.0.0.1:"),
+        "{first}"
+    );
+    assert!(data.join("store").exists(), "data folder from portico.toml");
+    assert!(err.contains("unknown key `colour` ignored"), "{err}");
+    assert!(
+        err.contains("PORTICO_BOGUS is not a Portico setting"),
+        "{err}"
+    );
+    let (ok, _, err) = portico(&["serve", "--config", "/nonexistent/portico.toml"], None);
+    assert!(
+        !ok && err.contains("config file /nonexistent/portico.toml not found"),
+        "{err}"
+    );
+}
