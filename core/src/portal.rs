@@ -151,7 +151,9 @@ impl Portal {
             assets: registry.assets.clone(),
         };
         let themes = Arc::new(Themes::new(opts.themes_dir, builtins, i18n.clone())?);
-        let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Password hashing may use half the cores: a flood of logins then slows logins, not
+        // every other page.
+        let permits = std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2));
         Ok(Portal {
             store,
             settings,
