@@ -93,7 +93,7 @@ pub fn load(
     for (k, _) in std::env::vars() {
         if let Some(rest) = k.strip_prefix("PORTICO_")
             && !KNOWN_KEYS.contains(&rest.to_ascii_lowercase().as_str())
-            && !matches!(rest, "LOG" | "TEST_PYTHON")
+            && rest != "LOG"
         {
             warnings.push(format!(
                 "environment variable {k} is not a Portico setting and is ignored"

@@ -3,6 +3,17 @@
 mod config;
 mod plugins;
 
+/// `println!` that stops quietly when stdout is closed (`portico settings list | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -226,7 +237,7 @@ fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .try_init();
 }
 
@@ -267,7 +278,7 @@ fn run(cli: Cli) -> Result<(), String> {
             match open_direct(&cfg, true)? {
                 Some(portal) => {
                     let text = import_with_progress(&portal, &json)?;
-                    println!("{text}");
+                    say!("{text}");
                     Ok(())
                 }
                 None => {
@@ -416,7 +427,7 @@ fn operator(cfg: &Config, req: OpRequest) -> Result<(), String> {
     match open_direct(cfg, false)? {
         Some(portal) => {
             let text = ops::execute(&portal, req).map_err(|e| e.to_string())?;
-            println!("{}", text.trim_end());
+            say!("{}", text.trim_end());
             Ok(())
         }
         None => remote(data, req),
@@ -426,7 +437,7 @@ fn operator(cfg: &Config, req: OpRequest) -> Result<(), String> {
 fn remote(data: &Path, req: OpRequest) -> Result<(), String> {
     let reply = control::request(data, &req).map_err(|e| e.to_string())?;
     if reply.ok {
-        println!("{}", reply.text.trim_end());
+        say!("{}", reply.text.trim_end());
         Ok(())
     } else {
         Err(reply.text)
@@ -491,13 +502,13 @@ fn theme_check(themes_dir: &Path, name: Option<&str>) -> Result<(), String> {
     for n in &names {
         let errors = portal.themes.check(n);
         if errors.is_empty() {
-            println!("{n}: ok");
+            say!("{n}: ok");
         } else {
             failed += 1;
-            println!("{n}: {} error(s)", errors.len());
+            say!("{n}: {} error(s)", errors.len());
             for e in errors {
                 for line in e.lines() {
-                    println!("  {line}");
+                    say!("  {line}");
                 }
             }
         }
@@ -526,11 +537,6 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
     if let Some(file) = args.test_clock_offset_file {
         options.clock = Clock::offset_by_file(file);
     }
-    if options.smtp_url.is_none() {
-        tracing::warn!(
-            "no smtp_url configured: password e-mails cannot be sent; they are retried for about 2 h 40 min, then listed as failed by `portico mail queue`"
-        );
-    }
     let portal = match Portal::open(options) {
         Ok(p) => p,
         Err(Error::StoreLocked { path }) => {
@@ -550,6 +556,11 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
     {
         let report = demo::seed(&portal).map_err(|e| e.to_string())?;
         tracing::info!("demo data created in {}: {report}", cfg.data.display());
+    }
+    if portal.smtp_url.is_none() {
+        tracing::warn!(
+            "no smtp_url configured: password e-mails cannot be sent; they are retried for about 2 h 40 min, then listed as failed by `portico mail queue`"
+        );
     }
     // The logins are printed only if this folder holds the demo ISP.
     let has_demo_logins = demo::LOGINS.iter().all(|l| {

@@ -61,6 +61,20 @@ impl<E> HookPoint<E> {
         Ok(())
     }
 
+    /// For actions that cannot be refused (logout, render): every `before` handler runs and may
+    /// amend; a veto is logged and ignored.
+    pub fn run_before_unrefusable(&self, what: &str, event: &mut E) {
+        for (owner, f) in &self.before {
+            if let Err(v) = f(event) {
+                tracing::warn!(
+                    hook_owner = owner,
+                    "a hook tried to refuse {what}, ignored: {}",
+                    v.message
+                );
+            }
+        }
+    }
+
     pub fn run_after(&self, event: &E) {
         for (_, f) in &self.after {
             f(event);
@@ -105,7 +119,8 @@ pub struct ImportEvent {
 pub struct SettingChangeEvent {
     pub key: String,
     pub invoice_group_id: Option<u64>,
-    pub raw_value: String,
+    /// The new value as typed; `None` when the setting is unset (back to its default).
+    pub raw_value: Option<String>,
 }
 
 /// A page is about to be rendered (before: may add values to its template context).
@@ -143,11 +158,11 @@ mod tests {
     fn first_veto_wins_and_amendments_carry_over() {
         let mut p: HookPoint<SettingChangeEvent> = HookPoint::default();
         p.before("a", |e| {
-            e.raw_value = e.raw_value.trim().to_string();
+            e.raw_value = e.raw_value.as_deref().map(|v| v.trim().to_string());
             Ok(())
         });
         p.before("b", |e| {
-            if e.raw_value == "forbidden" {
+            if e.raw_value.as_deref() == Some("forbidden") {
                 Err(Veto::new("not that"))
             } else {
                 Ok(())
@@ -156,12 +171,12 @@ mod tests {
         let mut ok = SettingChangeEvent {
             key: "k".into(),
             invoice_group_id: None,
-            raw_value: "  fine ".into(),
+            raw_value: Some("  fine ".into()),
         };
         assert!(p.run_before(&mut ok).is_ok());
-        assert_eq!(ok.raw_value, "fine");
+        assert_eq!(ok.raw_value.as_deref(), Some("fine"));
         let mut bad = SettingChangeEvent {
-            raw_value: " forbidden ".into(),
+            raw_value: Some(" forbidden ".into()),
             ..ok
         };
         assert_eq!(p.run_before(&mut bad), Err(Veto::new("not that")));

@@ -185,28 +185,38 @@ fn change_setting(
     raw: Option<String>,
 ) -> Result<serde_json::Value> {
     let def = portal.settings.definition(key)?;
+    // Checked before the hooks see it, so they never observe a change that is then refused.
+    let check = |raw: &Option<String>| -> Result<()> {
+        portal.settings.check_scope(def, group)?;
+        if let Some(value) = raw {
+            def.parse(value)?;
+            if def.key == "ci_skin_theme" {
+                let problems = portal.themes.check(value.trim());
+                if !problems.is_empty() {
+                    return Err(Error::Invalid(format!(
+                        "theme `{}` cannot be used: {}",
+                        value.trim(),
+                        problems.join("; ")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    };
+    check(&raw)?;
     let mut ev = SettingChangeEvent {
         key: def.key.to_string(),
         invoice_group_id: group,
-        raw_value: raw.clone().unwrap_or_default(),
+        raw_value: raw,
     };
     let hooks = &portal.registry.hooks.setting_change;
     hooks
         .run_before(&mut ev)
         .map_err(|v| Error::Invalid(v.message))?;
-    match raw {
-        Some(_) => {
-            if def.key == "ci_skin_theme" {
-                let problems = portal.themes.check(ev.raw_value.trim());
-                if !problems.is_empty() {
-                    return Err(Error::Invalid(format!(
-                        "theme `{}` cannot be used: {}",
-                        ev.raw_value.trim(),
-                        problems.join("; ")
-                    )));
-                }
-            }
-            portal.settings.set(def.key, group, &ev.raw_value)?;
+    check(&ev.raw_value)?;
+    match &ev.raw_value {
+        Some(value) => {
+            portal.settings.set(def.key, group, value)?;
         }
         None => portal.settings.unset(def.key, group)?,
     }
@@ -231,7 +241,7 @@ fn settings_list(portal: &Portal) -> String {
             Scope::InvoiceGroup => "per invoice group",
         };
         out.push_str(&format!(
-            "{} = {}\n    {} [{}, {scope}, default {}, from {}]\n",
+            "{} = {}\n    {} [type: {}; {scope}; default: {}; from: {}]\n",
             d.key,
             show(&v),
             d.description,
@@ -297,7 +307,9 @@ pub fn find_client(portal: &Portal, who: &str) -> Result<Client> {
 pub fn set_password(portal: &Portal, who: &str, password: &str) -> Result<String> {
     let client = find_client(portal, who)?;
     let min = portal.password_min_length();
-    if let Err(weakness) = crate::passwords::check_new_password(password, min, &[&client.number]) {
+    let words = crate::passwords::personal_words(&client);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    if let Err(weakness) = crate::passwords::check_new_password(password, min, &words) {
         return Err(Error::Invalid(match weakness {
             crate::passwords::Weakness::TooShort => format!("the password must have at least {min} characters"),
             crate::passwords::Weakness::TooLong => "the password is too long (at most 1024 characters)".into(),

@@ -70,6 +70,18 @@ pub fn generate_one_time_password() -> Result<String> {
         .join("-"))
 }
 
+/// What a client's own data says about their password, for the "too common" check.
+pub fn personal_words(c: &crate::model::Client) -> Vec<String> {
+    let mut words = vec![c.number.clone(), c.name.clone()];
+    words.extend(c.name.split_whitespace().map(str::to_string));
+    words.extend(c.username.clone());
+    if let Some(e) = &c.email {
+        words.push(e.clone());
+        words.extend(e.split('@').next().map(str::to_string));
+    }
+    words
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkPurpose {

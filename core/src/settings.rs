@@ -467,7 +467,7 @@ impl Settings {
     pub fn check_scope(&self, def: &SettingDef, group: Option<u64>) -> Result<()> {
         if group.is_some() && def.scope == Scope::Global {
             return Err(Error::Invalid(format!(
-                "{} is a global setting and cannot be set per invoice group",
+                "{} is a global setting: it has no per-invoice-group values",
                 def.key
             )));
         }

@@ -192,7 +192,9 @@ impl<'r> FromRequest<'r> for SameOrigin {
         if is_same_origin(req) {
             Outcome::Success(SameOrigin)
         } else {
-            tracing::warn!(uri = %req.uri(), "refused a cross-site form post");
+            // Only the first two path segments: a password link's path carries its token.
+            let path: Vec<&str> = req.uri().path().segments().take(2).collect();
+            tracing::warn!(path = %path.join("/"), "refused a cross-site form post");
             Outcome::Error((Status::Forbidden, ()))
         }
     }

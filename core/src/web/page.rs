@@ -97,6 +97,7 @@ pub fn base_context(
     ctx.insert("supplier", &serde_json::Value::Null);
     ctx.insert("menu", &Vec::<crate::registry::MenuItem>::new());
     ctx.insert("active_tab", "");
+    ctx.insert("extra", &serde_json::Map::new());
     if let Some((client, csrf)) = viewer {
         ctx.insert(
             "client",
@@ -250,16 +251,8 @@ impl Page<'_> {
             client_id: Some(self.client.id),
             extra: Default::default(),
         };
-        if !hooks.is_empty() {
-            // A veto would leave the client with no page; what a hook adds is all we take.
-            if let Err(veto) = hooks.run_before(&mut event) {
-                tracing::warn!(
-                    template,
-                    "a render hook tried to refuse a page, ignored: {}",
-                    veto.message
-                );
-            }
-        }
+        // A veto would leave the client with no page; what a hook adds is all we take.
+        hooks.run_before_unrefusable("a page", &mut event);
         ctx.insert("extra", &event.extra);
         let theme = portal.theme_for(Some(self.client.invoice_group_id));
         let html = portal.themes.render(&theme, template, &ctx)?;

@@ -93,18 +93,6 @@ struct ChangeForm {
     repeat: Option<String>,
 }
 
-/// What a client's own data says about their password, for the "too common" check.
-fn personal_words(c: &Client) -> Vec<String> {
-    let mut words = vec![c.number.clone(), c.name.clone()];
-    words.extend(c.name.split_whitespace().map(str::to_string));
-    words.extend(c.username.clone());
-    if let Some(e) = &c.email {
-        words.push(e.clone());
-        words.extend(e.split('@').next().map(str::to_string));
-    }
-    words
-}
-
 /// The Fluent id of the reason a new password pair is refused, if it is.
 fn new_password_problem(
     portal: &Portal,
@@ -118,7 +106,7 @@ fn new_password_problem(
     if new != repeat {
         return Some("password-error-mismatch");
     }
-    let words = personal_words(client);
+    let words = passwords::personal_words(client);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     passwords::check_new_password(new, portal.password_min_length(), &words)
         .err()

@@ -264,18 +264,17 @@ fn sign_out(
         if !tokens_match(&sent, &s.session.csrf_token) {
             return Err(Status::Forbidden);
         }
-        if let Some(c) = cookies.get(portal.session_cookie_name()) {
-            auth::end_session(&portal.store, c.value()).map_err(internal)?;
-        }
         // A logout cannot be refused: `before` handlers may look (and amend), never veto.
         let mut event = LogoutEvent {
             client_id: s.client.id,
         };
-        if let Err(veto) = portal.registry.hooks.logout.run_before(&mut event) {
-            tracing::warn!(
-                "a logout hook tried to refuse a logout, ignored: {}",
-                veto.message
-            );
+        portal
+            .registry
+            .hooks
+            .logout
+            .run_before_unrefusable("a logout", &mut event);
+        if let Some(c) = cookies.get(portal.session_cookie_name()) {
+            auth::end_session(&portal.store, c.value()).map_err(internal)?;
         }
         portal.registry.hooks.logout.run_after(&event);
         portal.audit(Audit {
