@@ -35,6 +35,7 @@ T_RSS_MB=150            # server RSS and peak RSS, at most
 CLIENT_NUMBER=1001
 CLIENT_NAME="Alice Nováková"   # client id 1 in examples/gen_bench_bundle.rs
 PASSWORD=bench-password-1
+NEW_PASSWORD="Seven purple kettles hum at dawn #42"   # if the first one is one-time
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=target/release/portico
@@ -45,6 +46,10 @@ now_ns() { date +%s%N; }
 # Float arithmetic and comparisons through awk.
 calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 is_true() { awk "BEGIN { exit !($1) }"; }
+# CPU time in seconds: the whole machine (busy, all CPUs), and one process (user + system).
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+machine_cpu_s() { awk -v t="$CLK_TCK" '/^cpu / {printf "%.3f", ($2 + $3 + $4 + $7 + $8 + $9) / t}' /proc/stat; }
+process_cpu_s() { awk -v t="$CLK_TCK" '{printf "%.3f", ($14 + $15) / t}' "/proc/$1/stat"; }
 
 for tool in cargo curl wrk awk; do
   command -v "$tool" >/dev/null || die "$tool is not installed"
@@ -109,19 +114,26 @@ log "    bundle.json: $BUNDLE_MB MiB"
 # Runs `portico import BUNDLE --data DIR`; sets IMPORT_NS, IMPORT_OUT and IMPORT_PEAK_KB; returns
 # the import's exit status.
 run_import() {
-  local bundle=$1 data=$2 t0 t1 rc=0
+  local bundle=$1 data=$2 t0 t1 m0 m1 rc=0
   IMPORT_PEAK_KB=
+  IMPORT_CPU_S=
+  rm -f "$WORK/import.time"
+  m0=$(machine_cpu_s)
   t0=$(now_ns)
   if [[ -x /usr/bin/time ]]; then
-    /usr/bin/time -f '%M' -o "$WORK/import.time" \
+    /usr/bin/time -f '%M %U %S' -o "$WORK/import.time" \
       "$BIN" import "$bundle" --data "$data" > "$WORK/import.out" 2> "$WORK/import.err" || rc=$?
   else
     "$BIN" import "$bundle" --data "$data" > "$WORK/import.out" 2> "$WORK/import.err" || rc=$?
   fi
   t1=$(now_ns)
+  m1=$(machine_cpu_s)
   IMPORT_NS=$(( t1 - t0 ))
   IMPORT_OUT=$(cat "$WORK/import.out")
-  [[ -s $WORK/import.time ]] && IMPORT_PEAK_KB=$(grep -E '^[0-9]+$' "$WORK/import.time" | tail -1 || true)
+  IMPORT_MACHINE_CPU_S=$(calc "$m1 - $m0" 2)
+  if [[ -s $WORK/import.time ]]; then
+    read -r IMPORT_PEAK_KB IMPORT_CPU_S < <(awk 'NF == 3 && $1 ~ /^[0-9]+$/ {print $1, $2 + $3}' "$WORK/import.time" | tail -1) || true
+  fi
   return "$rc"
 }
 
@@ -131,13 +143,20 @@ run_import "$WORK/bundle.json" "$DATA" || {
   die "the import failed"
 }
 log "    $IMPORT_OUT"
-RECORDS=$(sed -n 's/^imported \([0-9][0-9]*\) records.*/\1/p' <<<"$IMPORT_OUT")
+FULL_NS=$IMPORT_NS
+FULL_OUT=$IMPORT_OUT
+if [[ -n $IMPORT_CPU_S ]]; then
+  FULL_CPU_NOTE="import used $(calc "$IMPORT_CPU_S / ($FULL_NS / 1e9)" 2) CPUs, other processes $(calc "($IMPORT_MACHINE_CPU_S - $IMPORT_CPU_S) / ($FULL_NS / 1e9)" 2) (of $(nproc))"
+else
+  FULL_CPU_NOTE="the machine was $(calc "$IMPORT_MACHINE_CPU_S / ($FULL_NS / 1e9)" 2) CPUs busy during the import (of $(nproc))"
+fi
+RECORDS=$(sed -n 's/^imported \([0-9][0-9]*\) records.*/\1/p' <<<"$FULL_OUT")
 if [[ -z $RECORDS ]]; then
   # 3 groups + 5 tariffs + clients + services + 6 messages + invoices + payments (1 per 4).
   RECORDS=$(( 3 + 5 + 2 * CLIENTS + 6 + INVOICES + (INVOICES + 3) / 4 ))
 fi
-IMPORT_S=$(calc "$IMPORT_NS / 1e9" 2)
-IMPORT_RPS=$(calc "$RECORDS / ($IMPORT_NS / 1e9)" 0)
+IMPORT_S=$(calc "$FULL_NS / 1e9" 2)
+IMPORT_RPS=$(calc "$RECORDS / ($FULL_NS / 1e9)" 0)
 IMPORT_PEAK_MB=
 if [[ -n $IMPORT_PEAK_KB ]]; then IMPORT_PEAK_MB=$(calc "$IMPORT_PEAK_KB / 1024" 0); fi
 STORE_MB=$(calc "$(du -sk "$DATA" | cut -f1) / 1024" 0)
@@ -159,7 +178,7 @@ if [[ $PHASES == 1 ]] || { [[ $PHASES == auto ]] && ! is_true "$IMPORT_RPS >= $T
   done
   P_PARSE=$(calc "${PHASE_NS[parse]} / 1e9" 2)
   P_CHECK=$(calc "(${PHASE_NS[check]} - ${PHASE_NS[parse]}) / 1e9" 2)
-  P_WRITE=$(calc "($IMPORT_NS - ${PHASE_NS[check]}) / 1e9" 2)
+  P_WRITE=$(calc "($FULL_NS - ${PHASE_NS[check]}) / 1e9" 2)
   PHASE_LINE="import phases (wall): read+parse ${P_PARSE} s, check ${P_CHECK} s, write+flush ${P_WRITE} s"
   log "    $PHASE_LINE"
 fi
@@ -203,9 +222,26 @@ log "6/9 logging in as $CLIENT_NUMBER"
 code=$(curl -s -o "$WORK/sign.html" -D "$WORK/sign.headers" -w '%{http_code}' \
   --data-urlencode "username=$CLIENT_NUMBER" --data-urlencode "password=$PASSWORD" "$URL/sign/") \
   || die "the login request failed"
-SESSION=$(tr -d '\r' < "$WORK/sign.headers" | sed -n 's/^[Ss]et-[Cc]ookie: *portico_session=\([^;]*\).*/\1/p' | head -1)
-[[ -n $SESSION ]] || { cat "$WORK/sign.headers" >&2; die "no portico_session cookie after login (HTTP $code)"; }
-COOKIE="portico_session=$SESSION"
+# The cookie is `portico_session` (or `__Host-portico_session` behind TLS).
+COOKIE=$(tr -d '\r' < "$WORK/sign.headers" \
+  | sed -n 's/^set-cookie: *\(\(__Host-\)\{0,1\}portico_session=[^;]*\).*/\1/Ip' | head -1)
+[[ -n $COOKIE ]] || { cat "$WORK/sign.headers" "$WORK/sign.html" >&2; die "no portico_session cookie after login (HTTP $code)"; }
+LOCATION=$(tr -d '\r' < "$WORK/sign.headers" | sed -n 's/^location: *//Ip' | head -1)
+[[ $code == 303 ]] || die "the login answered HTTP $code (location: ${LOCATION:-none}), not a 303 redirect"
+# A password set by the operator works for one login; the client must then choose their own
+# on /password/ before any other page shows.
+if [[ $LOCATION == /password* ]]; then
+  log "    the password was one-time: choosing a new one on /password/"
+  code=$(curl -s -o "$WORK/password.html" -w '%{http_code}' -H "Cookie: $COOKIE" "$URL/password/") \
+    || die "GET /password/ failed"
+  [[ $code == 200 ]] || die "GET /password/ answered HTTP $code"
+  CSRF=$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' "$WORK/password.html" | head -1)
+  [[ -n $CSRF ]] || die "no csrf token on /password/"
+  code=$(curl -s -o "$WORK/password-set.html" -w '%{http_code}' -H "Cookie: $COOKIE" \
+    --data-urlencode "csrf=$CSRF" --data-urlencode "new=$NEW_PASSWORD" \
+    --data-urlencode "repeat=$NEW_PASSWORD" "$URL/password/") || die "POST /password/ failed"
+  [[ $code == 200 ]] || die "choosing a new password on /password/ answered HTTP $code"
+fi
 code=$(curl -s -o "$WORK/information.html" -w '%{http_code}' -H "Cookie: $COOKIE" "$URL/") \
   || die "GET / failed"
 [[ $code == 200 ]] || die "GET / answered HTTP $code, not 200"
@@ -226,12 +262,27 @@ wrk_problems() {
   { grep -E 'Socket errors|Non-2xx' "$1" || true; } | sed 's/^ *//' | paste -sd ';' -
 }
 run_wrk() {
-  local name=$1 path=$2; shift 2
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$URL$path" > "$WORK/wrk-$name.txt" 2>&1 \
-    || { cat "$WORK/wrk-$name.txt" >&2; die "wrk failed on $path"; }
+  local name=$1 path=$2 m0 s0 t0 m1 s1 t1 wall wrk_cpu=
+  shift 2
+  m0=$(machine_cpu_s); s0=$(process_cpu_s "$SERVER_PID"); t0=$(now_ns)
+  local timer=()
+  [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -f '%U %S' -o "$WORK/wrk-$name.cpu")
+  "${timer[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$URL$path" \
+    > "$WORK/wrk-$name.txt" 2>&1 || { cat "$WORK/wrk-$name.txt" >&2; die "wrk failed on $path"; }
+  m1=$(machine_cpu_s); s1=$(process_cpu_s "$SERVER_PID"); t1=$(now_ns)
   [[ -n $(wrk_rps "$WORK/wrk-$name.txt") && -n $(wrk_p99_ms "$WORK/wrk-$name.txt") ]] \
     || { cat "$WORK/wrk-$name.txt" >&2; die "cannot read wrk's report for $path"; }
+  # Where the machine's CPU went during the run, in CPUs busy on average: a busy "other" means
+  # something else (a compiler, another benchmark) competed with the server.
+  wall=$(calc "($t1 - $t0) / 1e9" 3)
+  [[ -s $WORK/wrk-$name.cpu ]] && wrk_cpu=$(awk 'NF == 2 && $1 ~ /^[0-9.]+$/ {print $1 + $2}' "$WORK/wrk-$name.cpu" | tail -1)
+  if [[ -n $wrk_cpu ]]; then
+    CPU_NOTE[$name]="server $(calc "($s1 - $s0) / $wall" 2), wrk $(calc "$wrk_cpu / $wall" 2), other processes $(calc "(($m1 - $m0) - ($s1 - $s0) - $wrk_cpu) / $wall" 2)"
+  else
+    CPU_NOTE[$name]="server $(calc "($s1 - $s0) / $wall" 2), wrk and other processes $(calc "(($m1 - $m0) - ($s1 - $s0)) / $wall" 2)"
+  fi
 }
+declare -A CPU_NOTE=()
 
 log "7/9 wrk -t$THREADS -c$CONNECTIONS -d$DURATION on /healthz"
 run_wrk healthz /healthz
@@ -292,10 +343,16 @@ echo "$((CHECKED - FAILED)) of $CHECKED targets met."
 echo
 echo "notes:"
 echo "  bundle ${BUNDLE_MB} MiB; store on disk ${STORE_MB} MiB; import peak RSS ${IMPORT_PEAK_MB:-?} MiB"
-echo "  portico import says: $IMPORT_OUT"
+echo "  portico import says: $FULL_OUT"
+echo "  during the import: $FULL_CPU_NOTE"
 if [[ -n $PHASE_LINE ]]; then echo "  $PHASE_LINE"; fi
 echo "  server reports ready in ${SERVER_SAYS:-?} ms; RSS after login, before load ${IDLE_RSS_MB} MiB"
 echo "  information page: $PAGE_BYTES bytes"
+LOG_PLAIN=$(sed 's/\x1b\[[0-9;]*m//g' "$WORK/serve.log")
+RELOADS=$(grep -ac 'theme reloaded' <<<"$LOG_PLAIN" || true)
+LOG_ERRORS=$(grep -acE ' (ERROR|WARN) ' <<<"$LOG_PLAIN" || true)
+echo "  server log: ${LOG_ERRORS} warning/error line(s), ${RELOADS} theme reload(s) while serving"
+echo "  CPUs busy during wrk /healthz: ${CPU_NOTE[healthz]}; during wrk /: ${CPU_NOTE[information]} (of $(nproc))"
 if [[ -n $H_PROBLEMS ]]; then echo "  wrk /healthz: $H_PROBLEMS"; fi
 if [[ -n $I_PROBLEMS ]]; then echo "  wrk /: $I_PROBLEMS"; fi
 echo "  MB = MiB (2^20 bytes); p99 from wrk --latency; cold start = launch until /healthz answers"

@@ -151,8 +151,8 @@ impl Lcg {
             .wrapping_add(1442695040888963407);
         ((self.0 >> 33) % n as u64) as usize
     }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.next(items.len())]
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.next(items.len())]
     }
 }
 
@@ -377,13 +377,13 @@ fn write_bundle<W: Write>(out: &mut W, a: &Args) -> io::Result<()> {
             _ => {
                 let first = rng.pick(FIRST);
                 let last = rng.pick(LAST);
-                let group = *rng.pick(&[1u64, 1, 1, 2, 3]);
+                let group = rng.pick(&[1u64, 1, 1, 2, 3]);
                 // Every tenth client has chosen a login name.
                 let username = (id % 10 == 0).then(|| format!("client{number}"));
                 (format!("{first} {last}"), username, group)
             }
         };
-        let town = *rng.pick(TOWNS);
+        let town = rng.pick(TOWNS);
         let mailing = address(rng.pick(STREETS), 1 + rng.next(150), town);
         let mut c = json!({
             "id": id,
@@ -411,7 +411,7 @@ fn write_bundle<W: Write>(out: &mut W, a: &Args) -> io::Result<()> {
         let tariff: u8 = match group {
             2 => 4,
             3 => 5,
-            _ => *rng.pick(&[1u8, 2, 2, 3]),
+            _ => rng.pick(&[1u8, 2, 2, 3]),
         };
         tariff_of.push(tariff);
         since_of.push(today.first_of_month_back(14 + rng.next(60) as i64));
