@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use argon2::password_hash::{
-    PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString, rand_core::OsRng,
+    Output, ParamsString, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString,
+    rand_core::OsRng,
 };
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -46,10 +47,72 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
     }
 }
 
-/// Runs argon2 off the async workers, at most `permits` at a time.
+/// Hashes with working memory the caller keeps: 19 MiB per call would otherwise be allocated
+/// and, by the C allocator, often kept anyway.
+fn hash_with_memory(password: &str, blocks: &mut [Block]) -> Result<String> {
+    let fail = |e: String| Error::Internal(format!("hashing failed: {e}"));
+    let a = argon2();
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_arr = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_arr)
+        .map_err(|e| fail(e.to_string()))?;
+    let output = Output::init_with(32, |out| {
+        a.hash_password_into_with_memory(password.as_bytes(), salt_bytes, out, &mut *blocks)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| fail(e.to_string()))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(a.params()).map_err(|e| fail(e.to_string()))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// Verifies with working memory the caller keeps. Hashes made with other parameters (older
+/// settings, other tools) are verified the ordinary way.
+fn verify_with_memory(hash: &str, password: &str, blocks: &mut [Block]) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let a = argon2();
+    let same_params = parsed.algorithm == Algorithm::Argon2id.ident()
+        && parsed.version == Some(Version::V0x13.into())
+        && Params::try_from(&parsed).is_ok_and(|p| {
+            p.m_cost() == a.params().m_cost()
+                && p.t_cost() == a.params().t_cost()
+                && p.p_cost() == a.params().p_cost()
+        });
+    if !same_params {
+        return verify_password(hash, password);
+    }
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let mut salt_arr = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_arr) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    if a.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, &mut *blocks)
+        .is_err()
+    {
+        return false;
+    }
+    // Output's comparison is constant-time.
+    Output::new(&out).is_ok_and(|o| o == expected)
+}
+
+/// Runs argon2 off the async workers, at most `permits` at a time, each with a working-memory
+/// block from a pool (so memory stays at permits × 19 MiB however many logins arrive).
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    memory: Arc<std::sync::Mutex<Vec<Vec<Block>>>>,
     /// Verified against when the account does not exist, so both paths cost the same.
     dummy_hash: Arc<String>,
 }
@@ -58,8 +121,26 @@ impl Hasher {
     pub fn new(permits: usize) -> Result<Self> {
         Ok(Hasher {
             permits: Arc::new(Semaphore::new(permits.max(1))),
+            memory: Arc::new(std::sync::Mutex::new(Vec::new())),
             dummy_hash: Arc::new(hash_password("portico-timing-equaliser")?),
         })
+    }
+
+    /// Runs `f` with a working-memory block taken from the pool (made on first use).
+    fn with_memory<T>(
+        memory: &std::sync::Mutex<Vec<Vec<Block>>>,
+        f: impl FnOnce(&mut [Block]) -> T,
+    ) -> T {
+        let mut blocks = memory
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_else(|| vec![Block::default(); argon2().params().block_count()]);
+        let out = f(&mut blocks);
+        if let Ok(mut pool) = memory.lock() {
+            pool.push(blocks);
+        }
+        out
     }
 
     pub async fn verify(&self, hash: Option<String>, password: String) -> bool {
@@ -70,9 +151,14 @@ impl Hasher {
             Some(h) => (h, true),
             None => ((*self.dummy_hash).clone(), false),
         };
-        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .unwrap_or(false);
+        let memory = self.memory.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            Self::with_memory(&memory, |blocks| {
+                verify_with_memory(&hash, &password, blocks)
+            })
+        })
+        .await
+        .unwrap_or(false);
         ok && real
     }
 
@@ -82,9 +168,12 @@ impl Hasher {
             .acquire()
             .await
             .map_err(|_| Error::Internal("hasher closed".into()))?;
-        tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
+        let memory = self.memory.clone();
+        tokio::task::spawn_blocking(move || {
+            Self::with_memory(&memory, |blocks| hash_with_memory(&password, blocks))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
     }
 }
 
@@ -274,6 +363,34 @@ mod tests {
         assert!(verify_password(&h, "correct horse"));
         assert!(!verify_password(&h, "correct horsE"));
         assert!(!verify_password("garbage", "x"));
+    }
+
+    #[test]
+    fn pooled_hashing_agrees_with_the_standard_one() {
+        let mut blocks = vec![Block::default(); argon2().params().block_count()];
+        let pooled = hash_with_memory("river stone", &mut blocks).expect("hash");
+        assert!(
+            pooled.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{pooled}"
+        );
+        assert!(
+            verify_password(&pooled, "river stone"),
+            "standard verify accepts a pooled hash"
+        );
+        let standard = hash_password("river stone").expect("hash");
+        assert!(verify_with_memory(&standard, "river stone", &mut blocks));
+        assert!(!verify_with_memory(&standard, "river stones", &mut blocks));
+        assert!(!verify_with_memory("not a hash", "x", &mut blocks));
+        // Other parameters still verify, the ordinary way.
+        let other = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 1, 1, None).expect("params"),
+        )
+        .hash_password(b"river stone", &SaltString::generate(&mut OsRng))
+        .expect("hash")
+        .to_string();
+        assert!(verify_with_memory(&other, "river stone", &mut blocks));
     }
 
     #[test]

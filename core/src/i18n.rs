@@ -18,6 +18,8 @@ pub const CORE_CS: &str = include_str!("../i18n/cs.ftl");
 
 pub struct I18n {
     bundles: HashMap<&'static str, FluentBundle<FluentResource>>,
+    /// Messages without arguments, formatted once: most of a page's text, on every request.
+    plain: HashMap<&'static str, HashMap<String, String>>,
 }
 
 pub fn is_supported(lang: &str) -> bool {
@@ -57,6 +59,7 @@ impl I18n {
     /// message defined twice is an error naming the language.
     pub fn new<'a>(sources: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
         let mut bundles = HashMap::new();
+        let mut ids: Vec<(&'static str, String)> = vec![];
         for (code, _) in LANGUAGES {
             let langid: LanguageIdentifier = code
                 .parse()
@@ -67,6 +70,9 @@ impl I18n {
             bundles.insert(*code, bundle);
         }
         for (lang, src) in sources {
+            if let Some((code, _)) = LANGUAGES.iter().find(|(c, _)| *c == lang) {
+                ids.extend(message_ids(src).into_iter().map(|id| (*code, id)));
+            }
             let bundle = bundles.get_mut(lang).ok_or_else(|| {
                 Error::Internal(format!("translations for unsupported language {lang}"))
             })?;
@@ -77,7 +83,25 @@ impl I18n {
                 .add_resource(res)
                 .map_err(|errs| Error::Internal(format!("{lang}.ftl: {errs:?}")))?;
         }
-        Ok(I18n { bundles })
+        let mut i18n = I18n {
+            bundles,
+            plain: HashMap::new(),
+        };
+        for (lang, id) in ids {
+            if let Some(text) = i18n.format_plain(lang, &id) {
+                i18n.plain.entry(lang).or_default().insert(id, text);
+            }
+        }
+        Ok(i18n)
+    }
+
+    /// A message that formats without arguments and without errors.
+    fn format_plain(&self, lang: &str, id: &str) -> Option<String> {
+        let bundle = self.bundles.get(lang)?;
+        let pattern = bundle.get_message(id)?.value()?;
+        let mut errors = Vec::new();
+        let out = bundle.format_pattern(pattern, None, &mut errors);
+        errors.is_empty().then(|| out.into_owned())
     }
 
     pub fn has(&self, lang: &str, id: &str) -> bool {
@@ -109,7 +133,10 @@ impl I18n {
     }
 
     pub fn t(&self, lang: &str, id: &str) -> String {
-        self.text(lang, id, &[])
+        match self.plain.get(lang).and_then(|m| m.get(id)) {
+            Some(text) => text.clone(),
+            None => self.text(lang, id, &[]),
+        }
     }
 }
 

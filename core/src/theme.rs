@@ -95,10 +95,9 @@ pub fn is_temp_file(path: &Path) -> bool {
 fn register_functions(tera: &mut tera::Tera, i18n: Arc<I18n>) {
     // `t(key="...", name=value...)`: a translated message in the page's `lang`.
     tera.register_function("t", move |kwargs: tera::Kwargs, state: &tera::State| {
-        let key: String = kwargs.must_get::<String>("key")?;
-        let lang = state
-            .get::<String>("lang")?
-            .unwrap_or_else(|| crate::i18n::FALLBACK.to_string());
+        let key: &str = kwargs.must_get::<&str>("key")?;
+        let lang = state.get::<String>("lang")?;
+        let lang = lang.as_deref().unwrap_or(crate::i18n::FALLBACK);
         let args: Vec<(String, String)> = kwargs
             .iter()
             .filter(|(k, _)| k.as_str() != Some("key"))
@@ -109,8 +108,11 @@ fn register_functions(tera: &mut tera::Tera, i18n: Arc<I18n>) {
                 )
             })
             .collect();
+        if args.is_empty() {
+            return tera::TeraResult::Ok(i18n.t(lang, key));
+        }
         let args: Vec<(&str, String)> = args.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        tera::TeraResult::Ok(i18n.text(&lang, &key, &args))
+        tera::TeraResult::Ok(i18n.text(lang, key, &args))
     });
 }
 
