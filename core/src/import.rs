@@ -583,7 +583,7 @@ pub fn write(
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<usize> {
         for chunk in items.chunks(CHUNK) {
-            store.write_unflushed(|tx| chunk.iter().try_for_each(|r| tx.put(r)))?;
+            store.put_many(chunk)?;
             *done += chunk.len();
             progress(*done, total);
         }

@@ -55,6 +55,8 @@ pub struct PortalOptions {
     pub clock: Clock,
     /// `smtp://host:port`, `smtps://user:pass@host`...; a secret, never logged.
     pub smtp_url: Option<String>,
+    /// sled's page cache: small for the server (memory), large for a bulk import (speed).
+    pub store_cache_bytes: u64,
 }
 
 pub struct Portal {
@@ -121,7 +123,7 @@ fn register_core(r: &mut Registrar) {
 
 impl Portal {
     pub fn open(opts: PortalOptions) -> Result<Portal> {
-        let store = Store::open(&opts.data_dir)?;
+        let store = Store::open_with_cache(&opts.data_dir, opts.store_cache_bytes)?;
         Self::assemble(store, opts)
     }
 

@@ -35,7 +35,7 @@ fn backends() -> Vec<(&'static str, Fixture)> {
 
 fn op(tree: &str, key: &[u8], value: Option<&[u8]>) -> Op {
     Op {
-        tree: tree.into(),
+        tree: tree.to_string().into(),
         key: key.to_vec(),
         value: value.map(<[u8]>::to_vec),
     }
@@ -273,4 +273,29 @@ fn record_keys_are_stable() {
         client(258, "x", 1, None).key(),
         vec![0, 0, 0, 0, 0, 0, 1, 2]
     );
+}
+
+#[test]
+fn bulk_puts_keep_indexes_in_step_too() {
+    for (name, f) in backends() {
+        let s = &f.store;
+        assert!(s.backend().is_empty(Client::TREE).expect("empty"), "{name}");
+        s.put_many(&[client(1, "1001", 1, Some("a1")), client(2, "1002", 1, None)])
+            .expect("fresh");
+        assert!(
+            !s.backend().is_empty(Client::TREE).expect("empty"),
+            "{name}"
+        );
+        // Second bulk write over existing records: old index entries must go.
+        s.put_many(&[client(1, "2001", 1, None)]).expect("update");
+        s.flush().expect("flush");
+        assert!(s.client_by_number("1001").expect("q").is_none(), "{name}");
+        assert!(s.client_by_username("a1").expect("q").is_none(), "{name}");
+        assert_eq!(
+            s.client_by_number("2001").expect("q").map(|c| c.id),
+            Some(1),
+            "{name}"
+        );
+        assert_eq!(s.count::<Client>().expect("count"), 2, "{name}");
+    }
 }

@@ -46,7 +46,7 @@ impl Backend for MemoryBackend {
         // Holding the write lock for the whole batch makes it atomic to readers.
         let mut trees = self.trees.write().map_err(|_| poisoned())?;
         for op in ops {
-            let tree = trees.entry(op.tree.clone()).or_default();
+            let tree = trees.entry(op.tree.to_string()).or_default();
             match &op.value {
                 Some(v) => {
                     tree.insert(op.key.clone(), v.clone());

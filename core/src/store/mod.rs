@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 
 pub use memory::MemoryBackend;
 pub use migrate::Migration;
-pub use sled_backend::SledBackend;
+pub use sled_backend::{BULK_CACHE_BYTES, CACHE_BYTES, SledBackend};
 
 /// Separator inside compound keys: never part of a UTF-8 string.
 pub const SEP: u8 = 0xff;
@@ -27,7 +27,7 @@ pub const SEP: u8 = 0xff;
 /// One change in a batch: `None` removes the key.
 #[derive(Debug, Clone)]
 pub struct Op {
-    pub tree: String,
+    pub tree: std::borrow::Cow<'static, str>,
     pub key: Vec<u8>,
     pub value: Option<Vec<u8>>,
 }
@@ -37,8 +37,12 @@ pub trait Backend: Send + Sync + 'static {
     fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// All pairs whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, tree: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
-    /// Number of keys in a tree.
+    /// Number of keys in a tree (may walk the whole tree).
     fn len(&self, tree: &str) -> Result<usize>;
+    /// Whether a tree has no keys (cheap).
+    fn is_empty(&self, tree: &str) -> Result<bool> {
+        Ok(self.len(tree)? == 0)
+    }
     /// Applies every op or none of them.
     fn apply(&self, ops: &[Op]) -> Result<()>;
     /// Makes every applied op durable.
@@ -109,6 +113,14 @@ impl Store {
     /// Opens (creating if needed) a sled store in `dir`.
     pub fn open(dir: &std::path::Path) -> Result<Self> {
         Ok(Store::new(Arc::new(SledBackend::open(dir)?)))
+    }
+
+    /// Opens a sled store with a page cache of `cache_bytes`.
+    pub fn open_with_cache(dir: &std::path::Path, cache_bytes: u64) -> Result<Self> {
+        Ok(Store::new(Arc::new(SledBackend::open_with_cache(
+            dir,
+            cache_bytes,
+        )?)))
     }
 
     pub fn in_memory() -> Self {
@@ -206,6 +218,47 @@ impl Store {
     pub fn flush(&self) -> Result<()> {
         self.backend.flush()
     }
+
+    /// Upserts many records of one type in one atomic write, unflushed (call [`Store::flush`]
+    /// when done). Built for bulk imports: no read-your-writes bookkeeping, and no old-value
+    /// lookups while the record tree is empty. The records' keys must be distinct.
+    pub fn put_many<R: Record>(&self, items: &[R]) -> Result<()> {
+        let _guard = self
+            .write_lock
+            .lock()
+            .map_err(|_| Error::Internal("store write lock poisoned".into()))?;
+        let fresh = self.backend.is_empty(R::TREE)?;
+        let mut ops = Vec::with_capacity(items.len() * 2);
+        for record in items {
+            let key = record.key();
+            let new_entries = record.index_entries();
+            if !fresh && let Some(bytes) = self.backend.get(R::TREE, &key)? {
+                let old: R = decode(R::TREE, &key, &bytes)?;
+                for (tree, k) in old.index_entries() {
+                    if !new_entries.iter().any(|(t, nk)| *t == tree && *nk == k) {
+                        ops.push(Op {
+                            tree: tree.into(),
+                            key: k,
+                            value: None,
+                        });
+                    }
+                }
+            }
+            for (tree, k) in new_entries {
+                ops.push(Op {
+                    tree: tree.into(),
+                    key: k,
+                    value: Some(Vec::new()),
+                });
+            }
+            ops.push(Op {
+                tree: R::TREE.into(),
+                key,
+                value: Some(encode(record)?),
+            });
+        }
+        self.backend.apply(&ops)
+    }
 }
 
 /// Changes collected for one atomic write. Reads through it see its own pending changes.
@@ -234,7 +287,7 @@ impl WriteTx<'_> {
         self.pending
             .insert((tree.to_string(), key.clone()), value.clone());
         self.ops.push(Op {
-            tree: tree.to_string(),
+            tree: tree.to_string().into(),
             key,
             value,
         });

@@ -15,14 +15,21 @@ pub struct SledBackend {
 }
 
 /// sled's page cache; the default (1 GiB) would dwarf the rest of the portal.
-const CACHE_BYTES: u64 = 48 * 1024 * 1024;
+pub const CACHE_BYTES: u64 = 48 * 1024 * 1024;
+/// For a bulk import, a cache large enough to keep the trees being filled in memory.
+pub const BULK_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
 
 impl SledBackend {
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with_cache(dir, CACHE_BYTES)
+    }
+
+    /// Opens with a page cache of `cache_bytes` (a bulk import runs faster with a large one).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let db = sled::Config::new()
             .path(dir.join("store"))
-            .cache_capacity(CACHE_BYTES)
+            .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
@@ -67,6 +74,10 @@ impl Backend for SledBackend {
 
     fn len(&self, tree: &str) -> Result<usize> {
         Ok(self.tree(tree)?.len())
+    }
+
+    fn is_empty(&self, tree: &str) -> Result<bool> {
+        Ok(self.tree(tree)?.is_empty())
     }
 
     fn apply(&self, ops: &[Op]) -> Result<()> {
