@@ -406,9 +406,7 @@ fn portal_options(data: &Path, themes: Option<PathBuf>) -> PortalOptions {
 }
 
 /// Opens the data folder directly, or returns `None` when a running portal holds it.
-/// `bulk` (an import) may create the folder and gets a large store cache.
-fn open_direct(cfg: &Config, bulk: bool) -> Result<Option<Portal>, String> {
-    let may_create = bulk;
+fn open_direct(cfg: &Config, may_create: bool) -> Result<Option<Portal>, String> {
     let data = cfg.data.as_path();
     if !may_create && !data.join("store").exists() {
         return Err(format!(
@@ -417,11 +415,7 @@ fn open_direct(cfg: &Config, bulk: bool) -> Result<Option<Portal>, String> {
         ));
     }
     // The themes folder lets `settings set ci_skin_theme` check the theme it is given.
-    let mut options = portal_options(data, Some(cfg.themes.clone()));
-    if bulk {
-        options.store_cache_bytes = portico_core::store::BULK_CACHE_BYTES;
-    }
-    match Portal::open(options) {
+    match Portal::open(portal_options(data, Some(cfg.themes.clone()))) {
         Ok(p) => Ok(Some(p)),
         Err(Error::StoreLocked { .. }) => Ok(None),
         Err(e) => Err(e.to_string()),

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 
 pub use memory::MemoryBackend;
 pub use migrate::Migration;
-pub use sled_backend::{BULK_CACHE_BYTES, CACHE_BYTES, SledBackend};
+pub use sled_backend::{CACHE_BYTES, SledBackend};
 
 /// Separator inside compound keys: never part of a UTF-8 string.
 pub const SEP: u8 = 0xff;

@@ -16,15 +16,13 @@ pub struct SledBackend {
 
 /// sled's page cache; the default (1 GiB) would dwarf the rest of the portal.
 pub const CACHE_BYTES: u64 = 48 * 1024 * 1024;
-/// For a bulk import, a cache large enough to keep the trees being filled in memory.
-pub const BULK_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
 
 impl SledBackend {
     pub fn open(dir: &Path) -> Result<Self> {
         Self::open_with_cache(dir, CACHE_BYTES)
     }
 
-    /// Opens with a page cache of `cache_bytes` (a bulk import runs faster with a large one).
+    /// Opens with a page cache of `cache_bytes`.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let db = sled::Config::new()
