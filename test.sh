@@ -36,4 +36,18 @@ if [ ! -f tests/a11y/node_modules/axe-core/axe.min.js ]; then
   npm ci --prefix tests/a11y --no-audit --no-fund --silent
 fi
 
-cargo test --workspace --locked "$@"
+# Every test binary runs even if one fails; the last line sums them all up.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ {
+       for (i = 1; i < NF; i++) {
+         if ($(i + 1) ~ /^passed;?$/) passed += $i
+         if ($(i + 1) ~ /^failed;?$/) failed += $i
+       }
+     }
+     END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"

@@ -36,6 +36,8 @@ async fn template_edits_show_up_and_broken_edits_keep_the_last_good_version() {
     let c = s.client();
     let sign = themes.path().join("default/templates/sign.html");
     let original = std::fs::read_to_string(&sign).expect("read");
+    // Serve the page once so the theme is built before the edit (engines are built lazily).
+    assert!(page_contains(&s, &c, "/sign/", "Log in").await);
 
     let edited = original.replace("<h1>", "<p id=\"marker\">EDIT-ONE</p>\n  <h1>");
     save(&sign, &edited);
