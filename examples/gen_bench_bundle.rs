@@ -22,66 +22,8 @@ use std::io::{self, BufWriter, Write};
 
 use serde_json::{Value, json};
 
-const FIRST: &[&str] = &[
-    "Jan",
-    "Petra",
-    "Tomáš",
-    "Eva",
-    "Martin",
-    "Lucie",
-    "Pavel",
-    "Jana",
-    "Ondřej",
-    "Kateřina",
-    "Jakub",
-    "Tereza",
-    "Lukáš",
-    "Veronika",
-    "David",
-    "Markéta",
-    "Michal",
-    "Barbora",
-    "Filip",
-    "Zuzana",
-];
-const LAST: &[&str] = &[
-    "Novák",
-    "Svoboda",
-    "Dvořák",
-    "Černý",
-    "Procházka",
-    "Kučera",
-    "Veselý",
-    "Horák",
-    "Němec",
-    "Marek",
-    "Pokorný",
-    "Král",
-    "Růžička",
-    "Beneš",
-    "Fiala",
-    "Sedláček",
-];
-const STREETS: &[&str] = &[
-    "Lipová",
-    "Nádražní",
-    "Školní",
-    "Polní",
-    "Zahradní",
-    "Husova",
-    "Komenského",
-    "Palackého",
-    "Masarykova",
-    "Smetanova",
-];
-const TOWNS: &[(&str, &str)] = &[
-    ("Brno", "602 00"),
-    ("Tišnov", "666 01"),
-    ("Kuřim", "664 34"),
-    ("Blansko", "678 01"),
-    ("Rosice", "665 01"),
-    ("Šlapanice", "664 51"),
-];
+// The demo ISP's names and places, so bench data looks like the demo.
+use portico_core::demo::{FIRST, LAST, STREETS, TOWNS};
 const COMPANIES: &[&str] = &[
     "Engineering s.r.o.",
     "Stavby a.s.",

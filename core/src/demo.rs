@@ -35,7 +35,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("ci_enable_login_name_creation", "on"),
 ];
 
-const FIRST: &[&str] = &[
+pub const FIRST: &[&str] = &[
     "Jan",
     "Petra",
     "Tomáš",
@@ -57,7 +57,7 @@ const FIRST: &[&str] = &[
     "Filip",
     "Zuzana",
 ];
-const LAST: &[&str] = &[
+pub const LAST: &[&str] = &[
     "Novák",
     "Svoboda",
     "Dvořák",
@@ -75,7 +75,7 @@ const LAST: &[&str] = &[
     "Fiala",
     "Sedláček",
 ];
-const STREETS: &[&str] = &[
+pub const STREETS: &[&str] = &[
     "Lipová",
     "Nádražní",
     "Školní",
@@ -85,7 +85,7 @@ const STREETS: &[&str] = &[
     "Komenského",
     "Palackého",
 ];
-const TOWNS: &[(&str, &str)] = &[
+pub const TOWNS: &[(&str, &str)] = &[
     ("Brno", "602 00"),
     ("Tišnov", "666 01"),
     ("Kuřim", "664 34"),
