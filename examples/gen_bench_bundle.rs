@@ -23,7 +23,7 @@ use std::io::{self, BufWriter, Write};
 use serde_json::{Value, json};
 
 // The demo ISP's names and places, so bench data looks like the demo.
-use portico_core::demo::{FIRST, LAST, STREETS, TOWNS};
+use portico_core::demo::{FIRST, LAST, Lcg, STREETS, TOWNS};
 const COMPANIES: &[&str] = &[
     "Engineering s.r.o.",
     "Stavby a.s.",
@@ -81,22 +81,6 @@ const TARIFFS: &[TariffRow] = &[
         false,
     ),
 ];
-
-/// A small linear congruential generator, so the bundle is the same on every machine.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) % n as u64) as usize
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.next(items.len())]
-    }
-}
 
 /// A calendar date as days since 1970-01-01 (proleptic Gregorian).
 #[derive(Clone, Copy, PartialEq, PartialOrd)]

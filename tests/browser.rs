@@ -86,6 +86,38 @@ async fn browser() -> (Driver, Client) {
     )
 }
 
+/// The portal's login form, or the ISP's own form (plain field names, a `send` button).
+enum LoginForm {
+    Portal,
+    Isp,
+}
+
+/// Types a login and password into a login form and submits it.
+async fn fill_login(c: &Client, form: LoginForm, user: &str, password: &str) {
+    let (user_field, password_field, submit) = match form {
+        LoginForm::Portal => ("#username", "#password", "button.primary"),
+        LoginForm::Isp => (
+            "input[name=username]",
+            "input[name=password]",
+            "input[name=send]",
+        ),
+    };
+    for (css, text) in [(user_field, user), (password_field, password)] {
+        c.find(Locator::Css(css))
+            .await
+            .expect(css)
+            .send_keys(text)
+            .await
+            .expect("type");
+    }
+    c.find(Locator::Css(submit))
+        .await
+        .expect(submit)
+        .click()
+        .await
+        .expect("click");
+}
+
 async fn text_of(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css))
         .await
@@ -111,24 +143,7 @@ async fn alice_logs_in_reads_a_message_opens_invoicing_switches_to_czech_and_log
         "sent to the login page"
     );
     assert_eq!(text_of(&c, "h1").await, "Log in");
-    c.find(Locator::Css("#username"))
-        .await
-        .expect("username")
-        .send_keys("alice")
-        .await
-        .expect("type");
-    c.find(Locator::Css("#password"))
-        .await
-        .expect("password")
-        .send_keys("alice-demo-pass")
-        .await
-        .expect("type");
-    c.find(Locator::Css("button.primary"))
-        .await
-        .expect("submit")
-        .click()
-        .await
-        .expect("click");
+    fill_login(&c, LoginForm::Portal, "alice", "alice-demo-pass").await;
 
     assert_eq!(c.current_url().await.expect("url").path(), "/");
     assert_eq!(text_of(&c, ".client-name").await, "Alice Nováková");
@@ -215,24 +230,7 @@ async fn pages_fit_a_360_pixel_phone_screen() {
     c.set_window_size(360, 740).await.expect("resize");
     c.goto(&s.url("/sign/")).await.expect("open");
     assert_eq!(axe_violations(&c).await, Vec::<String>::new(), "/sign/");
-    c.find(Locator::Css("#username"))
-        .await
-        .expect("username")
-        .send_keys("1001")
-        .await
-        .expect("type");
-    c.find(Locator::Css("#password"))
-        .await
-        .expect("password")
-        .send_keys("alice-demo-pass")
-        .await
-        .expect("type");
-    c.find(Locator::Css("button.primary"))
-        .await
-        .expect("submit")
-        .click()
-        .await
-        .expect("click");
+    fill_login(&c, LoginForm::Portal, "1001", "alice-demo-pass").await;
     for path in ["/", "/services/", "/invoicing/", "/password/"] {
         c.goto(&s.url(path)).await.expect("open");
         let fits = c
@@ -289,24 +287,7 @@ async fn log_in_from_the_isp_site(c: &Client, isp: &str) -> String {
     c.goto(&format!("{isp}/"))
         .await
         .expect("open the ISP's page");
-    c.find(Locator::Css("input[name=username]"))
-        .await
-        .expect("username")
-        .send_keys("alice")
-        .await
-        .expect("type");
-    c.find(Locator::Css("input[name=password]"))
-        .await
-        .expect("password")
-        .send_keys("alice-demo-pass")
-        .await
-        .expect("type");
-    c.find(Locator::Css("input[name=send]"))
-        .await
-        .expect("submit")
-        .click()
-        .await
-        .expect("click");
+    fill_login(c, LoginForm::Isp, "alice", "alice-demo-pass").await;
     // The click returns before the browser has left the ISP's page; wait until it has.
     let start = Instant::now();
     while c

@@ -92,16 +92,22 @@ pub const TOWNS: &[(&str, &str)] = &[
     ("Blansko", "678 01"),
 ];
 
-/// A small linear congruential generator: the demo must be the same on every machine.
-struct Lcg(u64);
+/// A small linear congruential generator: the demo (and the benchmark's bundle) must be the
+/// same on every machine.
+pub struct Lcg(pub u64);
 
 impl Lcg {
-    fn next(&mut self, n: usize) -> usize {
+    /// A number below `n`.
+    pub fn next(&mut self, n: usize) -> usize {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         ((self.0 >> 33) % n as u64) as usize
+    }
+
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.next(items.len())]
     }
 }
 
