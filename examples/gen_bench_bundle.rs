@@ -23,7 +23,7 @@ use std::io::{self, BufWriter, Write};
 use serde_json::{Value, json};
 
 // The demo ISP's names and places, so bench data looks like the demo.
-use portico_core::demo::{FIRST, LAST, Lcg, STREETS, TOWNS};
+use portico_core::internal::demo::{FIRST, LAST, Lcg, STREETS, TOWNS};
 const COMPANIES: &[&str] = &[
     "Engineering s.r.o.",
     "Stavby a.s.",

@@ -26,9 +26,20 @@ pub struct Config {
     /// `smtps://user:pass@mail.example.net`. A secret: never logged.
     #[serde(default)]
     pub smtp_url: Option<String>,
+    /// Folder of dynamic plugins (libraries) loaded at start; none when unset.
+    #[serde(default)]
+    pub plugin_dir: Option<PathBuf>,
 }
 
-pub const KNOWN_KEYS: &[&str] = &["bind", "data", "themes", "scripts", "log", "smtp_url"];
+pub const KNOWN_KEYS: &[&str] = &[
+    "bind",
+    "data",
+    "themes",
+    "scripts",
+    "log",
+    "smtp_url",
+    "plugin_dir",
+];
 
 impl Default for Config {
     fn default() -> Self {
@@ -39,6 +50,7 @@ impl Default for Config {
             scripts: PathBuf::from("scripts"),
             log: "info".into(),
             smtp_url: None,
+            plugin_dir: None,
         }
     }
 }
@@ -54,6 +66,8 @@ pub struct Overrides {
     pub themes: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scripts: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_dir: Option<PathBuf>,
 }
 
 /// Loads the layered configuration. `file` is `--config`; without it `./portico.toml` is read

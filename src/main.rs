@@ -19,9 +19,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use portico_core::ops::{self, OpRequest};
+use portico_core::Error;
+use portico_core::internal::ops::{self, OpRequest};
+use portico_core::internal::{
+    Clock, DynamicPlugins, Portal, PortalOptions, control, demo, store::Store, web,
+};
 use portico_core::rocket::fairing::AdHoc;
-use portico_core::{Clock, Error, Portal, PortalOptions, control, demo, store::Store, web};
 
 use config::{Config, Overrides};
 
@@ -82,6 +85,21 @@ enum Command {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Every plugin (core, compiled-in, dynamic) with its version, state and what it registered.
+    Plugins {
+        #[command(subcommand)]
+        action: PluginsAction,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Every hook point with its event's fields and who handles it.
+    Hooks {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// A command a plugin adds (`portico <command> ARGS...`; `portico plugins list` shows them).
+    #[command(external_subcommand)]
+    External(Vec<String>),
     /// The security audit log (logins, failures, lockouts, resets, operator password actions).
     Audit {
         /// Only this client (number, login name or #ID).
@@ -93,6 +111,12 @@ enum Command {
         #[command(flatten)]
         data: DataArg,
     },
+}
+
+#[derive(Subcommand)]
+enum PluginsAction {
+    /// List the plugins.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -146,6 +170,9 @@ struct ServeArgs {
     /// Operator scripts folder (reserved: Rhai scripting is not built yet and nothing is loaded).
     #[arg(long, value_name = "DIR")]
     scripts: Option<PathBuf>,
+    /// Folder of dynamic plugins to load at start (must not be writable by group or others).
+    #[arg(long, value_name = "DIR")]
+    plugin_dir: Option<PathBuf>,
     /// Configuration file (default: ./portico.toml when present).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -162,6 +189,9 @@ struct DataArg {
     /// Configuration file (default: ./portico.toml when present).
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    /// Folder of dynamic plugins (their settings and commands need them loaded).
+    #[arg(long, value_name = "DIR", global = true)]
+    plugin_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -272,7 +302,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|_| format!("{} is not UTF-8 text", file.display()))?;
             // A rejected bundle must not leave a new, empty data folder behind.
             if !cfg.data.join("store").exists() {
-                portico_core::import::check(&Store::in_memory(), &json)
+                portico_core::internal::import::check(&Store::in_memory(), &json)
                     .map_err(|e| e.to_string())?;
             }
             match open_direct(&cfg, true)? {
@@ -352,6 +382,16 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             operator(&cfg, req)
         }
+        Command::Plugins {
+            action: PluginsAction::List,
+            data,
+        } => operator(&operator_config(&data)?, OpRequest::PluginsList),
+        Command::Hooks { data } => operator(&operator_config(&data)?, OpRequest::Hooks),
+        Command::External(args) => {
+            // Plugin commands take the usual --data/--config/--plugin-dir anywhere.
+            let (data, args) = split_data_args(args)?;
+            operator(&operator_config(&data)?, OpRequest::PluginCommand { args })
+        }
         Command::Audit {
             client,
             limit,
@@ -389,19 +429,58 @@ fn operator_config(data: &DataArg) -> Result<Config, String> {
         },
         &Overrides {
             data: data.data.clone(),
+            plugin_dir: data.plugin_dir.clone(),
             ..Overrides::default()
         },
     )
 }
 
-fn portal_options(data: &Path, themes: Option<PathBuf>) -> PortalOptions {
+/// Takes `--data DIR`, `--config FILE` and `--plugin-dir DIR` (or `--x=V`) out of a plugin
+/// command's arguments.
+fn split_data_args(args: Vec<String>) -> Result<(DataArg, Vec<String>), String> {
+    let mut data = DataArg {
+        data: None,
+        config: None,
+        plugin_dir: None,
+    };
+    let mut rest = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        let slot = match flag.as_str() {
+            "--data" => &mut data.data,
+            "--config" => &mut data.config,
+            "--plugin-dir" => &mut data.plugin_dir,
+            _ => {
+                rest.push(a);
+                continue;
+            }
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => it.next().ok_or_else(|| format!("{flag} needs a value"))?,
+        };
+        *slot = Some(PathBuf::from(value));
+    }
+    Ok((data, rest))
+}
+
+fn portal_options(
+    data: &Path,
+    themes: Option<PathBuf>,
+    plugin_dir: Option<PathBuf>,
+) -> PortalOptions {
     PortalOptions {
         data_dir: data.to_path_buf(),
         themes_dir: themes,
         plugins: plugins::compiled_in(),
         clock: Clock::system(),
         smtp_url: None,
-        store_cache_bytes: portico_core::store::CACHE_BYTES,
+        store_cache_bytes: portico_core::internal::store::CACHE_BYTES,
+        dynamic: DynamicPlugins { dir: plugin_dir },
     }
 }
 
@@ -415,7 +494,11 @@ fn open_direct(cfg: &Config, may_create: bool) -> Result<Option<Portal>, String>
         ));
     }
     // The themes folder lets `settings set ci_skin_theme` check the theme it is given.
-    match Portal::open(portal_options(data, Some(cfg.themes.clone()))) {
+    match Portal::open(portal_options(
+        data,
+        Some(cfg.themes.clone()),
+        cfg.plugin_dir.clone(),
+    )) {
         Ok(p) => Ok(Some(p)),
         Err(Error::StoreLocked { .. }) => Ok(None),
         Err(e) => Err(e.to_string()),
@@ -492,7 +575,7 @@ fn read_new_password() -> Result<String, String> {
 fn theme_check(themes_dir: &Path, name: Option<&str>) -> Result<(), String> {
     let portal = Portal::assemble(
         Store::in_memory(),
-        portal_options(Path::new(""), Some(themes_dir.to_path_buf())),
+        portal_options(Path::new(""), Some(themes_dir.to_path_buf()), None),
     )
     .map_err(|e| e.to_string())?;
     let names = match name {
@@ -530,10 +613,11 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
             data: args.data,
             themes: args.themes,
             scripts: args.scripts,
+            plugin_dir: args.plugin_dir,
         },
     )?;
     let started = std::time::Instant::now();
-    let mut options = portal_options(&cfg.data, Some(cfg.themes.clone()));
+    let mut options = portal_options(&cfg.data, Some(cfg.themes.clone()), cfg.plugin_dir.clone());
     options.smtp_url = cfg.smtp_url.clone().filter(|u| !u.is_empty());
     if let Some(file) = args.test_clock_offset_file {
         options.clock = Clock::offset_by_file(file);
@@ -551,7 +635,7 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
     if demo_mode
         && portal
             .store
-            .count::<portico_core::model::Client>()
+            .count::<portico_core::internal::model::Client>()
             .map_err(|e| e.to_string())?
             == 0
     {
@@ -593,7 +677,7 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
                             tracing::error!("{e}");
                         }
                     });
-                    tokio::spawn(portico_core::mail::run_worker(portal.clone()));
+                    tokio::spawn(portico_core::internal::mail::run_worker(portal.clone()));
                 }
                 let host = if addr.is_unspecified() {
                     "127.0.0.1".to_string()

@@ -40,9 +40,12 @@ fn import_is_idempotent_and_reports_counts() {
         assert!(out.contains("imported 8 records"), "{out}");
         assert!(out.contains("2 clients"), "{out}");
     }
-    let store = portico_core::store::Store::open(std::path::Path::new(&data)).expect("open");
+    let store =
+        portico_core::internal::store::Store::open(std::path::Path::new(&data)).expect("open");
     assert_eq!(
-        store.count::<portico_core::model::Client>().expect("count"),
+        store
+            .count::<portico_core::internal::model::Client>()
+            .expect("count"),
         2
     );
     assert_eq!(
@@ -87,14 +90,17 @@ fn a_bundle_with_bad_records_is_rejected_whole_with_paths() {
         "{err}"
     );
 
-    let store = portico_core::store::Store::open(std::path::Path::new(&data)).expect("open");
+    let store =
+        portico_core::internal::store::Store::open(std::path::Path::new(&data)).expect("open");
     let eva = store.client_by_number("501").expect("find").expect("eva");
     assert_eq!(
         eva.name, "Eva Test",
         "the valid change in a rejected bundle did not land"
     );
     assert_eq!(
-        store.count::<portico_core::model::Client>().expect("count"),
+        store
+            .count::<portico_core::internal::model::Client>()
+            .expect("count"),
         2
     );
 }
@@ -383,7 +389,7 @@ async fn operator_commands_reach_a_running_portal() {
 fn a_locked_folder_without_a_control_socket_is_explained() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
-    let _held = portico_core::store::Store::open(&data).expect("hold the store");
+    let _held = portico_core::internal::store::Store::open(&data).expect("hold the store");
     let (ok, _, err) = portico(&["settings", "list", "--data", &data_arg(&data)], None);
     assert!(!ok);
     assert!(

@@ -20,6 +20,8 @@ pub enum AuditKind {
     OperatorOneTimePassword,
     OperatorSetPassword,
     OperatorPasswordEmail,
+    /// An event a plugin recorded; `detail` starts with the plugin's id.
+    Plugin,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -448,7 +448,7 @@ fn tariff(
 }
 
 /// Seeds a portal with the demo ISP (import, passwords, settings). Used by `portico demo`.
-pub fn seed(portal: &crate::Portal) -> crate::Result<String> {
+pub fn seed(portal: &crate::portal::Portal) -> crate::Result<String> {
     let b = bundle(portal.clock.today());
     let report = crate::import::write(&portal.store, &b, &mut |_, _| {})?;
     for login in LOGINS {

@@ -1,32 +1,27 @@
 //! Portico core: the engine every feature plugin builds on.
 //!
-//! Request flow: Rocket route → guards (session → client → [`web::Page`]) → a tab's handler →
-//! a serde view model → [`theme::Themes::render`] → response with security headers.
+//! **Plugins use [`plugin`] only**: it is the stable, documented surface (plugin API v1).
+//! Everything else is internal to the portal and reachable from outside only through
+//! `internal` (hidden from the docs), for the `portico` binary, core's own tests and the
+//! benchmark tools; it carries no stability promise and is not for plugins.
+//!
+//! Request flow: Rocket route → guards (session → client → [`plugin::Page`]) → a tab's handler →
+//! a serde view model → the theme chain → response with security headers.
 
-pub mod audit;
-pub mod auth;
-pub mod control;
-pub mod demo;
-pub mod error;
-pub mod hooks;
-pub mod i18n;
-pub mod import;
-pub mod lockout;
-pub mod mail;
-pub mod model;
-pub mod ops;
-pub mod passwords;
-pub mod portal;
-pub mod registry;
-pub mod settings;
-pub mod store;
-pub mod theme;
-pub mod web;
+pub mod plugin;
 
 pub use error::{Error, Result};
-pub use portal::{Clock, Portal, PortalOptions};
-pub use registry::{Manifest, Plugin, Registrar, Tab};
 
 /// Re-exported so plugins use the same versions as core.
 pub use rocket;
 pub use serde_json;
+
+/// The engine's internals. Not part of the plugin API: a plugin that uses it is not a v1
+/// plugin and may break with any release.
+#[doc(hidden)]
+pub mod internal;
+
+pub(crate) use internal::{
+    audit, auth, dylib, error, hooks, i18n, import, lockout, mail, model, ops, passwords, portal,
+    registry, settings, store, theme, web,
+};

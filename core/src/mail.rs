@@ -40,6 +40,18 @@ pub enum MailJob {
         purpose: LinkPurpose,
         lang: String,
     },
+    /// A plain-text mail queued by a plugin (to the client of the request, or by an operator
+    /// command to an address the operator gave).
+    Plugin {
+        plugin: String,
+        #[serde(default)]
+        client_id: Option<u64>,
+        to: String,
+        #[serde(default)]
+        to_name: Option<String>,
+        subject: String,
+        body: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,6 +292,15 @@ async fn attempt(portal: &Portal, mut entry: OutboxEntry) {
             purpose,
             lang,
         } => send_password_link(portal, *client_id, *purpose, lang).await,
+        MailJob::Plugin {
+            to,
+            to_name,
+            subject,
+            body,
+            ..
+        } => deliver(portal, to_name.clone(), to, subject.clone(), body.clone())
+            .await
+            .map(|()| to.clone()),
     };
     let store = &portal.store;
     let outcome = match result {
@@ -332,12 +353,12 @@ async fn send_password_link(
         .clone()
         .filter(|e| !e.is_empty())
         .ok_or("the client has no e-mail address")?;
-    let (from_addr, from_name) =
-        sender(portal).ok_or("system_mail and system_mail_name must be set")?;
+    // Checked before a token is issued, so a mail that cannot go out issues nothing.
+    let (_, from_name) = sender(portal).ok_or("system_mail and system_mail_name must be set")?;
     let base = link_base(portal).ok_or("set ci_url (or ispadmin_server) so links can be built")?;
-    let smtp_url = portal
+    portal
         .smtp_url
-        .clone()
+        .as_ref()
         .ok_or("no SMTP server configured (smtp_url in portico.toml or PORTICO_SMTP_URL)")?;
     let minutes = portal
         .settings
@@ -358,33 +379,7 @@ async fn send_password_link(
             &from_name,
         )
         .map_err(|e| e.to_string())?;
-        let from = Mailbox::new(
-            Some(from_name.clone()),
-            from_addr.parse().map_err(|e| format!("system_mail: {e}"))?,
-        );
-        let rcpt = Mailbox::new(
-            Some(client.name.clone()),
-            to.parse().map_err(|e| format!("client e-mail: {e}"))?,
-        );
-        let message = lettre::Message::builder()
-            .from(from)
-            .to(rcpt)
-            .subject(subject)
-            .header(ContentType::TEXT_PLAIN)
-            // Quoted-printable keeps the link readable and intact in any mail client.
-            .body(
-                Body::new_with_encoding(body, ContentTransferEncoding::QuotedPrintable)
-                    .map_err(|_| "mail body cannot be encoded")?,
-            )
-            .map_err(|e| e.to_string())?;
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp_url)
-            .map_err(|e| format!("smtp_url is not usable: {e}"))?
-            .timeout(Some(Duration::from_secs(20)))
-            .build();
-        transport
-            .send(message)
-            .await
-            .map_err(|e| format!("SMTP: {e}"))?;
+        deliver(portal, Some(client.name.clone()), &to, subject, body).await?;
         Ok::<_, String>(())
     }
     .await;
@@ -416,6 +411,49 @@ pub fn templates(store: &Store) -> Result<Vec<MailTemplate>> {
 
 pub fn remove_template(store: &Store, purpose: &str, group: Option<u64>) -> Result<bool> {
     store.write(|tx| tx.delete::<MailTemplate>(&template_key(purpose, group)))
+}
+
+/// Sends one plain-text mail now over SMTP (quoted-printable, so links stay intact).
+async fn deliver(
+    portal: &Portal,
+    to_name: Option<String>,
+    to: &str,
+    subject: String,
+    body: String,
+) -> std::result::Result<(), String> {
+    let (from_addr, from_name) =
+        sender(portal).ok_or("system_mail and system_mail_name must be set")?;
+    let smtp_url = portal
+        .smtp_url
+        .clone()
+        .ok_or("no SMTP server configured (smtp_url in portico.toml or PORTICO_SMTP_URL)")?;
+    let from = Mailbox::new(
+        Some(from_name),
+        from_addr.parse().map_err(|e| format!("system_mail: {e}"))?,
+    );
+    let rcpt = Mailbox::new(
+        to_name,
+        to.parse().map_err(|e| format!("recipient address: {e}"))?,
+    );
+    let message = lettre::Message::builder()
+        .from(from)
+        .to(rcpt)
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(
+            Body::new_with_encoding(body, ContentTransferEncoding::QuotedPrintable)
+                .map_err(|_| "mail body cannot be encoded")?,
+        )
+        .map_err(|e| e.to_string())?;
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp_url)
+        .map_err(|e| format!("smtp_url is not usable: {e}"))?
+        .timeout(Some(Duration::from_secs(20)))
+        .build();
+    transport
+        .send(message)
+        .await
+        .map_err(|e| format!("SMTP: {e}"))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -221,6 +221,24 @@ pub struct Client {
     pub language: Option<String>,
 }
 
+/// What plugins, scripts and hooks see of a client: no credential of any kind.
+impl From<&Client> for portico_plugin_sdk::protocol::ClientView {
+    fn from(c: &Client) -> Self {
+        portico_plugin_sdk::protocol::ClientView {
+            id: c.id,
+            number: c.number.clone(),
+            username: c.username.clone(),
+            name: c.name.clone(),
+            company: c.company.clone(),
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+            mobile: c.mobile.clone(),
+            invoice_group_id: c.invoice_group_id,
+            language: c.language.clone(),
+        }
+    }
+}
+
 impl Client {
     pub fn normalized_username(name: &str) -> String {
         name.trim().to_lowercase()

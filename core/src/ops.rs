@@ -62,6 +62,12 @@ pub enum OpRequest {
         client: Option<String>,
         limit: usize,
     },
+    PluginsList,
+    Hooks,
+    /// `portico <command> ARGS...` of a plugin; `args[0]` is the command.
+    PluginCommand {
+        args: Vec<String>,
+    },
 }
 
 /// What the operator is shown.
@@ -73,6 +79,28 @@ pub struct OpReply {
 
 pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
     match req {
+        OpRequest::PluginsList => Ok(plugins_list(portal)),
+        OpRequest::Hooks => Ok(hooks_list(portal)),
+        OpRequest::PluginCommand { args } => {
+            let Some(name) = args.first() else {
+                return Err(Error::Invalid("no command given".into()));
+            };
+            let Some((owner, cmd)) = portal
+                .registry
+                .commands
+                .iter()
+                .find(|(_, c)| c.name == name.as_str())
+            else {
+                let mut known: Vec<&str> = crate::registry::CORE_COMMANDS.to_vec();
+                known.extend(portal.registry.commands.iter().map(|(_, c)| c.name));
+                return Err(Error::Invalid(format!(
+                    "unknown command `{name}` (commands: {})",
+                    known.join(", ")
+                )));
+            };
+            let ctx = crate::plugin::OperatorCtx::new(portal, owner);
+            (cmd.run)(&ctx, &args[1..])
+        }
         OpRequest::SettingsList => Ok(settings_list(portal)),
         OpRequest::SettingsGet { key, group } => {
             let def = portal.settings.definition(&key)?;
@@ -209,9 +237,9 @@ fn change_setting(
         invoice_group_id: group,
         raw_value: raw,
     };
-    let hooks = &portal.registry.hooks.setting_change;
+    let hooks = &portal.registry.hooks;
     hooks
-        .run_before(&mut ev)
+        .run("before_setting_change", &mut ev)
         .map_err(|v| Error::Invalid(v.message))?;
     check(&ev.raw_value)?;
     match &ev.raw_value {
@@ -220,7 +248,7 @@ fn change_setting(
         }
         None => portal.settings.unset(def.key, group)?,
     }
-    hooks.run_after(&ev);
+    let _ = hooks.run("after_setting_change", &mut ev);
     Ok(portal.settings.value(def.key, group))
 }
 
@@ -269,11 +297,10 @@ pub fn run_import(
     portal
         .registry
         .hooks
-        .import
-        .run_before(&mut ev)
+        .run("before_import", &mut ev)
         .map_err(|v| Error::Invalid(v.message))?;
     let report = import::write(&portal.store, &bundle, progress)?;
-    portal.registry.hooks.import.run_after(&ev);
+    let _ = portal.registry.hooks.run("after_import", &mut ev);
     let secs = started.elapsed().as_secs_f64();
     Ok(format!(
         "imported {} records in {:.2} s ({:.0} records/s): {report}",
@@ -408,20 +435,30 @@ fn mail_queue(portal: &Portal) -> Result<String> {
     }
     let mut out = String::new();
     for e in entries {
-        let crate::mail::MailJob::PasswordLink {
-            client_id, purpose, ..
-        } = &e.job;
-        let who = portal.store.get_id::<Client>(*client_id)?.map_or_else(
-            || format!("client #{client_id}"),
-            |c| format!("client {} <{}>", c.number, c.email.unwrap_or_default()),
-        );
+        let (what, who) = match &e.job {
+            crate::mail::MailJob::PasswordLink {
+                client_id, purpose, ..
+            } => (
+                format!("password link ({purpose:?})"),
+                portal.store.get_id::<Client>(*client_id)?.map_or_else(
+                    || format!("client #{client_id}"),
+                    |c| format!("client {} <{}>", c.number, c.email.unwrap_or_default()),
+                ),
+            ),
+            crate::mail::MailJob::Plugin {
+                plugin,
+                to,
+                subject,
+                ..
+            } => (format!("{plugin} mail \"{subject}\""), format!("<{to}>")),
+        };
         let state = if e.failed {
             "FAILED".to_string()
         } else {
             format!("pending, next try {}", fmt_time(e.next_attempt_at))
         };
         out.push_str(&format!(
-            "#{} password link ({purpose:?}) for {who}: {state}; {} attempt(s){}\n",
+            "#{} {what} for {who}: {state}; {} attempt(s){}\n",
             e.id,
             e.attempts,
             e.last_error
@@ -461,4 +498,68 @@ fn audit_list(portal: &Portal, client: Option<String>, limit: usize) -> Result<S
         ));
     }
     Ok(out)
+}
+
+fn plugins_list(portal: &Portal) -> String {
+    use crate::registry::PluginKind;
+    let mut out = String::new();
+    for p in &portal.registry.plugins {
+        let (kind, state) = match &p.kind {
+            PluginKind::Core => ("core".to_string(), "loaded".to_string()),
+            PluginKind::CompiledIn => ("compiled-in".to_string(), "loaded".to_string()),
+            PluginKind::Dynamic { file } => {
+                let state = portal
+                    .dynamic
+                    .iter()
+                    .find(|l| l.id == p.id)
+                    .and_then(|l| l.disabled_reason())
+                    .map_or_else(|| "loaded".to_string(), |r| format!("disabled: {r}"));
+                (format!("dynamic ({file})"), state)
+            }
+        };
+        out.push_str(&format!(
+            "{} {} ({}): {kind}, {state}\n",
+            p.id, p.version, p.name
+        ));
+        for (kind, items) in &p.registered {
+            out.push_str(&format!("    {kind}: {items}\n"));
+        }
+    }
+    for r in &portal.registry.refused {
+        out.push_str(&format!(
+            "(not loaded): dynamic ({}), refused: {}\n",
+            r.file, r.reason
+        ));
+    }
+    out
+}
+
+fn hooks_list(portal: &Portal) -> String {
+    let mut out = String::new();
+    for h in portal.registry.hooks.definitions() {
+        let kind = if h.refusable {
+            "may refuse"
+        } else if h.amendable.is_empty() {
+            "observes"
+        } else {
+            "may amend, cannot refuse"
+        };
+        out.push_str(&format!(
+            "{} (declared by {}; {kind})\n    {}\n",
+            h.name, h.owner, h.description
+        ));
+        for (f, d) in &h.fields {
+            let amend = if h.amendable.contains(f) {
+                " [amendable]"
+            } else {
+                ""
+            };
+            out.push_str(&format!("    event.{f}{amend}: {d}\n"));
+        }
+        let handlers = portal.registry.hooks.handler_owners(&h.name);
+        if !handlers.is_empty() {
+            out.push_str(&format!("    handled by: {}\n", handlers.join(", ")));
+        }
+    }
+    out
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::auth::Hasher;
 use crate::error::Result;
 use crate::i18n::{self, I18n};
-use crate::registry::{Plugin, Registrar, Registry, Tab};
+use crate::registry::{Manifest, Plugin, PluginKind, Registrar, Registry, Tab};
 use crate::settings::{Settings, core_settings};
 use crate::store::Store;
 use crate::theme::{Builtins, Themes};
@@ -57,11 +57,19 @@ pub struct PortalOptions {
     pub smtp_url: Option<String>,
     /// sled's page cache: small for the server (memory), large for a bulk import (speed).
     pub store_cache_bytes: u64,
+    pub dynamic: DynamicPlugins,
+}
+
+/// Where dynamic plugins come from.
+#[derive(Debug, Clone, Default)]
+pub struct DynamicPlugins {
+    /// The plugin folder (`--plugin-dir`, config `plugin_dir`); `None` loads none.
+    pub dir: Option<PathBuf>,
 }
 
 pub struct Portal {
     pub store: Store,
-    pub settings: Settings,
+    pub settings: Arc<Settings>,
     pub registry: Registry,
     pub i18n: Arc<I18n>,
     pub themes: Arc<Themes>,
@@ -71,6 +79,8 @@ pub struct Portal {
     pub smtp_url: Option<String>,
     /// Wakes the mail worker when a job is queued.
     pub mail_wakeup: Arc<tokio::sync::Notify>,
+    /// The dynamic plugins that loaded, with their failure state.
+    pub dynamic: Vec<Arc<crate::dylib::Library>>,
     last_id: std::sync::atomic::AtomicU64,
 }
 
@@ -107,8 +117,11 @@ fn register_core(r: &mut Registrar) {
     }
     r.translations("en", i18n::CORE_EN);
     r.translations("cs", i18n::CORE_CS);
-    r.migration(1, "initial layout: typed trees and indexes", |_| Ok(()));
-    r.migration(
+    for hook in crate::hooks::core_hooks() {
+        r.declare_hook(hook);
+    }
+    r.core_migration(1, "initial layout: typed trees and indexes", |_| Ok(()));
+    r.core_migration(
         2,
         "index clients by e-mail for forgotten-password requests",
         |store| {
@@ -133,18 +146,24 @@ impl Portal {
         let mut core = Registrar::new("core");
         register_core(&mut core);
         registry.add(
-            crate::registry::Manifest {
+            Manifest {
                 id: "core",
                 name: "Portico core",
                 version: env!("CARGO_PKG_VERSION"),
             },
+            PluginKind::Core,
             core,
         )?;
         for p in &opts.plugins {
             registry.register(p.as_ref())?;
         }
+        let dynamic = match &opts.dynamic.dir {
+            Some(dir) => crate::web::dynamic::register_dir(&mut registry, dir),
+            None => Vec::new(),
+        };
+        registry.freeze()?;
         store.migrate(&registry.migrations)?;
-        let settings = Settings::load(store.clone(), registry.settings.clone())?;
+        let settings = Arc::new(Settings::load(store.clone(), registry.settings.clone())?);
         let i18n = Arc::new(I18n::new(
             registry.translations.iter().map(|(l, s)| (*l, s.as_ref())),
         )?);
@@ -153,6 +172,12 @@ impl Portal {
             assets: registry.assets.clone(),
         };
         let themes = Arc::new(Themes::new(opts.themes_dir, builtins, i18n.clone())?);
+        for lib in &dynamic {
+            lib.attach(crate::dylib::HostEnv {
+                store: store.clone(),
+                settings: settings.clone(),
+            });
+        }
         // Password hashing may use half the cores: a flood of logins then slows logins, not
         // every other page.
         let permits = std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2));
@@ -167,6 +192,7 @@ impl Portal {
             data_dir: opts.data_dir,
             smtp_url: opts.smtp_url,
             mail_wakeup: Arc::new(tokio::sync::Notify::new()),
+            dynamic,
             last_id: std::sync::atomic::AtomicU64::new(0),
         })
     }

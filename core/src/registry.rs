@@ -1,11 +1,21 @@
 //! What plugins register into: tabs, menu buttons, settings, hooks, routes, templates, static
-//! assets, translations and migrations. Compiled-in plugins are listed in one place in the
-//! binary; the registry is frozen before the server starts.
+//! assets, translations, migrations and operator commands. Compiled-in plugins are listed in one
+//! place in the binary, dynamic ones are loaded from the plugin folder; the registry checks every
+//! contribution against the rules below and is frozen before the server starts.
+//!
+//! Rules: a plugin id matches `[a-z][a-z0-9-]{1,31}` and is unique; routes are mounted only under
+//! `/<id>/` and tabs link there; templates are named `<id>/<name>` and static files served under
+//! `/static/<id>/`, so no plugin replaces core's or another plugin's (themes still override
+//! everything); tab, button, setting, hook and command names are unique; every handled hook is
+//! declared by someone.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::hooks::Hooks;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::hooks::{Handler, HookDef, Hooks, Veto};
 use crate::model::Client;
 use crate::settings::{SettingDef, Settings};
 use crate::store::Migration;
@@ -13,12 +23,14 @@ use crate::store::Migration;
 /// Who a plugin is.
 #[derive(Debug, Clone)]
 pub struct Manifest {
-    /// Lowercase id; also the plugin's URL base (`/<id>/`) and store namespace (`<id>:` trees).
+    /// `[a-z][a-z0-9-]{1,31}`; also the plugin's URL base (`/<id>/`), store namespace
+    /// (`<id>:` trees), template prefix (`<id>/`) and static prefix (`/static/<id>/`).
     pub id: &'static str,
     pub name: &'static str,
     pub version: &'static str,
 }
 
+/// A compiled-in plugin.
 pub trait Plugin: Send + Sync {
     fn manifest(&self) -> Manifest;
     fn register(&self, registrar: &mut Registrar);
@@ -27,16 +39,29 @@ pub trait Plugin: Send + Sync {
 /// What a visibility rule may look at: the logged-in client and the settings that apply to them.
 pub struct ViewerCtx<'a> {
     pub client: &'a Client,
-    pub settings: &'a Settings,
+    pub(crate) settings: &'a Settings,
 }
 
 impl ViewerCtx<'_> {
-    /// A setting as it applies to this client's invoice group.
+    /// A yes/no setting as it applies to this client's invoice group.
     pub fn flag(&self, key: &str) -> bool {
         self.settings.bool(key, Some(self.client.invoice_group_id))
     }
     pub fn text(&self, key: &str) -> String {
         self.settings.text(key, Some(self.client.invoice_group_id))
+    }
+    /// Whether a setting is "on": a true yes/no, a non-empty text, a non-zero number.
+    pub fn is_on(&self, key: &str) -> bool {
+        is_on(&self.settings.value(key, Some(self.client.invoice_group_id)))
+    }
+}
+
+pub(crate) fn is_on(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::String(s) => !s.trim().is_empty(),
+        serde_json::Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        _ => false,
     }
 }
 
@@ -54,7 +79,7 @@ pub struct Tab {
     pub icon: &'static str,
     /// Lower comes first.
     pub order: i32,
-    /// Absolute path the tab links to.
+    /// Absolute path the tab links to (a plugin's tabs link under `/<id>/`).
     pub path: String,
     pub visible: Visibility,
 }
@@ -100,18 +125,35 @@ pub struct MenuButton {
     pub external: bool,
 }
 
+/// An operator command a plugin adds to `portico`: `portico <name> ARGS...`, run in the
+/// portal's process (directly, or through the control socket while the portal runs).
+#[derive(Clone)]
+pub struct OperatorCommand {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub run: CommandFn,
+}
+
+pub type CommandFn =
+    Arc<dyn Fn(&crate::plugin::OperatorCtx<'_>, &[String]) -> crate::Result<String> + Send + Sync>;
+
+/// A plugin's migration: it sees only the plugin's own namespace.
+pub type PluginMigration = fn(&crate::plugin::Namespace) -> crate::Result<()>;
+
 /// Collects one plugin's contributions.
 pub struct Registrar {
     owner: &'static str,
     pub(crate) tabs: Vec<Tab>,
     pub(crate) buttons: Vec<MenuButton>,
     pub(crate) settings: Vec<SettingDef>,
-    pub(crate) routes: Vec<(String, Vec<rocket::Route>)>,
+    pub(crate) routes: Vec<rocket::Route>,
     pub(crate) templates: Vec<(String, Cow<'static, str>)>,
     pub(crate) assets: Vec<(String, Cow<'static, [u8]>)>,
     pub(crate) translations: Vec<(&'static str, Cow<'static, str>)>,
     pub(crate) migrations: Vec<Migration>,
-    pub hooks: Hooks,
+    pub(crate) hook_defs: Vec<HookDef>,
+    pub(crate) handlers: Vec<(String, Handler)>,
+    pub(crate) commands: Vec<OperatorCommand>,
 }
 
 impl Registrar {
@@ -126,10 +168,13 @@ impl Registrar {
             assets: Vec::new(),
             translations: Vec::new(),
             migrations: Vec::new(),
-            hooks: Hooks::default(),
+            hook_defs: Vec::new(),
+            handlers: Vec::new(),
+            commands: Vec::new(),
         }
     }
 
+    /// The plugin's id.
     pub fn owner(&self) -> &'static str {
         self.owner
     }
@@ -149,15 +194,17 @@ impl Registrar {
 
     /// Routes mounted under `/<plugin id>`.
     pub fn routes(&mut self, routes: Vec<rocket::Route>) {
-        self.routes.push((format!("/{}", self.owner), routes));
+        self.routes.extend(routes);
     }
 
-    /// A default template; themes override it by file name.
+    /// A default template, named `<plugin id>/<name>`; themes override it with
+    /// `templates/<plugin id>/<name>`.
     pub fn template(&mut self, name: &str, source: impl Into<Cow<'static, str>>) {
         self.templates.push((name.to_string(), source.into()));
     }
 
-    /// A default static file served under `/static/<path>`; themes override it by path.
+    /// A default static file served under `/static/<plugin id>/<path>`; themes override it with
+    /// `static/<plugin id>/<path>`.
     pub fn asset(&mut self, path: &str, bytes: impl Into<Cow<'static, [u8]>>) {
         self.assets.push((path.to_string(), bytes.into()));
     }
@@ -167,7 +214,18 @@ impl Registrar {
         self.translations.push((lang, ftl.into()));
     }
 
-    pub fn migration(
+    /// A one-time change to the plugin's own namespace, run once per data folder in number
+    /// order.
+    pub fn migration(&mut self, number: u32, description: &'static str, run: PluginMigration) {
+        self.migrations.push(Migration {
+            owner: self.owner,
+            number,
+            description,
+            run: crate::store::MigrationFn::Plugin(run),
+        });
+    }
+
+    pub(crate) fn core_migration(
         &mut self,
         number: u32,
         description: &'static str,
@@ -177,25 +235,110 @@ impl Registrar {
             owner: self.owner,
             number,
             description,
-            run,
+            run: crate::store::MigrationFn::Core(run),
         });
     }
+
+    /// Declares a new hook point (e.g. the helpdesk's `before_ticket_create`), which the plugin
+    /// fires with `run_hook` and anyone may handle.
+    pub fn declare_hook(&mut self, mut def: HookDef) {
+        def.owner = self.owner.to_string();
+        self.hook_defs.push(def);
+    }
+
+    /// Handles a hook on its typed event. An event that does not decode as `E` is logged and
+    /// the handler skipped.
+    pub fn on<E: Serialize + DeserializeOwned + 'static>(
+        &mut self,
+        hook: &str,
+        f: impl Fn(&mut E) -> Result<(), Veto> + Send + Sync + 'static,
+    ) {
+        let owner = self.owner;
+        let hook_name = hook.to_string();
+        self.on_json(hook, move |value| {
+            let mut event: E = match serde_json::from_value(value.clone()) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(hook = %hook_name, plugin = owner, "event does not decode, handler skipped: {e}");
+                    return Ok(());
+                }
+            };
+            let outcome = f(&mut event);
+            if let Ok(v) = serde_json::to_value(&event) {
+                *value = v;
+            }
+            outcome
+        });
+    }
+
+    /// Handles a hook on the JSON form of its event.
+    pub fn on_json(
+        &mut self,
+        hook: &str,
+        f: impl Fn(&mut serde_json::Value) -> Result<(), Veto> + Send + Sync + 'static,
+    ) {
+        self.handlers.push((
+            hook.to_string(),
+            Handler {
+                owner: self.owner.to_string(),
+                f: Arc::new(f),
+            },
+        ));
+    }
+
+    /// An operator command `portico <name> ARGS...`.
+    pub fn command(&mut self, command: OperatorCommand) {
+        self.commands.push(command);
+    }
+}
+
+/// How a plugin came in.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum PluginKind {
+    Core,
+    CompiledIn,
+    Dynamic { file: String },
+}
+
+/// What the registry knows about one plugin, for `portico plugins list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    /// What it registered, by kind: `("tabs", "outages")`, `("handles hooks", "before_login")`…
+    pub registered: Vec<(&'static str, String)>,
+}
+
+/// A dynamic library that was not loaded, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub file: String,
+    pub reason: String,
 }
 
 /// Everything registered, merged in registration order.
 #[derive(Default)]
 pub struct Registry {
-    pub manifests: Vec<Manifest>,
-    pub tabs: Vec<Tab>,
+    pub plugins: Vec<PluginInfo>,
+    pub refused: Vec<Refusal>,
+    pub tabs: Vec<(&'static str, Tab)>,
     pub buttons: Vec<MenuButton>,
     pub settings: Vec<SettingDef>,
-    pub routes: Vec<(String, Vec<rocket::Route>)>,
-    /// (owner, template name, source)
+    /// (mount base, routes)
+    pub(crate) routes: Vec<(String, Vec<rocket::Route>)>,
+    /// (owner, template name as served, source)
     pub templates: Vec<(&'static str, String, Cow<'static, str>)>,
+    /// (path under /static/, bytes)
     pub assets: Vec<(String, Cow<'static, [u8]>)>,
     pub translations: Vec<(&'static str, Cow<'static, str>)>,
     pub migrations: Vec<Migration>,
     pub hooks: Hooks,
+    pub commands: Vec<(&'static str, OperatorCommand)>,
+    /// Handlers wait here until every plugin has declared its hooks.
+    pending_handlers: Vec<(String, Handler)>,
 }
 
 /// One entry of the built menu.
@@ -209,36 +352,209 @@ pub struct MenuItem {
     pub active: bool,
 }
 
+/// Names of the `portico` commands core has; plugin commands must not take them.
+pub const CORE_COMMANDS: &[&str] = &[
+    "demo",
+    "serve",
+    "import",
+    "settings",
+    "client",
+    "maintenance",
+    "theme",
+    "mail",
+    "audit",
+    "plugins",
+    "hooks",
+    "help",
+];
+
+pub fn valid_plugin_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    (2..=32).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
 impl Registry {
-    /// Merges a registrar into the registry. Clashing ids are refused so one plugin can never
-    /// silently replace another's tab.
-    pub fn add(&mut self, manifest: Manifest, r: Registrar) -> crate::Result<()> {
-        if self.manifests.iter().any(|m| m.id == manifest.id) {
-            return Err(crate::Error::Internal(format!(
-                "plugin {} registered twice",
-                manifest.id
-            )));
+    /// Checks a registrar against the rules and merges it. On a violation nothing of the plugin
+    /// is merged and the error names the plugin and the rule.
+    pub fn add(&mut self, manifest: Manifest, kind: PluginKind, r: Registrar) -> crate::Result<()> {
+        self.check(&manifest, &kind, &r)
+            .map_err(|rule| crate::Error::Internal(format!("plugin `{}`: {rule}", manifest.id)))?;
+        let owner = manifest.id;
+        let is_core = matches!(kind, PluginKind::Core);
+        let list = |items: Vec<String>| items.join(", ");
+        let mut registered = vec![
+            (
+                "tabs",
+                list(r.tabs.iter().map(|t| t.id.to_string()).collect()),
+            ),
+            (
+                "menu buttons",
+                list(r.buttons.iter().map(|b| b.id.to_string()).collect()),
+            ),
+            (
+                "settings",
+                list(r.settings.iter().map(|s| s.key.to_string()).collect()),
+            ),
+            (
+                "declares hooks",
+                list(r.hook_defs.iter().map(|h| h.name.clone()).collect()),
+            ),
+            (
+                "handles hooks",
+                list(r.handlers.iter().map(|(h, _)| h.clone()).collect()),
+            ),
+            (
+                "commands",
+                list(r.commands.iter().map(|c| c.name.to_string()).collect()),
+            ),
+            (
+                "templates",
+                list(
+                    r.templates
+                        .iter()
+                        .map(|(n, _)| {
+                            if is_core {
+                                n.clone()
+                            } else {
+                                format!("{owner}/{n}")
+                            }
+                        })
+                        .collect(),
+                ),
+            ),
+        ];
+        if !r.routes.is_empty() {
+            registered.push((
+                "pages",
+                format!("{} route(s) under /{owner}/", r.routes.len()),
+            ));
         }
-        for t in &r.tabs {
-            if self.tabs.iter().any(|x| x.id == t.id) {
-                return Err(crate::Error::Internal(format!(
-                    "tab id {} registered twice",
-                    t.id
-                )));
-            }
-        }
-        self.manifests.push(manifest);
-        self.tabs.extend(r.tabs);
+        registered.retain(|(_, v)| !v.is_empty());
+        self.plugins.push(PluginInfo {
+            id: owner.to_string(),
+            name: manifest.name.to_string(),
+            version: manifest.version.to_string(),
+            kind,
+            registered,
+        });
+        self.tabs.extend(r.tabs.into_iter().map(|t| (owner, t)));
         self.buttons.extend(r.buttons);
         self.settings.extend(r.settings);
-        self.routes.extend(r.routes);
-        let owner = r.owner;
-        self.templates
-            .extend(r.templates.into_iter().map(|(n, s)| (owner, n, s)));
-        self.assets.extend(r.assets);
+        if !r.routes.is_empty() {
+            self.routes.push((format!("/{owner}"), r.routes));
+        }
+        for (name, src) in r.templates {
+            let served = if is_core {
+                name
+            } else {
+                format!("{owner}/{name}")
+            };
+            self.templates.push((owner, served, src));
+        }
+        for (path, bytes) in r.assets {
+            let served = if is_core {
+                path
+            } else {
+                format!("{owner}/{path}")
+            };
+            self.assets.push((served, bytes));
+        }
         self.translations.extend(r.translations);
         self.migrations.extend(r.migrations);
-        self.hooks.extend(r.hooks);
+        for def in r.hook_defs {
+            self.hooks
+                .declare(def)
+                .map_err(|e| crate::Error::Internal(format!("plugin `{owner}`: {e}")))?;
+        }
+        self.pending_handlers.extend(r.handlers);
+        self.commands
+            .extend(r.commands.into_iter().map(|c| (owner, c)));
+        Ok(())
+    }
+
+    fn check(&self, m: &Manifest, kind: &PluginKind, r: &Registrar) -> Result<(), String> {
+        let is_core = matches!(kind, PluginKind::Core);
+        if !is_core && !valid_plugin_id(m.id) {
+            return Err(format!(
+                "the id `{}` does not match [a-z][a-z0-9-]{{1,31}}",
+                m.id
+            ));
+        }
+        if r.owner != m.id {
+            return Err(format!(
+                "registered as `{}` but its manifest says `{}`",
+                r.owner, m.id
+            ));
+        }
+        if self.plugins.iter().any(|p| p.id == m.id) {
+            return Err("a plugin with this id is registered already".into());
+        }
+        let base = format!("/{}/", m.id);
+        for t in &r.tabs {
+            if let Some((o, _)) = self.tabs.iter().find(|(_, x)| x.id == t.id) {
+                return Err(format!("tab id `{}` is registered by `{o}` already", t.id));
+            }
+            if !(is_core || t.path.starts_with(&base)) {
+                return Err(format!(
+                    "tab `{}` links to `{}`, outside the plugin's base {base}",
+                    t.id, t.path
+                ));
+            }
+        }
+        for b in &r.buttons {
+            if self.buttons.iter().any(|x| x.id == b.id) {
+                return Err(format!("menu button id `{}` is registered already", b.id));
+            }
+        }
+        for s in &r.settings {
+            if let Some(prev) = self
+                .settings
+                .iter()
+                .chain(r.settings.iter().filter(|x| !std::ptr::eq(*x, s)))
+                .find(|x| x.key == s.key || x.aliases.contains(&s.key))
+            {
+                return Err(format!(
+                    "setting `{}` is declared by `{}` already",
+                    s.key, prev.owner
+                ));
+            }
+        }
+        for h in &r.hook_defs {
+            if self.hooks.definition(&h.name).is_some()
+                || r.hook_defs.iter().filter(|x| x.name == h.name).count() > 1
+            {
+                return Err(format!("hook `{}` is declared already", h.name));
+            }
+            if !valid_hook_name(&h.name) {
+                return Err(format!(
+                    "hook name `{}` is not lowercase words joined by _",
+                    h.name
+                ));
+            }
+        }
+        for c in &r.commands {
+            if CORE_COMMANDS.contains(&c.name)
+                || self.commands.iter().any(|(_, x)| x.name == c.name)
+            {
+                return Err(format!("operator command `{}` is taken", c.name));
+            }
+        }
+        for (name, _) in &r.templates {
+            if crate::theme::safe_relative(name).is_none() {
+                return Err(format!(
+                    "template name `{name}` is not a plain relative path"
+                ));
+            }
+        }
+        for (path, _) in &r.assets {
+            if crate::theme::safe_relative(path).is_none() {
+                return Err(format!("static file `{path}` is not a plain relative path"));
+            }
+        }
         Ok(())
     }
 
@@ -246,7 +562,18 @@ impl Registry {
         let manifest = plugin.manifest();
         let mut r = Registrar::new(manifest.id);
         plugin.register(&mut r);
-        self.add(manifest, r)
+        self.add(manifest, PluginKind::CompiledIn, r)
+    }
+
+    /// Binds every handler to its hook once all plugins have declared theirs.
+    pub fn freeze(&mut self) -> crate::Result<()> {
+        for (hook, handler) in std::mem::take(&mut self.pending_handlers) {
+            let owner = handler.owner.clone();
+            self.hooks
+                .add_handler(&hook, handler)
+                .map_err(|e| crate::Error::Internal(format!("plugin `{owner}`: {e}")))?;
+        }
+        Ok(())
     }
 
     /// The menu for one viewer: visible tabs and buttons, ordered, with the current one marked.
@@ -254,8 +581,8 @@ impl Registry {
         let mut items: Vec<(i32, MenuItem)> = self
             .tabs
             .iter()
-            .filter(|t| (t.visible)(viewer))
-            .map(|t| {
+            .filter(|(_, t)| (t.visible)(viewer))
+            .map(|(_, t)| {
                 (
                     t.order,
                     MenuItem {
@@ -286,5 +613,118 @@ impl Registry {
         }
         items.sort_by_key(|(order, _)| *order);
         items.into_iter().map(|(_, i)| i).collect()
+    }
+}
+
+fn valid_hook_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        && !name.starts_with('_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(id: &'static str) -> Manifest {
+        Manifest {
+            id,
+            name: "Test",
+            version: "0",
+        }
+    }
+
+    #[test]
+    fn ids_follow_the_rule() {
+        for good in ["ab", "helpdesk", "outage-notice", "a1-2"] {
+            assert!(valid_plugin_id(good), "{good}");
+        }
+        for bad in ["a", "1ab", "Ab", "a_b", "-ab", &"a".repeat(33), "ab/c"] {
+            assert!(!valid_plugin_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn violations_name_the_plugin_and_the_rule() {
+        let mut reg = Registry::default();
+        let e = reg
+            .add(
+                manifest("Bad_Id"),
+                PluginKind::CompiledIn,
+                Registrar::new("Bad_Id"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "plugin `Bad_Id`: the id `Bad_Id` does not match [a-z][a-z0-9-]{1,31}"
+        );
+
+        let mut r = Registrar::new("helpdesk");
+        r.tab(Tab::new("tickets", "t", "/invoicing/"));
+        let e = reg
+            .add(manifest("helpdesk"), PluginKind::CompiledIn, r)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "plugin `helpdesk`: tab `tickets` links to `/invoicing/`, outside the plugin's base /helpdesk/"
+        );
+
+        let mut a = Registrar::new("aa");
+        a.setting(SettingDef::bool("shared_key", false, "x"));
+        reg.add(manifest("aa"), PluginKind::CompiledIn, a)
+            .expect("first");
+        let mut b = Registrar::new("bb");
+        b.setting(SettingDef::bool("shared_key", true, "y"));
+        let e = reg
+            .add(manifest("bb"), PluginKind::CompiledIn, b)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "plugin `bb`: setting `shared_key` is declared by `aa` already"
+        );
+        // Nothing of the refused plugin was merged.
+        assert!(reg.plugins.iter().all(|p| p.id != "bb"));
+
+        let mut c = Registrar::new("cc");
+        c.command(OperatorCommand {
+            name: "settings",
+            about: "",
+            run: Arc::new(|_, _| Ok(String::new())),
+        });
+        let e = reg
+            .add(manifest("cc"), PluginKind::CompiledIn, c)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "plugin `cc`: operator command `settings` is taken");
+    }
+
+    #[test]
+    fn plugin_templates_and_assets_are_namespaced() {
+        let mut reg = Registry::default();
+        let mut r = Registrar::new("helpdesk");
+        r.template("layout.html", "mine");
+        r.asset("style.css", &b"x"[..]);
+        reg.add(manifest("helpdesk"), PluginKind::CompiledIn, r)
+            .expect("add");
+        assert_eq!(reg.templates[0].1, "helpdesk/layout.html");
+        assert_eq!(reg.assets[0].0, "helpdesk/style.css");
+    }
+
+    #[test]
+    fn a_handler_for_an_undeclared_hook_stops_start() {
+        let mut reg = Registry::default();
+        let mut r = Registrar::new("aa");
+        r.on_json("befor_login", |_| Ok(()));
+        reg.add(manifest("aa"), PluginKind::CompiledIn, r)
+            .expect("add");
+        let e = reg.freeze().unwrap_err().to_string();
+        assert!(
+            e.starts_with("plugin `aa`: handles hook `befor_login`, which nobody declares"),
+            "{e}"
+        );
     }
 }

@@ -320,6 +320,20 @@ pub fn core_settings() -> Vec<SettingDef> {
             false,
             "Accept logins posted from the ISP's own website (a form with action [PORTAL]/sign/).",
         ),
+        SettingDef::int(
+            "plugin_max_failures",
+            10,
+            1,
+            100_000,
+            "A dynamic plugin that fails this often (panic, error, missed deadline) is disabled until the portal restarts.",
+        ),
+        SettingDef::int(
+            "plugin_call_timeout_ms",
+            2000,
+            10,
+            60_000,
+            "Deadline of one call into a dynamic plugin (a page or a hook); past it the client gets a 504 page.",
+        ),
         SettingDef::text(
             "ci_login_form_allowed_origins",
             "",

@@ -70,7 +70,7 @@ pub fn valid_theme_name(name: &str) -> bool {
 }
 
 /// A relative path inside a theme folder with no way out of it.
-fn safe_relative(path: &str) -> Option<&str> {
+pub(crate) fn safe_relative(path: &str) -> Option<&str> {
     let ok = !path.is_empty()
         && !path.starts_with('/')
         && !path.contains('\\')

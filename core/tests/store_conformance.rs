@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use portico_core::Error;
-use portico_core::model::{Client, Message};
-use portico_core::store::{MemoryBackend, Migration, Op, Record, SEP, SledBackend, Store, id_key};
+use portico_core::internal::model::{Client, Message};
+use portico_core::internal::store::{
+    MemoryBackend, Migration, MigrationFn, Op, Record, SEP, SledBackend, Store, id_key,
+};
 
 struct Fixture {
     store: Store,
@@ -236,13 +238,13 @@ fn migrations_run_once_in_order() {
                 owner: "test",
                 number: 2,
                 description: "second",
-                run: second,
+                run: MigrationFn::Core(second),
             },
             Migration {
                 owner: "test",
                 number: 1,
                 description: "first",
-                run: first,
+                run: MigrationFn::Core(first),
             },
         ];
         assert_eq!(f.store.migrate(&ms).expect("migrate"), 2, "{name}");

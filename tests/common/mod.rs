@@ -54,6 +54,8 @@ pub struct Server {
 pub struct Options {
     pub themes: Option<PathBuf>,
     pub smtp_url: Option<String>,
+    /// Folder of dynamic plugins (`--plugin-dir`).
+    pub plugin_dir: Option<PathBuf>,
 }
 
 impl Server {
@@ -125,6 +127,9 @@ impl Server {
             .stderr(log_file);
         if let Some(url) = &opts.smtp_url {
             cmd.env("PORTICO_SMTP_URL", url);
+        }
+        if let Some(dir) = &opts.plugin_dir {
+            cmd.arg("--plugin-dir").arg(dir);
         }
         let mut child = cmd.spawn().expect("spawn portico");
         let stdout = child.stdout.take().expect("stdout");

@@ -10,7 +10,13 @@ pub struct Migration {
     /// 1, 2, 3... in the order they must run.
     pub number: u32,
     pub description: &'static str,
-    pub run: fn(&Store) -> Result<()>,
+    pub run: MigrationFn,
+}
+
+/// Core's migrations see the whole store; a plugin's see only its own namespace.
+pub enum MigrationFn {
+    Core(fn(&Store) -> Result<()>),
+    Plugin(fn(&crate::plugin::Namespace) -> Result<()>),
 }
 
 pub const META_TREE: &str = "meta";
@@ -53,7 +59,12 @@ impl Store {
                 "migration: {}",
                 m.description
             );
-            (m.run)(self)?;
+            match m.run {
+                MigrationFn::Core(run) => run(self)?,
+                MigrationFn::Plugin(run) => {
+                    run(&crate::plugin::Namespace::new(self.clone(), m.owner))?
+                }
+            }
             self.write(|tx| {
                 tx.set_raw(
                     META_TREE,

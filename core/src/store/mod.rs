@@ -18,7 +18,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::error::{Error, Result};
 
 pub use memory::MemoryBackend;
-pub use migrate::Migration;
+pub use migrate::{Migration, MigrationFn};
 pub use sled_backend::{CACHE_BYTES, SledBackend};
 
 /// Separator inside compound keys: never part of a UTF-8 string.
@@ -269,7 +269,7 @@ pub struct WriteTx<'s> {
 }
 
 impl WriteTx<'_> {
-    fn raw_get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn raw_get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.pending.get(&(tree.to_string(), key.to_vec())) {
             Some(v) => Ok(v.clone()),
             None => self.store.backend.get(tree, key),

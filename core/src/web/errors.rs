@@ -77,6 +77,7 @@ fn any_error(status: Status, req: &Request<'_>) -> PageHtml {
         403 => ("error-403-title", "error-403-text"),
         413 => ("error-413-title", "error-413-text"),
         400 | 422 => ("error-400-title", "error-400-text"),
+        504 => ("error-504-title", "error-504-text"),
         _ => ("error-500-title", "error-500-text"),
     };
     let viewer = guards::signed_in(req);

@@ -2,6 +2,7 @@
 //! security headers).
 
 mod core_pages;
+pub(crate) mod dynamic;
 mod errors;
 pub mod guards;
 pub mod page;

@@ -11,9 +11,10 @@ use serde::Serialize;
 use super::guards::{self, ClientUser, SessionUser};
 use crate::auth::Session;
 use crate::error::Error;
-use crate::hooks::RenderEvent;
+use crate::hooks::{RenderEvent, Veto};
 use crate::i18n::LANGUAGES;
 use crate::model::{Client, InvoiceGroup};
+use crate::plugin::{ClientData, Namespace};
 use crate::portal::Portal;
 use crate::registry::ViewerCtx;
 
@@ -140,19 +141,32 @@ pub fn render_public(
     })
 }
 
-/// A logged-in client's page under construction. Tabs take this guard and call [`Page::render`].
+/// A logged-in client's page under construction. Tabs (core's and plugins') take this guard and
+/// call [`Page::render`]. It belongs to the owner of the route that took it (`core` or a plugin
+/// id): settings, store and audit events are that owner's.
 pub struct Page<'r> {
-    pub portal: &'r Arc<Portal>,
-    pub client: Client,
-    pub session: Session,
-    pub csrf: String,
-    pub lang: &'static str,
-    pub path: String,
+    pub(crate) portal: &'r Arc<Portal>,
+    pub(crate) client: Client,
+    pub(crate) session: Session,
+    pub(crate) csrf: String,
+    pub(crate) lang: &'static str,
+    pub(crate) path: String,
+    pub(crate) owner: String,
+}
+
+/// The plugin (or `core`) whose route is serving the request: the first segment of the
+/// route's mount base.
+fn route_owner(req: &Request<'_>) -> String {
+    let base = req.route().map(|r| r.uri.base().to_string());
+    match base.as_deref().map(|b| b.trim_matches('/')) {
+        Some(b) if !b.is_empty() => b.split('/').next().unwrap_or("core").to_string(),
+        _ => "core".to_string(),
+    }
 }
 
 impl<'r> Page<'r> {
     /// A page for a signed-in session, which may still have to change its password.
-    pub fn for_session(req: &'r Request<'_>, user: SessionUser) -> Outcome<Self, ()> {
+    pub(crate) fn for_session(req: &'r Request<'_>, user: SessionUser) -> Outcome<Self, ()> {
         let Some(portal) = guards::portal(req) else {
             return Outcome::Error((Status::InternalServerError, ()));
         };
@@ -163,6 +177,7 @@ impl<'r> Page<'r> {
             csrf: user.session.csrf_token.clone(),
             client: user.client,
             session: user.session,
+            owner: route_owner(req),
         })
     }
 }
@@ -186,15 +201,126 @@ impl<'r> FromRequest<'r> for Page<'r> {
 }
 
 impl Page<'_> {
-    /// A setting as it applies to this client's invoice group.
-    pub fn flag(&self, key: &str) -> bool {
-        self.portal
-            .settings
-            .bool(key, Some(self.client.invoice_group_id))
+    /// The logged-in client (no credential of any kind is part of it).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
+    /// Read-only data of the logged-in client: services, invoices, payments, messages.
+    pub fn data(&self) -> ClientData<'_> {
+        ClientData::new(&self.portal.store, &self.client, self.portal.clock.today())
+    }
+
+    /// The page's language (`en` or `cs`).
+    pub fn lang(&self) -> &'static str {
+        self.lang
+    }
+
+    /// The session's form token: put it in a hidden `csrf` field of every form.
+    pub fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    /// Whether a posted token is this session's form token (constant time).
+    pub fn csrf_ok(&self, sent: &str) -> bool {
+        guards::tokens_match(sent, &self.csrf)
+    }
+
+    /// The request path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The id of the plugin serving this page.
+    pub fn plugin_id(&self) -> &str {
+        &self.owner
+    }
+
+    /// A setting (the plugin's own or core's) as it applies to the client's invoice group.
+    pub fn setting(&self, key: &str) -> serde_json::Value {
+        crate::plugin::setting_value(
+            self.portal,
+            &self.owner,
+            key,
+            Some(self.client.invoice_group_id),
+        )
+    }
+
+    /// A yes/no setting as it applies to the client's invoice group.
+    pub fn flag(&self, key: &str) -> bool {
+        self.setting(key).as_bool().unwrap_or(false)
+    }
+
+    /// A text setting as it applies to the client's invoice group.
+    pub fn text(&self, key: &str) -> String {
+        match self.setting(key) {
+            serde_json::Value::String(s) => s,
+            _ => String::new(),
+        }
+    }
+
+    /// A whole-number setting as it applies to the client's invoice group.
+    pub fn int(&self, key: &str) -> i64 {
+        self.setting(key).as_i64().unwrap_or(0)
+    }
+
+    /// A message in the page's language.
     pub fn t(&self, key: &str) -> String {
         self.portal.i18n.t(self.lang, key)
+    }
+
+    /// A message with arguments in the page's language.
+    pub fn t_args(&self, key: &str, args: &[(&str, String)]) -> String {
+        self.portal.i18n.text(self.lang, key, args)
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.portal.clock.now()
+    }
+
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.portal.clock.today()
+    }
+
+    /// The serving plugin's own store namespace.
+    pub fn store(&self) -> Namespace {
+        Namespace::new(self.portal.store.clone(), &self.owner)
+    }
+
+    /// An audit event of the serving plugin about the logged-in client.
+    pub fn audit(&self, event: &str, detail: Option<String>) {
+        crate::plugin::plugin_audit(
+            self.portal,
+            &self.owner,
+            Some(self.client.id),
+            event,
+            detail,
+        );
+    }
+
+    /// Queues a plain-text e-mail to the logged-in client (flushed); the outbox sends and
+    /// retries it. Fails when the client has no e-mail address.
+    pub fn queue_mail_to_client(&self, subject: &str, body: &str) -> Result<u64, Error> {
+        let to = self
+            .client
+            .email
+            .clone()
+            .filter(|e| !e.is_empty())
+            .ok_or_else(|| Error::Invalid("the client has no e-mail address".into()))?;
+        crate::plugin::queue_mail(
+            self.portal,
+            &self.owner,
+            Some(self.client.id),
+            &to,
+            Some(self.client.name.clone()),
+            subject,
+            body,
+        )
+    }
+
+    /// Fires a hook by name (usually one the plugin declared) on a JSON event.
+    pub fn run_hook(&self, name: &str, event: &mut serde_json::Value) -> Result<(), Veto> {
+        self.portal.registry.hooks.run_json(name, event)
     }
 
     /// Whether a registered tab is visible to this client (tabs hidden by a setting answer 404).
@@ -207,11 +333,12 @@ impl Page<'_> {
             .registry
             .tabs
             .iter()
-            .any(|t| t.id == tab_id && (t.visible)(&viewer))
+            .any(|(_, t)| t.id == tab_id && (t.visible)(&viewer))
     }
 
     /// Renders `template` inside the portal shell with `tab` marked active. The tab's own data
-    /// is available to the template as `page`.
+    /// is available to the template as `page`. A plugin's templates are found by their plain
+    /// name (`invoices.html` → `invoicing/invoices.html`).
     pub fn render(
         &self,
         tab: &str,
@@ -245,18 +372,24 @@ impl Page<'_> {
         }
         ctx.insert("active_tab", tab);
         ctx.insert("page", page);
-        let hooks = &portal.registry.hooks.render;
-        let mut event = RenderEvent {
-            template: template.to_string(),
-            client_id: Some(self.client.id),
-            extra: Default::default(),
+        let template = if self.owner == "core" {
+            template.to_string()
+        } else {
+            format!("{}/{template}", self.owner)
         };
-        // A veto would leave the client with no page; what a hook adds is all we take.
-        hooks.run_before_unrefusable("a page", &mut event);
-        ctx.insert("extra", &event.extra);
+        let hooks = &portal.registry.hooks;
+        if hooks.is_handled("render") {
+            let mut event = RenderEvent {
+                template: template.clone(),
+                client: Some(crate::hooks::ClientView::from(&self.client)),
+                extra: Default::default(),
+            };
+            // The render hook cannot refuse (the dispatch ignores a veto); additions are kept.
+            let _ = hooks.run("render", &mut event);
+            ctx.insert("extra", &event.extra);
+        }
         let theme = portal.theme_for(Some(self.client.invoice_group_id));
-        let html = portal.themes.render(&theme, template, &ctx)?;
-        hooks.run_after(&event);
+        let html = portal.themes.render(&theme, &template, &ctx)?;
         Ok(PageHtml {
             html,
             status,

@@ -15,7 +15,7 @@ use super::page::{PageHtml, render_public};
 use crate::audit::{Audit, AuditKind};
 use crate::auth::{self, Credential};
 use crate::error::Error;
-use crate::hooks::{LoginEvent, LogoutEvent};
+use crate::hooks::{ClientView, LoginEvent, LogoutEvent};
 use crate::i18n;
 use crate::lockout;
 use crate::model::Client;
@@ -189,13 +189,12 @@ async fn sign_in(
         }
     };
     let mut event = LoginEvent {
-        client_id: client.id,
-        client_number: client.number.clone(),
+        client: ClientView::from(&client),
         source_addr: viewer.source_addr.clone(),
     };
-    if let Err(veto) = portal.registry.hooks.login.run_before(&mut event) {
+    if let Err(veto) = portal.registry.hooks.run("before_login", &mut event) {
         let view = SignView {
-            error: Some(veto.message),
+            error: Some(veto.message_in(lang).to_string()),
             username: &login,
             ..SignView::default()
         };
@@ -222,7 +221,7 @@ async fn sign_in(
         .map_err(internal)?;
     cookies.add(session_cookie(portal, token));
     audit(AuditKind::LoginOk, Some(client.id));
-    portal.registry.hooks.login.run_after(&event);
+    let _ = portal.registry.hooks.run("after_login", &mut event);
     Ok(Either::Right(Redirect::to(if credential.one_time {
         "/password/"
     } else {
@@ -264,19 +263,13 @@ fn sign_out(
         if !tokens_match(&sent, &s.session.csrf_token) {
             return Err(Status::Forbidden);
         }
-        // A logout cannot be refused: `before` handlers may look (and amend), never veto.
-        let mut event = LogoutEvent {
-            client_id: s.client.id,
-        };
-        portal
-            .registry
-            .hooks
-            .logout
-            .run_before_unrefusable("a logout", &mut event);
         if let Some(c) = cookies.get(portal.session_cookie_name()) {
             auth::end_session(&portal.store, c.value()).map_err(internal)?;
         }
-        portal.registry.hooks.logout.run_after(&event);
+        let mut event = LogoutEvent {
+            client: ClientView::from(&s.client),
+        };
+        let _ = portal.registry.hooks.run("after_logout", &mut event);
         portal.audit(Audit {
             client_id: Some(s.client.id),
             source: viewer.source_addr.as_deref(),

@@ -1,13 +1,12 @@
 //! The Invoicing tab: a client's invoices, balance and payments.
 //!
-//! Built only on portico-core's public plugin API (registrar, `Page` guard, store queries),
-//! the way a third-party plugin would be.
+//! Built only on portico-core's plugin API v1 (`portico_core::plugin`): the registrar, the
+//! `Page` guard and the client-scoped data it gives, the way a third-party plugin would be.
 
-use portico_core::model::{InvoiceGroup, PaymentMethod};
-use portico_core::registry::{Manifest, Plugin, Registrar, Tab};
+use portico_core::plugin::{
+    Manifest, Money, Page, PageHtml, PaymentMethod, Plugin, Registrar, SettingDef, Tab,
+};
 use portico_core::rocket::{Route, get, routes};
-use portico_core::settings::SettingDef;
-use portico_core::web::{Page, PageHtml};
 use serde::Serialize;
 
 pub const ID: &str = "invoicing";
@@ -108,25 +107,24 @@ fn invoices(page: Page<'_>) -> Result<PageHtml, portico_core::Error> {
     if !page.tab_visible("invoicing") {
         return Err(portico_core::Error::NotFound("invoicing tab".into()));
     }
-    let store = &page.portal.store;
-    let client_id = page.client.id;
-    let today = page.portal.clock.today();
-    let currency = store
-        .get_id::<InvoiceGroup>(page.client.invoice_group_id)?
+    let data = page.data();
+    let today = page.today();
+    let currency = data
+        .invoice_group()?
         .map_or_else(|| "CZK".to_string(), |g| g.currency);
-    let mut invoices = store.invoices_of(client_id)?;
+    let mut invoices = data.invoices()?;
     invoices.sort_by(|a, b| b.issued.cmp(&a.issued).then(b.id.cmp(&a.id)));
-    let payments = store.payments_of(client_id)?;
+    let payments = data.payments()?;
     let invoiced: i64 = invoices.iter().map(|i| i.amount.0).sum();
     let paid: i64 = payments.iter().map(|p| p.amount.0).sum();
-    let balance = portico_core::model::Money(paid - invoiced);
+    let balance = Money(paid - invoiced);
     let shows_cash = page.flag("ci_display_cash_payments");
     let mut payments: Vec<_> = payments
         .into_iter()
         .filter(|p| shows_cash || p.method != PaymentMethod::Cash)
         .collect();
     payments.sort_by(|a, b| b.date.cmp(&a.date).then(b.id.cmp(&a.id)));
-    let lang = page.lang;
+    let lang = page.lang();
     let view = InvoicingView {
         invoices: invoices
             .into_iter()
@@ -161,7 +159,7 @@ fn invoices(page: Page<'_>) -> Result<PageHtml, portico_core::Error> {
 #[cfg(test)]
 mod tests {
     fn ids(ftl: &str) -> Vec<String> {
-        let mut v = portico_core::i18n::message_ids(ftl);
+        let mut v = portico_core::plugin::message_ids(ftl);
         v.sort();
         v
     }

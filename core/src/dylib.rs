@@ -1,0 +1,527 @@
+//! Dynamic plugins: libraries loaded from the plugin folder at start, through the C ABI of
+//! `portico-plugin-sdk` (one entry symbol returning a vtable; JSON buffers both ways, each freed
+//! by the side that allocated it).
+//!
+//! Safety rules kept here, the only place in core with `unsafe`:
+//! - the ABI version (the vtable's first field) and the SDK version are checked before any
+//!   other call; a library that fails either is refused and none of its functions is called;
+//! - a library is never unloaded (leaked on purpose), so its code and statics outlive every
+//!   call;
+//! - nothing unwinds across the boundary: the SDK catches panics on its side, host callbacks
+//!   catch them on ours.
+//!
+//! Calls run on a small pool of threads per plugin, never on the async threads, each with a
+//! deadline (`plugin_call_timeout_ms`). A panic, an error reply or a missed deadline counts as
+//! a failure; after `plugin_max_failures` the plugin is disabled until restart.
+
+#![allow(unsafe_code)]
+
+use std::ffi::c_void;
+use std::os::unix::fs::PermissionsExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use portico_plugin_sdk::abi::{self, HostApi, PluginVtable, RawBuf};
+use portico_plugin_sdk::protocol::{
+    Call, CallReply, Description, HookReply, HookRequest, HostReply, HostRequest, PageReply,
+    PageRequest,
+};
+use serde_json::{Map, Value};
+
+use crate::hooks::Veto;
+use crate::plugin::Namespace;
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// Threads per plugin that make its calls (a thread stuck past its deadline is replaced).
+const WORKERS: usize = 2;
+
+/// What the portal lends loaded plugins once it is assembled.
+pub(crate) struct HostEnv {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+}
+
+/// Why a call did not give an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    /// The plugin is disabled (until restart) after too many failures.
+    Disabled,
+    /// The call ran past its deadline.
+    Timeout,
+    /// The plugin panicked or answered an error.
+    Failed(String),
+}
+
+struct Job {
+    input: Vec<u8>,
+    ns: Namespace,
+    reply: SyncSender<Vec<u8>>,
+}
+
+/// One loaded dynamic plugin.
+pub struct Library {
+    pub id: String,
+    pub file: PathBuf,
+    pub sdk_version: String,
+    pub description: Description,
+    vtable: &'static PluginVtable,
+    jobs: SyncSender<Job>,
+    queue: Arc<Mutex<Receiver<Job>>>,
+    failures: AtomicU32,
+    disabled: Mutex<Option<String>>,
+    env: OnceLock<HostEnv>,
+}
+
+/// A library that was not loaded, and why (one log line each).
+pub struct Refused {
+    pub file: PathBuf,
+    pub reason: String,
+}
+
+/// Loads every library in `dir`. A folder writable by group or others loads nothing.
+pub fn load_dir(dir: &Path) -> (Vec<Arc<Library>>, Vec<Refused>) {
+    let mut loaded = Vec::new();
+    let mut refused = Vec::new();
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => m,
+        Ok(_) => {
+            refused.push(Refused {
+                file: dir.to_path_buf(),
+                reason: "the plugin folder is not a folder; no plugin loaded".into(),
+            });
+            return (loaded, refused);
+        }
+        Err(e) => {
+            refused.push(Refused {
+                file: dir.to_path_buf(),
+                reason: format!("the plugin folder cannot be read ({e}); no plugin loaded"),
+            });
+            return (loaded, refused);
+        }
+    };
+    if meta.permissions().mode() & 0o022 != 0 {
+        refused.push(Refused {
+            file: dir.to_path_buf(),
+            reason: format!(
+                "the plugin folder is writable by group or others (mode {:o}); no plugin loaded from it (chmod go-w it)",
+                meta.permissions().mode() & 0o777
+            ),
+        });
+        return (loaded, refused);
+    }
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_file()
+                    && !p
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with('.'))
+            })
+            .collect(),
+        Err(e) => {
+            refused.push(Refused {
+                file: dir.to_path_buf(),
+                reason: format!("the plugin folder cannot be listed ({e})"),
+            });
+            return (loaded, refused);
+        }
+    };
+    files.sort();
+    for file in files {
+        match load(&file) {
+            Ok(lib) => loaded.push(lib),
+            Err(reason) => refused.push(Refused { file, reason }),
+        }
+    }
+    (loaded, refused)
+}
+
+/// Whether a plugin built with SDK `theirs` speaks to a host built with SDK `ours`: the same
+/// major version (the same minor while the major is 0).
+fn sdk_compatible(ours: &str, theirs: &str) -> bool {
+    let parts = |v: &str| -> Option<(u64, u64)> {
+        let mut it = v.split('.');
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    };
+    match (parts(ours), parts(theirs)) {
+        (Some((0, a)), Some((0, b))) => a == b,
+        (Some((a, _)), Some((b, _))) => a == b,
+        _ => false,
+    }
+}
+
+fn load(file: &Path) -> Result<Arc<Library>, String> {
+    if let Ok(m) = std::fs::metadata(file)
+        && m.permissions().mode() & 0o022 != 0
+    {
+        return Err("writable by group or others; not loaded (chmod go-w it)".into());
+    }
+    // SAFETY: loading runs the library's initialisers. The folder is the operator's and not
+    // writable by others (checked above); loading a library is what this feature is.
+    let lib = unsafe { libloading::Library::new(file) }
+        .map_err(|e| format!("not a loadable library: {e}"))?;
+    // SAFETY: the symbol's type is fixed by the SDK's ABI rule (EntryFn in every version).
+    let entry: abi::EntryFn = unsafe {
+        *lib.get::<abi::EntryFn>(abi::ENTRY_SYMBOL)
+            .map_err(|_| "no `portico_plugin_entry` symbol: not a Portico plugin".to_string())?
+    };
+    // SAFETY: the entry function takes nothing and returns a pointer to a static vtable.
+    let ptr = unsafe { entry() };
+    if ptr.is_null() {
+        return Err("its entry function returned nothing".into());
+    }
+    // SAFETY: every ABI version starts the vtable with the u32 version; read only that first.
+    let abi_version = unsafe { std::ptr::read(ptr.cast::<u32>()) };
+    if abi_version != abi::ABI_VERSION {
+        return Err(format!(
+            "built for plugin ABI version {abi_version}; this portal speaks version {} (rebuild it with portico-plugin-sdk {})",
+            abi::ABI_VERSION,
+            abi::SDK_VERSION
+        ));
+    }
+    // SAFETY: the version matched, so the whole vtable has this layout; it is static in a
+    // library we never unload.
+    let vtable: &'static PluginVtable = unsafe { &*ptr };
+    // SAFETY: a 'static string of the library.
+    let sdk_version = unsafe { vtable.sdk_version.to_string_lossy() };
+    if !sdk_compatible(abi::SDK_VERSION, &sdk_version) {
+        return Err(format!(
+            "built with portico-plugin-sdk {sdk_version}, which this portal (SDK {}) does not speak",
+            abi::SDK_VERSION
+        ));
+    }
+    // SAFETY: describe takes nothing and returns a buffer of the library's, freed by its free.
+    let bytes = unsafe {
+        let buf = (vtable.describe)();
+        let bytes = buf.as_slice().to_vec();
+        (vtable.free)(buf);
+        bytes
+    };
+    let description: Description = match serde_json::from_slice(&bytes) {
+        Ok(d) => d,
+        Err(_) => {
+            let why = serde_json::from_slice::<CallReply>(&bytes)
+                .ok()
+                .and_then(|r| match r {
+                    CallReply::Error(e) => Some(e),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "its description is not readable".into());
+            return Err(why);
+        }
+    };
+    // Never unloaded: its code must outlive every call and every thread that made one.
+    std::mem::forget(lib);
+    let (jobs, queue) = sync_channel::<Job>(256);
+    let library = Arc::new(Library {
+        id: description.id.clone(),
+        file: file.to_path_buf(),
+        sdk_version,
+        description,
+        vtable,
+        jobs,
+        queue: Arc::new(Mutex::new(queue)),
+        failures: AtomicU32::new(0),
+        disabled: Mutex::new(None),
+        env: OnceLock::new(),
+    });
+    for _ in 0..WORKERS {
+        library.spawn_worker();
+    }
+    Ok(library)
+}
+
+/// What the plugin's store requests are answered from, for the length of one call.
+struct HostCtx {
+    ns: Namespace,
+}
+
+unsafe extern "C" fn host_call(ctx: *const c_void, input: *const u8, len: usize) -> RawBuf {
+    let reply = catch_unwind(AssertUnwindSafe(|| {
+        if ctx.is_null() || input.is_null() {
+            return HostReply::Error("null argument".into());
+        }
+        // SAFETY: ctx is the HostCtx on the calling worker's stack, alive for the call; the
+        // plugin passes `len` readable bytes.
+        let (ctx, bytes) = unsafe {
+            (
+                &*(ctx.cast::<HostCtx>()),
+                std::slice::from_raw_parts(input, len),
+            )
+        };
+        match serde_json::from_slice::<HostRequest>(bytes) {
+            Ok(req) => answer(&ctx.ns, req),
+            Err(e) => HostReply::Error(format!("unreadable request: {e}")),
+        }
+    }))
+    .unwrap_or_else(|_| HostReply::Error("the portal failed to answer".into()));
+    RawBuf::from_vec(serde_json::to_vec(&reply).unwrap_or_default())
+}
+
+unsafe extern "C" fn host_free(buf: RawBuf) {
+    // SAFETY: only buffers made by host_call (our allocator) come back here.
+    let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { buf.into_vec() })));
+}
+
+fn answer(ns: &Namespace, req: HostRequest) -> HostReply {
+    let result = match req {
+        HostRequest::Get { tree, key } => {
+            ns.get::<Value>(&tree, key.as_bytes()).map(HostReply::Value)
+        }
+        HostRequest::Scan { tree, prefix } => ns.scan::<Value>(&tree, prefix.as_bytes()).map(|v| {
+            HostReply::Entries(
+                v.into_iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v))
+                    .collect(),
+            )
+        }),
+        HostRequest::Write { changes } => ns
+            .write(|tx| {
+                for c in &changes {
+                    match &c.value {
+                        Some(v) => tx.put(&c.tree, c.key.as_bytes(), v)?,
+                        None => tx.delete(&c.tree, c.key.as_bytes())?,
+                    }
+                }
+                Ok(())
+            })
+            .map(|()| HostReply::Done),
+    };
+    result.unwrap_or_else(|e| HostReply::Error(e.public_message()))
+}
+
+impl Library {
+    fn spawn_worker(self: &Arc<Self>) {
+        let queue = self.queue.clone();
+        let vtable = self.vtable;
+        let id = self.id.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("plugin-{id}"))
+            .spawn(move || {
+                loop {
+                    let job = match queue.lock() {
+                        Ok(rx) => match rx.recv() {
+                            Ok(job) => job,
+                            Err(_) => return,
+                        },
+                        Err(_) => return,
+                    };
+                    let ctx = HostCtx { ns: job.ns };
+                    let host = HostApi {
+                        ctx: (&ctx as *const HostCtx).cast(),
+                        call: host_call,
+                        free: host_free,
+                    };
+                    // SAFETY: the vtable passed the version check; `host` and `input` live
+                    // until the call returns; the reply is the library's and goes back to its
+                    // free after we copied it.
+                    let out = unsafe {
+                        let buf = (vtable.call)(&host, job.input.as_ptr(), job.input.len());
+                        let bytes = buf.as_slice().to_vec();
+                        (vtable.free)(buf);
+                        bytes
+                    };
+                    // The caller may have given up (deadline); then nobody listens.
+                    let _ = job.reply.send(out);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(plugin = %self.id, "cannot start a plugin thread: {e}");
+        }
+    }
+
+    /// Hands the portal's store and settings to the plugin (once, after assembly).
+    pub(crate) fn attach(&self, env: HostEnv) {
+        let _ = self.env.set(env);
+    }
+
+    /// Why the plugin is disabled, if it is.
+    pub fn disabled_reason(&self) -> Option<String> {
+        self.disabled.lock().ok().and_then(|d| d.clone())
+    }
+
+    pub fn failures(&self) -> u32 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn limit(&self, key: &str, fallback: i64) -> i64 {
+        self.env
+            .get()
+            .map_or(fallback, |e| e.settings.int(key, None))
+    }
+
+    fn record_failure(self: &Arc<Self>, what: &str) {
+        let n = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
+        let max = self.limit("plugin_max_failures", 10).max(1) as u32;
+        tracing::error!(plugin = %self.id, failures = n, "plugin call failed: {what}");
+        if n >= max
+            && let Ok(mut d) = self.disabled.lock()
+            && d.is_none()
+        {
+            let reason = format!("{n} failures (last: {what})");
+            tracing::error!(plugin = %self.id, "plugin disabled until restart after {reason}");
+            *d = Some(reason);
+        }
+    }
+
+    /// Makes one call with the deadline, off the caller's thread.
+    fn call(self: &Arc<Self>, call: &Call) -> Result<CallReply, CallError> {
+        if self.disabled_reason().is_some() {
+            return Err(CallError::Disabled);
+        }
+        let Some(env) = self.env.get() else {
+            return Err(CallError::Failed("the portal is not assembled yet".into()));
+        };
+        let input = serde_json::to_vec(call).map_err(|e| CallError::Failed(e.to_string()))?;
+        let timeout =
+            Duration::from_millis(self.limit("plugin_call_timeout_ms", 2000).max(1) as u64);
+        let (reply, answer) = sync_channel(1);
+        let job = Job {
+            input,
+            ns: Namespace::new(env.store.clone(), &self.id),
+            reply,
+        };
+        if self.jobs.try_send(job).is_err() {
+            self.record_failure("too many calls waiting");
+            return Err(CallError::Timeout);
+        }
+        let wait = || answer.recv_timeout(timeout);
+        // Waiting must not hold up an async worker thread of the server.
+        let received = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        };
+        let bytes = match received {
+            Ok(b) => b,
+            Err(_) => {
+                self.record_failure(&format!("no answer within {} ms", timeout.as_millis()));
+                // That thread may be stuck for good: start another so the pool stays whole.
+                // Bounded: after plugin_max_failures the plugin is disabled.
+                self.spawn_worker();
+                return Err(CallError::Timeout);
+            }
+        };
+        match serde_json::from_slice::<CallReply>(&bytes) {
+            Ok(CallReply::Error(e)) => {
+                self.record_failure(&e);
+                Err(CallError::Failed(e))
+            }
+            Ok(reply) => Ok(reply),
+            Err(e) => {
+                let what = format!("unreadable reply: {e}");
+                self.record_failure(&what);
+                Err(CallError::Failed(what))
+            }
+        }
+    }
+
+    /// The plugin's own settings as they apply to an invoice group.
+    pub(crate) fn settings_for(&self, group: Option<u64>) -> Map<String, Value> {
+        let mut out = Map::new();
+        if let Some(env) = self.env.get() {
+            for s in &self.description.settings {
+                out.insert(s.key.clone(), env.settings.value(&s.key, group));
+            }
+        }
+        out
+    }
+
+    /// Serves a page request.
+    pub fn page(self: &Arc<Self>, req: PageRequest) -> Result<PageReply, CallError> {
+        match self.call(&Call::Page(req))? {
+            CallReply::Page(p) => Ok(p),
+            other => {
+                let what = format!("answered a page request with {other:?}");
+                self.record_failure(&what);
+                Err(CallError::Failed(what))
+            }
+        }
+    }
+
+    /// Runs the plugin's handler of a hook on the JSON event. A failure is logged and counted,
+    /// and the action goes on as if the plugin had no handler.
+    pub fn hook(self: &Arc<Self>, hook: &str, event: &mut Value) -> Result<(), Veto> {
+        let group = event
+            .get("client")
+            .and_then(|c| c.get("invoice_group_id"))
+            .and_then(Value::as_u64);
+        let req = HookRequest {
+            hook: hook.to_string(),
+            event: event.clone(),
+            settings: self.settings_for(group),
+        };
+        match self.call(&Call::Hook(req)) {
+            Ok(CallReply::Hook(HookReply::Continue { event: amended })) => {
+                *event = amended;
+                Ok(())
+            }
+            Ok(CallReply::Hook(HookReply::Veto {
+                message,
+                translations,
+            })) => Err(Veto {
+                message,
+                translations,
+            }),
+            Ok(other) => {
+                self.record_failure(&format!("answered a hook with {other:?}"));
+                Ok(())
+            }
+            Err(CallError::Disabled) => Ok(()),
+            Err(e) => {
+                tracing::warn!(plugin = %self.id, hook, "hook handler skipped: {e:?}");
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_versions_must_match_in_their_leading_part() {
+        assert!(sdk_compatible("0.1.0", "0.1.7"));
+        assert!(!sdk_compatible("0.1.0", "0.2.0"));
+        assert!(sdk_compatible("1.2.0", "1.0.3"));
+        assert!(!sdk_compatible("1.2.0", "2.0.0"));
+        assert!(!sdk_compatible("1.2.0", "garbage"));
+    }
+
+    #[test]
+    fn a_folder_writable_by_others_loads_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("x.so"), b"not a library").expect("write");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let (loaded, refused) = load_dir(dir.path());
+        assert!(loaded.is_empty());
+        assert_eq!(refused.len(), 1);
+        assert!(
+            refused[0]
+                .reason
+                .starts_with("the plugin folder is writable by group or others (mode 777)"),
+            "{}",
+            refused[0].reason
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let (_, refused) = load_dir(dir.path());
+        assert_eq!(refused.len(), 1);
+        assert!(
+            refused[0].reason.starts_with("not a loadable library"),
+            "{}",
+            refused[0].reason
+        );
+    }
+}

@@ -1,0 +1,459 @@
+//! # Plugin API v1: the stable surface of portico-core
+//!
+//! Everything a compiled-in feature plugin may touch is in this module, and nothing more:
+//!
+//! - **Registration**: [`Plugin`], [`Manifest`], [`Registrar`] (tabs, menu buttons, settings,
+//!   routes under `/<id>/`, templates `<id>/<name>`, static files `/static/<id>/…`,
+//!   translations, migrations, hooks by name, operator commands).
+//! - **Its own store**: a [`Namespace`] of `<id>:` trees. A plugin cannot name core's trees or
+//!   another plugin's: the prefix is added by the namespace, and tree names are plain words.
+//! - **The client of the request**, read-only and without credentials: [`Page::client`] and
+//!   [`Page::data`] (services with tariffs, invoices, payments, messages). No call on a page
+//!   takes a client id.
+//! - **Operator side**: commands get an [`OperatorCtx`], the one place that may look up any
+//!   client, because an operator named them.
+//! - Settings (its own, and core's read-only), translations, the clock, its own audit events
+//!   and queueing an e-mail through the outbox.
+//!
+//! No credentials, sessions, password links, hasher, SMTP settings or raw store: those live in
+//! `portico_core::internal`, which is not part of this API and not for plugins.
+//!
+//! A plugin that tries to reach the raw store does not compile:
+//!
+//! ```compile_fail
+//! // The store module is internal to core; plugins only get a Namespace.
+//! use portico_core::store::Store;
+//! ```
+//!
+//! ```compile_fail
+//! // A Namespace is made by the portal for the plugin it belongs to, never by a plugin.
+//! let ns = portico_core::plugin::Namespace::new(todo!(), "invoicing");
+//! ```
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use crate::error::{Error, Result};
+pub use crate::hooks::{
+    ClientView, HookDef, ImportEvent, LoginEvent, LogoutEvent, RenderEvent, SettingChangeEvent,
+    Veto,
+};
+/// Message ids of a Fluent file, for a plugin's test that its languages define the same ones.
+pub use crate::i18n::message_ids;
+pub use crate::model::{
+    Address, Client, FupLimit, Invoice, InvoiceGroup, Message, Money, Payment, PaymentMethod,
+    Service, ServiceKind, SupplierContact, Tariff,
+};
+pub use crate::registry::{
+    Manifest, MenuButton, OperatorCommand, Plugin, Registrar, Tab, ViewerCtx,
+};
+pub use crate::settings::{Scope, SettingDef, SettingType};
+pub use crate::web::guards::SameOrigin;
+pub use crate::web::page::{Page, PageHtml};
+
+use crate::portal::Portal;
+use crate::store::{SEP, Store, WriteTx};
+
+/// Longest tree name inside a namespace.
+const MAX_TREE_NAME: usize = 64;
+
+/// A plugin's own key-value store: trees named `<plugin id>:<tree>`. Values are JSON. Every
+/// write is atomic and flushed before it returns.
+#[derive(Clone)]
+pub struct Namespace {
+    store: Store,
+    owner: String,
+}
+
+impl Namespace {
+    pub(crate) fn new(store: Store, owner: &str) -> Self {
+        Namespace {
+            store,
+            owner: owner.to_string(),
+        }
+    }
+
+    /// The plugin this namespace belongs to.
+    pub fn plugin_id(&self) -> &str {
+        &self.owner
+    }
+
+    /// The stored name of one of the plugin's trees. Names are `[a-z0-9_-]{1,64}`, so a
+    /// namespace cannot reach `core`'s trees or `<other>:` trees.
+    fn tree(&self, name: &str) -> Result<String> {
+        let ok = !name.is_empty()
+            && name.len() <= MAX_TREE_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(Error::Invalid(format!(
+                "plugin `{}`: `{name}` is not a tree name ([a-z0-9_-], at most {MAX_TREE_NAME}); a plugin has only its own trees",
+                self.owner
+            )));
+        }
+        Ok(format!("{}:{name}", self.owner))
+    }
+
+    /// One value, if present.
+    pub fn get<T: DeserializeOwned>(&self, tree: &str, key: &[u8]) -> Result<Option<T>> {
+        let tree = self.tree(tree)?;
+        match self.store.get_raw(&tree, key)? {
+            Some(bytes) => Ok(Some(decode(&tree, key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every entry whose key starts with `prefix`, in key order.
+    pub fn scan<T: DeserializeOwned>(
+        &self,
+        tree: &str,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, T)>> {
+        let tree = self.tree(tree)?;
+        self.store
+            .scan_raw(&tree, prefix)?
+            .into_iter()
+            .map(|(k, v)| {
+                let value = decode(&tree, &k, &v)?;
+                Ok((k, value))
+            })
+            .collect()
+    }
+
+    /// Runs `f` with a transaction: everything it writes lands at once and is flushed before
+    /// this returns; reads inside see the writes before them, and no other write runs in
+    /// between, so a check and the change it allows (a quota, a single-use code) are one step.
+    pub fn write<R>(&self, f: impl FnOnce(&mut NamespaceTx<'_, '_>) -> Result<R>) -> Result<R> {
+        self.store.write(|tx| f(&mut NamespaceTx { tx, ns: self }))
+    }
+
+    /// Writes one value (flushed).
+    pub fn put<T: Serialize>(&self, tree: &str, key: &[u8], value: &T) -> Result<()> {
+        self.write(|tx| tx.put(tree, key, value))
+    }
+
+    /// Removes one value (flushed).
+    pub fn delete(&self, tree: &str, key: &[u8]) -> Result<()> {
+        self.write(|tx| tx.delete(tree, key))
+    }
+}
+
+fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        tree: tree.to_string(),
+        key: hex::encode(key),
+        cause: e.to_string(),
+    })
+}
+
+/// Changes to one namespace that land together.
+pub struct NamespaceTx<'t, 's> {
+    tx: &'t mut WriteTx<'s>,
+    ns: &'t Namespace,
+}
+
+impl NamespaceTx<'_, '_> {
+    pub fn get<T: DeserializeOwned>(&self, tree: &str, key: &[u8]) -> Result<Option<T>> {
+        let tree = self.ns.tree(tree)?;
+        match self.tx.raw_get(&tree, key)? {
+            Some(bytes) => Ok(Some(decode(&tree, key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put<T: Serialize>(&mut self, tree: &str, key: &[u8], value: &T) -> Result<()> {
+        let tree = self.ns.tree(tree)?;
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
+        self.tx.set_raw(&tree, key.to_vec(), Some(bytes));
+        Ok(())
+    }
+
+    pub fn delete(&mut self, tree: &str, key: &[u8]) -> Result<()> {
+        let tree = self.ns.tree(tree)?;
+        self.tx.set_raw(&tree, key.to_vec(), None);
+        Ok(())
+    }
+}
+
+/// Big-endian bytes of an id, so keys sort in numeric order.
+pub fn id_key(id: u64) -> Vec<u8> {
+    crate::store::id_key(id)
+}
+
+/// Joins key parts with a byte that never occurs in UTF-8.
+pub fn compound_key(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(SEP);
+        }
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// A service with its tariff, as the client sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceWithTariff {
+    pub service: Service,
+    pub tariff: Option<Tariff>,
+}
+
+/// Read-only views of core data for one client: the request's client on a page, or the client
+/// an operator named.
+pub struct ClientData<'a> {
+    store: &'a Store,
+    client: &'a Client,
+    today: NaiveDate,
+}
+
+impl<'a> ClientData<'a> {
+    pub(crate) fn new(store: &'a Store, client: &'a Client, today: NaiveDate) -> Self {
+        ClientData {
+            store,
+            client,
+            today,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        self.client
+    }
+
+    pub fn invoice_group(&self) -> Result<Option<InvoiceGroup>> {
+        self.store.get_id(self.client.invoice_group_id)
+    }
+
+    /// Every service of the client (active or not) with its tariff.
+    pub fn services(&self) -> Result<Vec<ServiceWithTariff>> {
+        self.store
+            .services_of(self.client.id)?
+            .into_iter()
+            .map(|service| {
+                let tariff = match service.tariff_id {
+                    Some(t) => self.store.get_id::<Tariff>(t)?,
+                    None => None,
+                };
+                Ok(ServiceWithTariff { service, tariff })
+            })
+            .collect()
+    }
+
+    pub fn invoices(&self) -> Result<Vec<Invoice>> {
+        self.store.invoices_of(self.client.id)
+    }
+
+    pub fn payments(&self) -> Result<Vec<Payment>> {
+        self.store.payments_of(self.client.id)
+    }
+
+    /// Messages the client may see today (their own, their group's, global), newest first.
+    pub fn messages(&self) -> Result<Vec<Message>> {
+        self.store.messages_for(self.client, self.today)
+    }
+}
+
+/// Settings a plugin may read: its own and core's.
+pub(crate) fn readable_setting(portal: &Portal, owner: &str, key: &str) -> bool {
+    match portal.settings.definition(key) {
+        Ok(def) => def.owner == owner || def.owner == "core",
+        Err(_) => false,
+    }
+}
+
+pub(crate) fn setting_value(
+    portal: &Portal,
+    owner: &str,
+    key: &str,
+    group: Option<u64>,
+) -> serde_json::Value {
+    if readable_setting(portal, owner, key) {
+        portal.settings.value(key, group)
+    } else {
+        tracing::error!(
+            plugin = owner,
+            key,
+            "a plugin asked for a setting that is neither its own nor core's"
+        );
+        serde_json::Value::Null
+    }
+}
+
+/// Records a plugin's own audit event.
+pub(crate) fn plugin_audit(
+    portal: &Portal,
+    owner: &str,
+    client_id: Option<u64>,
+    event: &str,
+    detail: Option<String>,
+) {
+    let what: String = event.chars().take(64).collect();
+    portal.audit(crate::audit::Audit {
+        client_id,
+        detail: Some(match detail {
+            Some(d) => format!(
+                "{owner}: {what}: {}",
+                d.chars().take(512).collect::<String>()
+            ),
+            None => format!("{owner}: {what}"),
+        }),
+        ..crate::audit::Audit::new(crate::audit::AuditKind::Plugin)
+    });
+}
+
+/// What an operator command of a plugin may use.
+pub struct OperatorCtx<'a> {
+    portal: &'a Portal,
+    owner: &'a str,
+}
+
+impl<'a> OperatorCtx<'a> {
+    pub(crate) fn new(portal: &'a Portal, owner: &'a str) -> Self {
+        OperatorCtx { portal, owner }
+    }
+
+    pub fn store(&self) -> Namespace {
+        Namespace::new(self.portal.store.clone(), self.owner)
+    }
+
+    /// A setting (the plugin's own or core's) for an invoice group, or the global value.
+    pub fn setting(&self, key: &str, group: Option<u64>) -> serde_json::Value {
+        setting_value(self.portal, self.owner, key, group)
+    }
+
+    /// The client an operator named: client number, login name or `#id`.
+    pub fn find_client(&self, who: &str) -> Result<Client> {
+        crate::ops::find_client(self.portal, who)
+    }
+
+    /// Read-only data of a client the operator named.
+    pub fn client_data<'c>(&'c self, client: &'c Client) -> ClientData<'c> {
+        ClientData::new(&self.portal.store, client, self.portal.clock.today())
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.portal.clock.now()
+    }
+
+    pub fn t(&self, lang: &str, key: &str) -> String {
+        self.portal.i18n.t(lang, key)
+    }
+
+    /// An audit event of this plugin (`portico audit` lists it).
+    pub fn audit(&self, client_id: Option<u64>, event: &str, detail: Option<String>) {
+        plugin_audit(self.portal, self.owner, client_id, event, detail);
+    }
+
+    /// Queues a plain-text e-mail (flushed); the outbox sends and retries it.
+    pub fn queue_mail(&self, to: &str, subject: &str, body: &str) -> Result<u64> {
+        queue_mail(self.portal, self.owner, None, to, None, subject, body)
+    }
+
+    /// Fires a hook by name (usually one this plugin declared).
+    pub fn run_hook(
+        &self,
+        name: &str,
+        event: &mut serde_json::Value,
+    ) -> std::result::Result<(), Veto> {
+        self.portal.registry.hooks.run_json(name, event)
+    }
+}
+
+pub(crate) fn queue_mail(
+    portal: &Portal,
+    owner: &str,
+    client_id: Option<u64>,
+    to: &str,
+    to_name: Option<String>,
+    subject: &str,
+    body: &str,
+) -> Result<u64> {
+    let to = to.trim();
+    if !crate::settings::is_email(to) {
+        return Err(Error::Invalid(format!("`{to}` is not an e-mail address")));
+    }
+    if subject.contains(['\r', '\n']) {
+        return Err(Error::Invalid("a mail subject is one line".into()));
+    }
+    crate::mail::enqueue(
+        portal,
+        crate::mail::MailJob::Plugin {
+            plugin: owner.to_string(),
+            client_id,
+            to: to.to_string(),
+            to_name,
+            subject: subject.to_string(),
+            body: body.to_string(),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_reaches_only_its_own_trees() {
+        let store = Store::in_memory();
+        store
+            .write(|tx| {
+                tx.set_raw("clients", b"k".to_vec(), Some(b"secret".to_vec()));
+                tx.set_raw("other:t", b"k".to_vec(), Some(b"1".to_vec()));
+                Ok(())
+            })
+            .expect("seed");
+        let ns = Namespace::new(store.clone(), "helpdesk");
+        ns.put("tickets", b"1", &serde_json::json!({"subject": "hi"}))
+            .expect("put");
+        assert_eq!(
+            store.get_raw("helpdesk:tickets", b"1").expect("raw"),
+            Some(br#"{"subject":"hi"}"#.to_vec())
+        );
+        for bad in [
+            "",
+            "../clients",
+            "other:t",
+            ":t",
+            "Tickets",
+            "a/b",
+            &"x".repeat(65),
+        ] {
+            let e = ns.get::<serde_json::Value>(bad, b"k").unwrap_err();
+            assert!(e.to_string().contains("is not a tree name"), "{bad}: {e}");
+        }
+        // A plain name is the plugin's own tree, never core's tree of that name.
+        assert_eq!(
+            ns.get::<serde_json::Value>("clients", b"k").expect("own"),
+            None
+        );
+    }
+
+    #[test]
+    fn check_and_consume_is_one_step() {
+        let ns = Namespace::new(Store::in_memory(), "sms");
+        ns.put("quota", b"c1", &2u32).expect("seed");
+        let spend = || {
+            ns.write(|tx| {
+                let left: u32 = tx.get("quota", b"c1")?.unwrap_or(0);
+                if left == 0 {
+                    return Ok(false);
+                }
+                tx.put("quota", b"c1", &(left - 1))?;
+                Ok(true)
+            })
+            .expect("write")
+        };
+        let spent = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..20).map(|_| s.spawn(spend)).collect();
+            handles
+                .into_iter()
+                .filter(|_| true)
+                .map(|h| h.join().expect("thread"))
+                .filter(|ok| *ok)
+                .count()
+        });
+        assert_eq!(spent, 2);
+    }
+}

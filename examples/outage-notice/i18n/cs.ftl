@@ -1,0 +1,2 @@
+outage-notice-tab = Výpadky
+outage-notice-current = Aktuální výpadek

@@ -1,0 +1,2 @@
+outage-notice-tab = Outages
+outage-notice-current = Current outage

@@ -1,0 +1,431 @@
+//! Dynamic plugins end to end: the example (`examples/outage-notice`) and a misbehaving fixture
+//! (`tests/fixtures/misbehave-plugin`) are built with cargo, copied into a temporary plugin
+//! folder and loaded by the real `portico` binary.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{Options, Server, csrf_of, repo_root};
+
+/// Plugin builds share one target folder of their own (the test's own cargo may hold the
+/// main one); one build at a time.
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// Builds a plugin crate and returns a copy of its library in a fresh folder of `dest`.
+fn build_plugin(package: &str, features: &[&str], dest: &Path, file_name: &str) -> PathBuf {
+    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    let target = repo_root().join("target/plugin-tests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(repo_root())
+        .args([
+            "build",
+            "--quiet",
+            "--locked",
+            "-p",
+            package,
+            "--target-dir",
+        ])
+        .arg(&target);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build -p {package} failed");
+    let built = target
+        .join("debug")
+        .join(format!("lib{}.so", package.replace('-', "_")));
+    let to = dest.join(file_name);
+    std::fs::copy(&built, &to).expect("copy library");
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    to
+}
+
+/// A plugin folder only its owner may write, as the portal requires.
+fn plugin_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("plugin dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+fn with_plugins(dir: &Path) -> Server {
+    Server::demo_with(Options {
+        plugin_dir: Some(dir.to_path_buf()),
+        ..Options::default()
+    })
+}
+
+/// The text of `<p id="message">` in a misbehave page.
+fn message(html: &str) -> String {
+    let start = html.find("<p id=\"message\">").expect("message") + "<p id=\"message\">".len();
+    html[start..start + html[start..].find("</p>").expect("end")].to_string()
+}
+
+#[tokio::test]
+async fn the_example_plugin_adds_a_tab_a_setting_and_a_login_veto() {
+    let dir = plugin_dir();
+    build_plugin("outage-notice", &[], dir.path(), "liboutage_notice.so");
+    let s = with_plugins(dir.path());
+    assert!(
+        s.log_text()
+            .contains("dynamic plugin loaded plugin=outage-notice"),
+        "{}",
+        s.log_text()
+    );
+
+    // Hidden while the notice is empty: no menu entry, and the address answers 404.
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (_, home) = s.get_text(&alice, "/").await;
+    assert!(!home.contains("href=\"/outage-notice/\""));
+    assert_eq!(s.get_text(&alice, "/outage-notice/").await.0, 404);
+
+    // A per-invoice-group setting it declares: Alice's group 1 gets a notice, Bob's does not.
+    let (ok, out, err) = s.cli(&[
+        "settings",
+        "set",
+        "outage_notice_text",
+        "Fibre cut <Brno> & Blansko",
+        "--group",
+        "1",
+    ]);
+    assert!(ok, "{out}{err}");
+    let (_, home) = s.get_text(&alice, "/").await;
+    assert!(home.contains("href=\"/outage-notice/\""), "{home}");
+    assert!(home.contains("Outages"));
+    let (status, page) = s.get_text(&alice, "/outage-notice/").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<p class=\"outage-notice\">Fibre cut &lt;Brno&gt; &amp; Blansko</p>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("aria-current=\"page\""),
+        "the tab is marked active: {page}"
+    );
+    let bob = s.login("bob", "bob-demo-pass").await;
+    assert_eq!(s.get_text(&bob, "/outage-notice/").await.0, 404);
+
+    // In Czech the tab has its Czech title.
+    let (ok, out, err) = s.cli(&["settings", "set", "outage_notice_text", "Výpadek"]);
+    assert!(ok, "{out}{err}");
+    let r = bob
+        .post(s.url("/lang"))
+        .form(&[
+            ("lang", "cs"),
+            ("next", "/"),
+            ("csrf", &csrf_of(&s.get_text(&bob, "/").await.1)),
+        ])
+        .send()
+        .await
+        .expect("switch language");
+    assert_eq!(r.status(), 303);
+    let (status, page) = s.get_text(&bob, "/outage-notice/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Výpadky"), "{page}");
+
+    // The before_login veto: refused with the notice text, as 403, without a session.
+    let (ok, out, err) = s.cli(&[
+        "settings",
+        "set",
+        "outage_notice_block_logins",
+        "on",
+        "--group",
+        "1",
+    ]);
+    assert!(ok, "{out}{err}");
+    let c = s.client();
+    let r = c
+        .post(s.url("/sign/"))
+        .form(&[("username", "alice"), ("password", "alice-demo-pass")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 403);
+    let html = r.text().await.expect("body");
+    assert!(
+        html.contains("Fibre cut &lt;Brno&gt; &amp; Blansko"),
+        "{html}"
+    );
+    assert_eq!(s.get_text(&c, "/").await.0, 303, "no session was started");
+    // Bob's group does not block.
+    s.login("bob", "bob-demo-pass").await;
+
+    // An empty notice refuses with the plugin's fallback, in the visitor's language.
+    let (ok, out, err) = s.cli(&["settings", "set", "outage_notice_text", "", "--group", "1"]);
+    assert!(ok, "{out}{err}");
+    let r = s
+        .client()
+        .post(s.url("/sign/"))
+        .header("Accept-Language", "cs")
+        .form(&[("username", "alice"), ("password", "alice-demo-pass")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 403);
+    let html = r.text().await.expect("body");
+    assert!(
+        html.contains("Přihlašování je během výpadku pozastaveno."),
+        "{html}"
+    );
+
+    let (ok, out, _) = s.cli(&["plugins", "list"]);
+    assert!(ok);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("outage-notice "))
+        .expect("listed");
+    assert!(line.contains("dynamic ("), "{line}");
+    assert!(line.contains("liboutage_notice.so), loaded"), "{line}");
+    assert!(out.contains("    tabs: outages\n"), "{out}");
+    assert!(
+        out.contains("    settings: outage_notice_text, outage_notice_block_logins\n"),
+        "{out}"
+    );
+    let (ok, out, _) = s.cli(&["hooks"]);
+    assert!(ok);
+    let block: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("before_login ("))
+        .take_while(|l| l.starts_with("before_login (") || l.starts_with("    "))
+        .collect();
+    assert_eq!(
+        block.last(),
+        Some(&"    handled by: outage-notice"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn libraries_that_do_not_fit_are_refused_and_the_portal_starts() {
+    let dir = plugin_dir();
+    build_plugin(
+        "outage-notice",
+        &["wrong-abi"],
+        dir.path(),
+        "libwrong_abi.so",
+    );
+    // A shared library without the entry symbol.
+    let c_file = dir.path().join("nosym.c");
+    std::fs::write(&c_file, "int not_a_plugin(void) { return 42; }\n").expect("c file");
+    let so = dir.path().join("libnosym.so");
+    let status = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&c_file)
+        .status()
+        .expect("gcc");
+    assert!(status.success());
+    std::fs::remove_file(&c_file).expect("rm");
+    std::fs::write(dir.path().join("notes.txt"), "not a library\n").expect("text");
+
+    let s = with_plugins(dir.path());
+    let log = s.log_text();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("dynamic plugin refused"))
+        .collect();
+    assert_eq!(refusals.len(), 3, "{log}");
+    assert!(
+        refusals.iter().any(|l| l
+            .contains("built for plugin ABI version 999; this portal speaks version 1")
+            && l.contains("libwrong_abi.so")),
+        "{log}"
+    );
+    assert!(
+        refusals.iter().any(|l| l
+            .contains("no `portico_plugin_entry` symbol: not a Portico plugin")
+            && l.contains("libnosym.so")),
+        "{log}"
+    );
+    assert!(
+        refusals
+            .iter()
+            .any(|l| l.contains("not a loadable library") && l.contains("notes.txt")),
+        "{log}"
+    );
+    let alice = s.login("alice", "alice-demo-pass").await;
+    assert_eq!(s.get_text(&alice, "/").await.0, 200);
+    assert_eq!(s.get_text(&alice, "/outage-notice/").await.0, 404);
+    let (ok, out, _) = s.cli(&["plugins", "list"]);
+    assert!(ok);
+    assert_eq!(out.matches("refused:").count(), 3, "{out}");
+}
+
+#[tokio::test]
+async fn a_plugin_folder_others_may_write_loads_nothing() {
+    let dir = plugin_dir();
+    build_plugin("outage-notice", &[], dir.path(), "liboutage_notice.so");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let s = with_plugins(dir.path());
+    assert!(
+        s.log_text().contains(
+            "the plugin folder is writable by group or others (mode 777); no plugin loaded from it"
+        ),
+        "{}",
+        s.log_text()
+    );
+    let (ok, out, err) = s.cli(&["settings", "get", "outage_notice_text"]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("unknown setting `outage_notice_text`"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_misbehaving_plugin_is_contained_then_disabled() {
+    let dir = plugin_dir();
+    build_plugin("misbehave-plugin", &[], dir.path(), "libmisbehave.so");
+    let s = with_plugins(dir.path());
+    for (key, value) in [
+        ("plugin_max_failures", "3"),
+        ("plugin_call_timeout_ms", "400"),
+    ] {
+        let (ok, out, err) = s.cli(&["settings", "set", key, value]);
+        assert!(ok, "{out}{err}");
+    }
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (status, page) = s.get_text(&alice, "/misbehave/").await;
+    assert_eq!(status, 200);
+    assert_eq!(message(&page), "fine");
+
+    // 1: a panic in a page gives the themed error page; everything else keeps answering.
+    let (status, page) = s.get_text(&alice, "/misbehave/panic").await;
+    assert_eq!(status, 500);
+    assert!(page.contains("Something went wrong"), "{page}");
+    assert_eq!(s.get_text(&alice, "/healthz").await.0, 200);
+    assert_eq!(s.get_text(&alice, "/invoicing/").await.0, 200);
+
+    // 2: past the deadline the client gets a themed 504, in time.
+    let started = Instant::now();
+    let (status, page) = s.get_text(&alice, "/misbehave/sleep").await;
+    assert_eq!(status, 504);
+    assert!(page.contains("did not answer in time"), "{page}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(message(&s.get_text(&alice, "/misbehave/").await.1), "fine");
+
+    // 3: a panic in a before_login hook: the login goes on as if the plugin had no handler.
+    let bob = s.login("bob", "bob-demo-pass").await;
+    assert_eq!(s.get_text(&bob, "/").await.0, 200);
+
+    // Three failures: disabled until restart. Its tab leaves the menu, its pages are gone,
+    // the rest of the portal is untouched.
+    let (status, _) = s.get_text(&alice, "/misbehave/").await;
+    assert_eq!(status, 404);
+    let (_, home) = s.get_text(&alice, "/").await;
+    assert!(!home.contains("href=\"/misbehave/\""), "{home}");
+    assert!(home.contains("href=\"/invoicing/\""));
+    s.login("bob", "bob-demo-pass").await;
+    let (ok, out, _) = s.cli(&["plugins", "list"]);
+    assert!(ok);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("misbehave "))
+        .expect("listed");
+    assert!(
+        line.contains("disabled: 3 failures (last: plugin panicked: misbehave hook panic"),
+        "{line}"
+    );
+    let log = s.log_text();
+    assert!(
+        log.contains("plugin disabled until restart after 3 failures"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("stack backtrace"),
+        "plugin panics stay quiet: {log}"
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_keeps_its_data_in_its_own_namespace_durably() {
+    let dir = plugin_dir();
+    build_plugin("misbehave-plugin", &[], dir.path(), "libmisbehave.so");
+    let s = with_plugins(dir.path());
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (_, page) = s.get_text(&alice, "/misbehave/escape").await;
+    let refused = "is not a tree name ([a-z0-9_-], at most 64); a plugin has only its own trees";
+    assert_eq!(
+        message(&page),
+        format!(
+            "refused: plugin `misbehave`: `../clients` {refused} | refused: plugin `misbehave`: `core:clients` {refused} | refused: plugin `misbehave`: `` {refused} | ok"
+        )
+    );
+    for n in 1..=2 {
+        let (_, page) = s.get_text(&alice, "/misbehave/counter").await;
+        assert_eq!(message(&page), format!("visits={n}"));
+    }
+    // Acknowledged writes survive a restart.
+    let data = s.stop();
+    let s = Server::serve(
+        data,
+        Options {
+            plugin_dir: Some(dir.path().to_path_buf()),
+            ..Options::default()
+        },
+    );
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (_, page) = s.get_text(&alice, "/misbehave/counter").await;
+    assert_eq!(message(&page), "visits=3");
+}
+
+#[tokio::test]
+async fn plugin_forms_need_the_session_token_and_this_origin() {
+    let dir = plugin_dir();
+    build_plugin("misbehave-plugin", &[], dir.path(), "libmisbehave.so");
+    let s = with_plugins(dir.path());
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let csrf = csrf_of(&s.get_text(&alice, "/misbehave/").await.1);
+    let post = |fields: Vec<(&'static str, String)>| {
+        alice.post(s.url("/misbehave/form")).form(&fields).send()
+    };
+    let r = post(vec![("text", "<b>hi</b>".into())])
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403, "no token");
+    let r = post(vec![("text", "x".into()), ("csrf", "0".repeat(64))])
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403, "wrong token");
+    let r = alice
+        .post(s.url("/misbehave/form"))
+        .header("Sec-Fetch-Site", "cross-site")
+        .form(&[("text", "x"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403, "cross-site");
+    let r = post(vec![("text", "<b>hi</b>".into()), ("csrf", csrf.clone())])
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        message(&r.text().await.expect("body")),
+        "posted=&lt;b&gt;hi&lt;/b&gt;"
+    );
+    let r = alice
+        .get(s.url("/misbehave/redirect"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/misbehave/");
+    // Logged out, a plugin page sends the browser to the login page like any tab.
+    let r = s
+        .client()
+        .get(s.url("/misbehave/"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/sign/");
+}
