@@ -262,3 +262,32 @@ async fn maintenance_page_shows_the_themes_logo_when_present() {
         .expect("get");
     assert_eq!(r.headers()["content-type"], "image/png");
 }
+
+#[tokio::test]
+async fn a_theme_overrides_a_plugin_template_under_the_plugin_id_and_can_extend_the_original() {
+    let themes = themes_copy();
+    let dir = themes.path().join("default/templates/invoicing");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("invoices.html"),
+        "{% extends \"plugins/invoicing/invoices.html\" %}\
+         {% block title %}THEMED {{ super() }}{% endblock %}",
+    )
+    .expect("write");
+    // A plugin-less name cannot reach the plugin's template: `invoices.html` is nobody's.
+    std::fs::write(
+        themes.path().join("default/templates/invoices.html"),
+        "NOT USED",
+    )
+    .expect("write");
+    let s = Server::demo_with_themes(themes.path());
+    let c = s.login("alice", "alice-demo-pass").await;
+    let (status, html) = s.get_text(&c, "/invoicing/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<title>THEMED Invoicing"), "{html}");
+    assert!(
+        html.contains("invoices-heading"),
+        "the original body: {html}"
+    );
+    assert!(!html.contains("NOT USED"));
+}

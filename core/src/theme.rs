@@ -456,7 +456,8 @@ fn build_engine(
     }
     for (owner, name, src) in &builtins.templates {
         let origin = format!("(built-in) plugin {owner}: {name}");
-        aliases.push((format!("{owner}/{name}"), src.to_string(), origin.clone()));
+        // A theme may override `<id>/<name>`; the plugin's own version stays `plugins/<id>/<name>`.
+        aliases.push((format!("plugins/{name}"), src.to_string(), origin.clone()));
         by_name.insert(name.clone(), (src.to_string(), origin));
     }
     if let Some(dir) = dir {
