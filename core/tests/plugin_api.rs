@@ -37,6 +37,19 @@ impl Plugin for Desk {
                 .amendable("subject"),
         );
         r.command(OperatorCommand {
+            name: "deskmail",
+            about: "deskmail TO SUBJECT",
+            run: Arc::new(|ctx, args| {
+                let [to, subject] = args else {
+                    return Err(portico_core::Error::Invalid(
+                        "usage: deskmail TO SUBJECT".into(),
+                    ));
+                };
+                let id = ctx.queue_mail(to, subject, "Your ticket was answered.")?;
+                Ok(format!("queued {}", id > 0))
+            }),
+        });
+        r.command(OperatorCommand {
             name: "desk",
             about: "desk open CLIENT SUBJECT",
             run: Arc::new(|ctx, args| {
@@ -215,7 +228,7 @@ fn unknown_commands_and_hooks_are_listed() {
             .starts_with("unknown command `nosuch` (commands: demo, serve,"),
         "{e}"
     );
-    assert!(e.to_string().ends_with(", desk)"), "{e}");
+    assert!(e.to_string().ends_with(", deskmail, desk)"), "{e}");
     let hooks = ops::execute(&portal, OpRequest::Hooks).expect("hooks");
     assert!(
         hooks.contains(
@@ -225,7 +238,7 @@ fn unknown_commands_and_hooks_are_listed() {
     );
     let plugins = ops::execute(&portal, OpRequest::PluginsList).expect("list");
     assert!(
-        plugins.contains("desk 1.0.0 (Desk): compiled-in, loaded\n    settings: desk_prefix\n    declares hooks: before_ticket_create\n    commands: desk\n"),
+        plugins.contains("desk 1.0.0 (Desk): compiled-in, loaded\n    settings: desk_prefix\n    declares hooks: before_ticket_create\n    commands: deskmail, desk\n"),
         "{plugins}"
     );
 }
@@ -262,5 +275,35 @@ fn a_second_plugin_with_the_same_id_stops_assembly() {
     assert_eq!(
         e.to_string(),
         "plugin `desk`: a plugin with this id is registered already"
+    );
+}
+
+#[test]
+fn a_plugin_queues_mail_through_the_outbox_and_bad_headers_are_refused() {
+    let portal = portal();
+    let run = |args: &[&str]| {
+        ops::execute(
+            &portal,
+            OpRequest::PluginCommand {
+                args: std::iter::once("deskmail")
+                    .chain(args.iter().copied())
+                    .map(String::from)
+                    .collect(),
+            },
+        )
+    };
+    assert_eq!(
+        run(&["eva@example.com", "Ticket answered"]).expect("queued"),
+        "queued true"
+    );
+    let e = run(&["eva@example.com", "Hi\r\nBcc: all@example.com"]).unwrap_err();
+    assert_eq!(e.to_string(), "a mail subject is one line");
+    let e = run(&["not-an-address", "Hi"]).unwrap_err();
+    assert_eq!(e.to_string(), "`not-an-address` is not an e-mail address");
+    let queue = ops::execute(&portal, OpRequest::MailQueue).expect("queue");
+    assert_eq!(queue.lines().count(), 1, "{queue}");
+    assert!(
+        queue.contains("desk mail \"Ticket answered\" for <eva@example.com>: pending"),
+        "{queue}"
     );
 }
