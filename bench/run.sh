@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Portico end-to-end benchmark: import throughput, cold start, request rate and latency of
-# /healthz and the logged-in Information page (/), and the server's memory. See bench/README.md.
+# /healthz and the logged-in Information page (/), and the server's memory; then the plugin
+# benchmark (bench/plugins.sh: dynamic vs compiled-in page, dynamic hook call). See bench/README.md.
 #
 # Usage (from the repository root):   bench/run.sh
 # Options (environment):
@@ -12,6 +13,7 @@
 #   PHASES=auto                       time the import's parse / check / write phases:
 #                                     auto = only when the import target fails, 1 = always, 0 = never
 #   STRICT=0                          1 exits with status 2 when a target fails
+#   PLUGINS=1                         0 skips bench/plugins.sh (its options apply: ROUNDS, N...)
 # Exit status: 0 when the benchmark ran (whatever the targets say), 1 on a real error.
 set -euo pipefail
 
@@ -24,6 +26,7 @@ PORT=${PORT:-}
 KEEP=${KEEP:-0}
 PHASES=${PHASES:-auto}
 STRICT=${STRICT:-0}
+PLUGINS=${PLUGINS:-1}
 
 # Targets.
 T_IMPORT_RPS=50000      # import records/s, at least
@@ -304,6 +307,24 @@ log "9/9 stopping the server"
 stop_server
 
 # ---------------------------------------------------------------------------------------------
+# The plugin benchmark, on its own server (demo data); its figures join the table below. A
+# failure there does not lose the figures above: the table is printed and the exit status is 1.
+declare -A PLG=()
+PLUGINS_ERROR=
+if [[ $PLUGINS == 1 ]]; then
+  log "then: bench/plugins.sh (dynamic vs compiled-in plugin page, dynamic hook call)"
+  if DURATION=$DURATION CONNECTIONS=$CONNECTIONS THREADS=$THREADS KEEP=$KEEP STRICT=0 \
+      RESULTS="$WORK/plugins.results" bench/plugins.sh > "$WORK/plugins.out"; then
+    while IFS='=' read -r key value; do
+      PLG[$key]=$value
+    done < "$WORK/plugins.results"
+  else
+    PLUGINS_ERROR="bench/plugins.sh failed (exit status $?; its log is above)"
+    log "$PLUGINS_ERROR"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
 verdict() { # verdict VALUE OP TARGET -> PASS or FAIL
   if is_true "$1 $2 $3"; then echo PASS; else echo FAIL; fi
 }
@@ -316,10 +337,20 @@ v_ip99=$(verdict "$I_P99" "<=" "$T_P99_MS")
 v_ratio=$(verdict "$RATIO" ">=" "$T_RATIO")
 v_rss=$(verdict "$RSS_MB" "<=" "$T_RSS_MB")
 v_hwm=$(verdict "$HWM_MB" "<=" "$T_RSS_MB")
-CHECKED=7
+VERDICTS=("$v_import" "$v_cold" "$v_hp99" "$v_ip99" "$v_ratio" "$v_rss" "$v_hwm")
+if [[ $PLUGINS == 1 ]]; then
+  if [[ -n $PLUGINS_ERROR ]]; then
+    v_pratio=ERROR; v_hook=ERROR
+  else
+    v_pratio=$(verdict "${PLG[page_ratio]}" ">=" "${PLG[page_ratio_target]}")
+    v_hook=$(verdict "${PLG[hook_us]}" "<=" "${PLG[hook_target_us]}")
+  fi
+  VERDICTS+=("$v_pratio" "$v_hook")
+fi
+CHECKED=${#VERDICTS[@]}
 FAILED=0
-for v in "$v_import" "$v_cold" "$v_hp99" "$v_ip99" "$v_ratio" "$v_rss" "$v_hwm"; do
-  if [[ $v == FAIL ]]; then FAILED=$((FAILED + 1)); fi
+for v in "${VERDICTS[@]}"; do
+  if [[ $v != PASS ]]; then FAILED=$((FAILED + 1)); fi
 done
 
 echo
@@ -338,6 +369,14 @@ row "information p99 ms" "$I_P99" "<= $T_P99_MS" "$v_ip99"
 row "ratio information/healthz" "$RATIO" ">= $T_RATIO" "$v_ratio"
 row "RSS MB" "$RSS_MB" "<= $T_RSS_MB" "$v_rss"
 row "peak RSS MB" "$HWM_MB" "<= $T_RSS_MB" "$v_hwm"
+if [[ $PLUGINS == 1 ]]; then
+  row "plugin compiled-in req/s" "${PLG[native_rps]:--}" "-" ""
+  row "plugin compiled-in p99 ms" "${PLG[native_p99_ms]:--}" "-" ""
+  row "plugin dynamic req/s" "${PLG[dynamic_rps]:--}" "-" ""
+  row "plugin dynamic p99 ms" "${PLG[dynamic_p99_ms]:--}" "-" ""
+  row "ratio dynamic/compiled-in" "${PLG[page_ratio]:--}" ">= ${PLG[page_ratio_target]:-0.8}" "$v_pratio"
+  row "dylib hook call mean us" "${PLG[hook_us]:--}" "<= ${PLG[hook_target_us]:-20}" "$v_hook"
+fi
 echo
 echo "$((CHECKED - FAILED)) of $CHECKED targets met."
 echo
@@ -356,7 +395,22 @@ echo "  CPUs busy during wrk /healthz: ${CPU_NOTE[healthz]}; during wrk /: ${CPU
 if [[ -n $H_PROBLEMS ]]; then echo "  wrk /healthz: $H_PROBLEMS"; fi
 if [[ -n $I_PROBLEMS ]]; then echo "  wrk /: $I_PROBLEMS"; fi
 echo "  MB = MiB (2^20 bytes); p99 from wrk --latency; cold start = launch until /healthz answers"
+if [[ $PLUGINS == 1 ]]; then
+  if [[ -n $PLUGINS_ERROR ]]; then
+    echo "  plugins: $PLUGINS_ERROR"
+  else
+    echo "  plugins: /outage-native/ (compiled in) vs /outage-notice/ (examples/outage-notice, dynamic) on the"
+    echo "  demo data; hook = before_login through the dynamic boundary, worse of plain thread and tokio"
+    echo "  worker (p99 ${PLG[hook_plain_p99_us]} / ${PLG[hook_tokio_p99_us]} us)"
+    if [[ -n ${PLG[page_problems]:-} ]]; then echo "  wrk plugin pages: ${PLG[page_problems]}"; fi
+    echo "  bench/plugins.sh's own table and notes:"
+    sed 's/^/    /' "$WORK/plugins.out"
+  fi
+fi
 
+if [[ -n $PLUGINS_ERROR ]]; then
+  exit 1
+fi
 if [[ $STRICT == 1 && $FAILED -gt 0 ]]; then
   exit 2
 fi

@@ -4,11 +4,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use portico_core::internal::portal::{IpNet, SecureCookies};
 use portico_core::rocket::figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
@@ -29,6 +30,37 @@ pub struct Config {
     /// Folder of dynamic plugins (libraries) loaded at start; none when unset.
     #[serde(default)]
     pub plugin_dir: Option<PathBuf>,
+    /// Proxies (addresses or networks) whose `X-Forwarded-For` / `X-Real-IP` are believed. A
+    /// list in portico.toml; comma-separated in `PORTICO_TRUSTED_PROXIES`.
+    #[serde(default, deserialize_with = "list_or_commas")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// `auto` (Secure cookies when ci_url is https), `true` or `false`.
+    #[serde(default)]
+    pub secure_cookies: SecureCookies,
+}
+
+/// A list (`["10.0.0.1", "10.1.0.0/16"]`), or one string of comma-separated entries as an
+/// environment variable gives it.
+fn list_or_commas<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match Raw::deserialize(d)? {
+        Raw::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Raw::Many(list) => list,
+    };
+    items
+        .iter()
+        .map(|item| item.parse().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 pub const KNOWN_KEYS: &[&str] = &[
@@ -39,6 +71,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "log",
     "smtp_url",
     "plugin_dir",
+    "trusted_proxies",
+    "secure_cookies",
 ];
 
 impl Default for Config {
@@ -51,6 +85,8 @@ impl Default for Config {
             log: "info".into(),
             smtp_url: None,
             plugin_dir: None,
+            trusted_proxies: Vec::new(),
+            secure_cookies: SecureCookies::Auto,
         }
     }
 }

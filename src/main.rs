@@ -21,6 +21,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use portico_core::Error;
 use portico_core::internal::ops::{self, OpRequest};
+use portico_core::internal::portal::SecureCookies;
 use portico_core::internal::{
     Clock, DynamicPlugins, Portal, PortalOptions, control, demo, store::Store, web,
 };
@@ -108,6 +109,9 @@ enum Command {
         /// How many events, newest first.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Only events older than this event id (the last page ends with the id to use).
+        #[arg(long, value_name = "ID")]
+        before: Option<u64>,
         #[command(flatten)]
         data: DataArg,
     },
@@ -176,7 +180,9 @@ struct ServeArgs {
     /// Configuration file (default: ./portico.toml when present).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// For tests only: move the clock by the number of seconds written in FILE.
+    /// For tests only: move the clock by the number of seconds written in FILE. Debug builds
+    /// only; a release build refuses the flag.
+    #[cfg(debug_assertions)]
     #[arg(long, value_name = "FILE", hide = true)]
     test_clock_offset_file: Option<PathBuf>,
 }
@@ -189,7 +195,7 @@ struct DataArg {
     /// Configuration file (default: ./portico.toml when present).
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
-    /// Folder of dynamic plugins (their settings and commands need them loaded).
+    /// Folder of dynamic plugins: load them so their settings are known when no portal runs.
     #[arg(long, value_name = "DIR", global = true)]
     plugin_dir: Option<PathBuf>,
 }
@@ -255,6 +261,11 @@ enum ThemeAction {
 }
 
 fn main() {
+    // Everything this process creates (the store, the control socket, a data folder that
+    // `import` or `serve` makes) is for its own user only. Set before any thread starts, so no
+    // file is ever created with looser permissions; the store and socket code also set their
+    // modes themselves, for older folders and for callers that skip this.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     if let Err(msg) = run(cli) {
         eprintln!("error: {msg}");
@@ -395,10 +406,18 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Audit {
             client,
             limit,
+            before,
             data,
         } => {
             let cfg = operator_config(&data)?;
-            operator(&cfg, OpRequest::Audit { client, limit })
+            operator(
+                &cfg,
+                OpRequest::Audit {
+                    client,
+                    limit,
+                    before,
+                },
+            )
         }
         Command::Theme {
             action: ThemeAction::Check { name, themes },
@@ -481,6 +500,8 @@ fn portal_options(
         smtp_url: None,
         store_cache_bytes: portico_core::internal::store::CACHE_BYTES,
         dynamic: DynamicPlugins { dir: plugin_dir },
+        trusted_proxies: Vec::new(),
+        secure_cookies: SecureCookies::Auto,
     }
 }
 
@@ -619,6 +640,21 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
     let started = std::time::Instant::now();
     let mut options = portal_options(&cfg.data, Some(cfg.themes.clone()), cfg.plugin_dir.clone());
     options.smtp_url = cfg.smtp_url.clone().filter(|u| !u.is_empty());
+    options.trusted_proxies = cfg.trusted_proxies.clone();
+    if !cfg.trusted_proxies.is_empty() {
+        let list: Vec<String> = cfg.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        tracing::info!(
+            "X-Forwarded-For and X-Real-IP are believed from {}",
+            list.join(", ")
+        );
+    }
+    options.secure_cookies = cfg.secure_cookies;
+    if cfg.secure_cookies == SecureCookies::Off {
+        tracing::warn!(
+            "secure_cookies = false: session cookies are not marked Secure, so a browser also sends them over plain http; use it only when clients never reach the portal over https"
+        );
+    }
+    #[cfg(debug_assertions)]
     if let Some(file) = args.test_clock_offset_file {
         options.clock = Clock::offset_by_file(file);
     }
@@ -678,6 +714,9 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
                         }
                     });
                     tokio::spawn(portico_core::internal::mail::run_worker(portal.clone()));
+                    tokio::spawn(portico_core::internal::audit::run_housekeeping(
+                        portal.clone(),
+                    ));
                 }
                 let host = if addr.is_unspecified() {
                     "127.0.0.1".to_string()

@@ -2,6 +2,14 @@
 
 use portico_core::plugin::Plugin;
 
+#[cfg(feature = "bench-plugins")]
+#[path = "bench_plugin.rs"]
+mod bench_plugin;
+
 pub fn compiled_in() -> Vec<Box<dyn Plugin>> {
-    vec![portico_invoicing::plugin()]
+    vec![
+        portico_invoicing::plugin(),
+        #[cfg(feature = "bench-plugins")]
+        bench_plugin::plugin(),
+    ]
 }

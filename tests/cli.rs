@@ -473,3 +473,36 @@ fn serve_reads_portico_toml_and_environment_and_warns_about_unknown_keys() {
         "{err}"
     );
 }
+
+#[test]
+fn the_audit_log_pages_back_with_before() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = data_arg(&tmp.path().join("data"));
+    let file = write_bundle(tmp.path(), "good.json", GOOD);
+    assert!(portico(&["import", &file, "--data", &data], None).0);
+    for who in ["501", "502", "501"] {
+        let (ok, _, err) = portico(&["client", "otp", who, "--data", &data], None);
+        assert!(ok, "{err}");
+    }
+    let (ok, first, err) = portico(&["audit", "--limit", "2", "--data", &data], None);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = first.lines().collect();
+    assert_eq!(lines.len(), 3, "{first}");
+    assert!(lines[0].contains("OperatorOneTimePassword") && lines[0].contains("client=1 "));
+    assert!(lines[1].contains("client=2 "), "{first}");
+    let before = lines[2]
+        .strip_prefix("(older events: portico audit --before ")
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("a hint for the next page: {first}"));
+    let (ok, older, err) = portico(
+        &["audit", "--limit", "2", "--before", before, "--data", &data],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(older.lines().count(), 1, "{older}");
+    assert!(older.contains("client=1 "), "{older}");
+    let (ok, eva, err) = portico(&["audit", "--client", "501", "--data", &data], None);
+    assert!(ok, "{err}");
+    assert_eq!(eva.lines().count(), 2, "{eva}");
+    assert!(eva.lines().all(|l| l.contains("client=1 ")), "{eva}");
+}

@@ -429,3 +429,43 @@ async fn plugin_forms_need_the_session_token_and_this_origin() {
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/sign/");
 }
+
+#[tokio::test]
+async fn parallel_updates_through_the_host_lose_nothing() {
+    let dir = plugin_dir();
+    build_plugin("misbehave-plugin", &[], dir.path(), "libmisbehave.so");
+    let s = with_plugins(dir.path());
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let visits = (0..20).map(|_| {
+        let c = alice.clone();
+        let url = s.url("/misbehave/counter");
+        tokio::spawn(async move {
+            let html = c
+                .get(url)
+                .send()
+                .await
+                .expect("get")
+                .text()
+                .await
+                .expect("body");
+            message(&html)
+        })
+    });
+    let mut seen = Vec::new();
+    for v in visits {
+        seen.push(v.await.expect("task"));
+    }
+    seen.sort();
+    let mut expected: Vec<String> = (1..=20).map(|n| format!("visits={n}")).collect();
+    expected.sort();
+    assert_eq!(seen, expected, "every visit counted once");
+    // An oversized form is 413, like core's forms.
+    let csrf = csrf_of(&s.get_text(&alice, "/misbehave/").await.1);
+    let r = alice
+        .post(s.url("/misbehave/form"))
+        .form(&[("csrf", csrf.as_str()), ("text", &"x".repeat(20_000))])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 413);
+}

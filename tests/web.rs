@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Server, csrf_of};
+use common::{Server, csrf_of, raw_http, raw_status};
 
 #[tokio::test]
 async fn healthz_answers_json() {
@@ -135,18 +135,69 @@ async fn incomplete_or_malformed_forms_re_render_in_the_clients_language() {
     );
 }
 
-#[tokio::test]
-async fn oversized_bodies_are_refused_with_4xx() {
+/// A login form of exactly `len` bytes (a wrong password padded with `a`).
+fn login_body(len: usize) -> Vec<u8> {
+    let mut body = b"username=alice&password=".to_vec();
+    body.resize(len, b'a');
+    body
+}
+
+fn form_post(headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "POST /sign/ HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n{headers}\r\n"
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req
+}
+
+#[test]
+fn oversized_bodies_are_refused_with_413_without_reading_them() {
     let s = Server::demo();
-    let c = s.client();
-    let big = "x".repeat(100 * 1024);
-    let r = c
-        .post(s.url("/sign/"))
-        .form(&[("username", "alice"), ("password", big.as_str())])
-        .send()
-        .await
-        .expect("post");
-    assert!(r.status().is_client_error(), "{}", r.status());
+    let limit = 16 * 1024;
+    // At the limit the form is read (a wrong password); one byte over it is refused.
+    let r = raw_http(
+        &s.base,
+        &form_post(
+            &format!("Content-Length: {limit}\r\nConnection: close\r\n"),
+            &login_body(limit),
+        ),
+    );
+    assert_eq!(raw_status(&r), 401, "{r}");
+    let r = raw_http(
+        &s.base,
+        &form_post(
+            &format!("Content-Length: {}\r\nConnection: close\r\n", limit + 1),
+            &login_body(limit + 1),
+        ),
+    );
+    assert_eq!(raw_status(&r), 413, "{r}");
+
+    // 20 MB announced, 1 KiB sent, the connection kept open: the answer comes at once, so the
+    // portal waits neither for the body nor for the first 16 KiB of it.
+    let r = raw_http(
+        &s.base,
+        &form_post("Content-Length: 20000000\r\n", &login_body(1024)),
+    );
+    assert_eq!(raw_status(&r), 413, "{r}");
+    assert!(
+        r.contains("content-type: text/html"),
+        "the themed error page: {r}"
+    );
+
+    // Without a length (chunked), reading stops at the limit: one 20 KiB chunk, never ended,
+    // gets the login page's "could not be read" at once (the login takes its form leniently;
+    // a handler taking `CheckedForm` would answer 413 here).
+    let mut chunk = format!("{:x}\r\n", 20 * 1024).into_bytes();
+    chunk.extend_from_slice(&login_body(20 * 1024));
+    chunk.extend_from_slice(b"\r\n");
+    let r = raw_http(
+        &s.base,
+        &form_post("Transfer-Encoding: chunked\r\n", &chunk),
+    );
+    assert_eq!(raw_status(&r), 400, "{r}");
+    assert!(r.contains("The form could not be read"), "{r}");
 }
 
 #[tokio::test]
@@ -480,4 +531,43 @@ async fn clients_choose_a_login_name_when_the_setting_allows() {
     assert!(!html.contains("/profile/login-name/"));
     let (status, _) = post("bobby2").await;
     assert_eq!(status, 404);
+}
+
+#[test]
+fn static_paths_cannot_leave_the_theme_folder() {
+    let s = Server::demo();
+    let get = |path: &str| {
+        raw_http(
+            &s.base,
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+    };
+    // Rocket drops `..` segments that would climb above /static/, so what is left is looked
+    // up (and not found) in the theme; a segment with an encoded `/` or a `\\` is refused.
+    for (path, status) in [
+        ("/static/../Cargo.toml", 404),
+        ("/static/%2e%2e/%2e%2e/Cargo.toml", 404),
+        ("/static/..%2fCargo.toml", 422),
+        ("/static/..\\Cargo.toml", 422),
+        ("/static/%2e%2e%5cCargo.toml", 422),
+        ("/static/.%2e/.%2e/store/db", 404),
+        ("/static/%2e%2e/theme.toml", 404),
+        ("/static/..%2ftheme.toml", 422),
+    ] {
+        let r = get(path);
+        assert_eq!(raw_status(&r), status, "{path}: {r}");
+        assert!(
+            r.contains("content-type: text/html"),
+            "{path}: the themed error page, not a file: {r}"
+        );
+        for outside in ["[workspace]", "[package]", "segment_size", "The basic red"] {
+            assert!(!r.contains(outside), "{path} leaked {outside}: {r}");
+        }
+    }
+    // The same folder is reachable the normal way, and `..` inside it stays inside it.
+    assert_eq!(raw_status(&get("/static/style.css")), 200);
+    let r = get("/static/images/../style.css");
+    assert_eq!(raw_status(&r), 200, "{r}");
+    assert!(r.contains("content-type: text/css"), "{r}");
 }

@@ -69,6 +69,7 @@ maintenance-title = Na portálu probíhá údržba
 maintenance-text = Klientský portál vylepšujeme. Vraťte se prosím za chvíli.
 nav-password = Heslo
 sign-error-locked = Účet je po příliš mnoha neúspěšných přihlášeních dočasně zablokován. Zkuste to později, nebo si nechte poslat nové heslo.
+sign-error-throttled = Z vaší sítě přišlo příliš mnoho neúspěšných přihlášení. Chvíli počkejte a zkuste to znovu.
 sign-error-cross-origin = Přihlášení z jiného webu není povoleno. Přihlaste se prosím na této stránce.
 sign-forgot-link = Zapomněli jste heslo? Nebo ho ještě nemáte?
 password-current = Současné heslo

@@ -69,6 +69,7 @@ maintenance-title = The portal is under maintenance
 maintenance-text = We are improving the client portal. Please come back in a little while.
 nav-password = Password
 sign-error-locked = This account is temporarily locked after too many unsuccessful logins. Try again later, or ask for a new password.
+sign-error-throttled = Too many unsuccessful logins from your network. Please wait a moment and try again.
 sign-error-cross-origin = Logging in from another website is not allowed. Please log in on this page.
 sign-forgot-link = Did you forget your password? Or you do not have one yet?
 password-current = Current password

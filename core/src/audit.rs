@@ -1,10 +1,14 @@
 //! The security audit log: logins, failures, lockouts, resets and operator password actions,
 //! with time, client and source address. Never a password or a token.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::store::{Record, Store, id_key};
+use crate::portal::Portal;
+use crate::store::{Record, Store, decode, id_key, index_key};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -41,10 +45,19 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// Index of a client's events: `client id ++ SEP ++ event id`.
+pub const CLIENTID_AUDITIDS: &str = "clientid_auditids";
+
 impl Record for AuditEvent {
     const TREE: &'static str = "audit";
     fn key(&self) -> Vec<u8> {
         id_key(self.id)
+    }
+    fn index_entries(&self) -> Vec<(&'static str, Vec<u8>)> {
+        self.client_id
+            .map(|c| (CLIENTID_AUDITIDS, index_key(&id_key(c), &self.key())))
+            .into_iter()
+            .collect()
     }
 }
 
@@ -98,13 +111,255 @@ pub fn record(store: &Store, id: u64, at: i64, e: Audit<'_>) {
     }
 }
 
-/// Newest first, optionally for one client.
-pub fn list(store: &Store, client_id: Option<u64>, limit: usize) -> Result<Vec<AuditEvent>> {
-    let mut all: Vec<AuditEvent> = store.all()?;
-    all.reverse();
-    Ok(all
-        .into_iter()
-        .filter(|e| client_id.is_none() || e.client_id == client_id)
-        .take(limit)
-        .collect())
+/// Newest first, optionally for one client, at most `limit`, only events older than the event
+/// `before` when given. Reads only the events it returns (a client's through their index).
+pub fn list(
+    store: &Store,
+    client_id: Option<u64>,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<AuditEvent>> {
+    let before = before.map(id_key);
+    match client_id {
+        Some(c) => store.newest_by_index(CLIENTID_AUDITIDS, &id_key(c), before.as_deref(), limit),
+        None => store.newest(before.as_deref(), limit),
+    }
+}
+
+/// Migration: index the events stored before the client index existed, in batches.
+pub fn index_by_client(store: &Store) -> Result<()> {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let batch =
+            store
+                .backend()
+                .scan_prefix_limited(AuditEvent::TREE, &[], after.as_deref(), 4096)?;
+        let Some((last, _)) = batch.last() else {
+            return Ok(());
+        };
+        after = Some(last.clone());
+        store.write(|tx| {
+            for (key, value) in &batch {
+                match decode::<AuditEvent>(AuditEvent::TREE, key, value) {
+                    Ok(e) => {
+                        for (tree, k) in e.index_entries() {
+                            tx.set_raw(tree, k, Some(Vec::new()));
+                        }
+                    }
+                    Err(err) => tracing::warn!("audit event left out of the index: {err}"),
+                }
+            }
+            Ok(())
+        })?;
+    }
+}
+
+/// Events deleted per write, so a sweep never holds the store for long.
+const SWEEP_BATCH: usize = 500;
+
+/// Deletes events older than `retention_days` before `now` (unix seconds), oldest first, in
+/// bounded batches; returns how many went. Keys grow with time, so the sweep stops at the first
+/// batch that reaches an event still to be kept.
+pub fn sweep(store: &Store, now: i64, retention_days: i64) -> Result<usize> {
+    let cutoff = now.saturating_sub(retention_days.max(1).saturating_mul(86_400));
+    let mut deleted = 0;
+    loop {
+        let batch =
+            store
+                .backend()
+                .scan_prefix_limited(AuditEvent::TREE, &[], None, SWEEP_BATCH)?;
+        let full = batch.len() == SWEEP_BATCH;
+        let mut reached_kept = false;
+        let gone = store.write(|tx| {
+            let mut n = 0;
+            for (key, value) in &batch {
+                match decode::<AuditEvent>(AuditEvent::TREE, key, value) {
+                    Ok(e) if e.at < cutoff => {
+                        tx.delete::<AuditEvent>(key)?;
+                        n += 1;
+                    }
+                    Ok(_) => reached_kept = true,
+                    // An unreadable event goes by the time in its id (microseconds).
+                    Err(err) => {
+                        let micros = <[u8; 8]>::try_from(key.as_slice()).map(u64::from_be_bytes);
+                        if micros.is_ok_and(|m| ((m / 1_000_000) as i64) < cutoff) {
+                            tracing::warn!("deleting an unreadable old audit event: {err}");
+                            tx.set_raw(AuditEvent::TREE, key.clone(), None);
+                            n += 1;
+                        } else {
+                            reached_kept = true;
+                        }
+                    }
+                }
+            }
+            Ok(n)
+        })?;
+        deleted += gone;
+        if !full || reached_kept || gone == 0 {
+            return Ok(deleted);
+        }
+    }
+}
+
+/// One step of the hourly upkeep: a name for the log and the work, returning how many records
+/// it removed.
+type Step = (&'static str, fn(&Portal) -> Result<usize>);
+
+/// What housekeeping does, in order. A step that fails is logged; the others still run.
+const STEPS: &[Step] = &[
+    ("old audit events", |portal| {
+        sweep(
+            &portal.store,
+            portal.clock.unix(),
+            portal.settings.int("audit_retention_days", None),
+        )
+    }),
+    ("expired sessions", |portal| {
+        // In batches, so the write lock is never held for long.
+        let mut total = 0;
+        loop {
+            let n = crate::auth::sweep_sessions(
+                &portal.store,
+                portal.clock.unix(),
+                portal.session_policy(),
+                1000,
+            )?;
+            total += n;
+            if n < 1000 {
+                return Ok(total);
+            }
+        }
+    }),
+];
+
+/// Delay before the first run, so start-up is not slowed by a large sweep.
+const FIRST_RUN: Duration = Duration::from_secs(60);
+const EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs every housekeeping step once (blocking: call it off the async threads).
+pub fn housekeeping(portal: &Portal) {
+    for (what, step) in STEPS {
+        match step(portal) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("housekeeping: removed {n} {what}"),
+            Err(e) => tracing::error!("housekeeping: {what} not removed: {e}"),
+        }
+    }
+}
+
+/// Hourly housekeeping until the process ends; the first run comes shortly after start.
+pub async fn run_housekeeping(portal: Arc<Portal>) {
+    tokio::time::sleep(FIRST_RUN).await;
+    loop {
+        let p = portal.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || housekeeping(&p)).await {
+            tracing::error!("housekeeping stopped unexpectedly: {e}");
+        }
+        tokio::time::sleep(EVERY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    fn event(id: u64, at: i64, client_id: Option<u64>) -> AuditEvent {
+        AuditEvent {
+            id,
+            at,
+            kind: AuditKind::LoginFailed,
+            client_id,
+            login: None,
+            source: None,
+            detail: None,
+        }
+    }
+
+    fn ids(events: Vec<AuditEvent>) -> Vec<u64> {
+        events.into_iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn the_sweep_deletes_only_events_past_retention_in_batches() {
+        let store = Store::in_memory();
+        let now = 1_000 * DAY;
+        // More old events than one batch holds, then a few to keep; every third has a client.
+        let old = SWEEP_BATCH as u64 * 2 + 7;
+        store
+            .put_many(
+                &(1..=old + 3)
+                    .map(|i| {
+                        let at = if i <= old {
+                            now - 31 * DAY
+                        } else {
+                            now - 29 * DAY
+                        };
+                        event(i, at, (i % 3 == 0).then_some(i % 2))
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .expect("put");
+        assert_eq!(sweep(&store, now, 30).expect("sweep"), old as usize);
+        assert_eq!(
+            ids(list(&store, None, None, 100).expect("list")),
+            [old + 3, old + 2, old + 1]
+        );
+        // The client index lost the deleted events' entries too.
+        assert_eq!(
+            store.scan_raw(CLIENTID_AUDITIDS, &[]).expect("scan").len(),
+            1,
+            "only event {} (client {}) is indexed",
+            old + 3,
+            (old + 3) % 2
+        );
+        assert_eq!(sweep(&store, now, 30).expect("again"), 0);
+        // A retention of zero (a damaged setting) still keeps a day.
+        assert_eq!(sweep(&store, now - 28 * DAY, 0).expect("zero"), 0);
+        assert_eq!(sweep(&store, now - 28 * DAY + 1, 1).expect("a day"), 3);
+    }
+
+    #[test]
+    fn a_clients_events_are_listed_through_their_index_newest_first_and_paged() {
+        let store = Store::in_memory();
+        store
+            .write(|tx| {
+                for i in 1..=9u64 {
+                    tx.put(&event(i, i as i64, Some(if i % 3 == 0 { 30 } else { 40 })))?;
+                }
+                Ok(())
+            })
+            .expect("put");
+        assert_eq!(ids(list(&store, Some(30), None, 2).expect("list")), [9, 6]);
+        assert_eq!(ids(list(&store, Some(30), Some(6), 5).expect("list")), [3]);
+        assert_eq!(ids(list(&store, None, Some(4), 2).expect("list")), [3, 2]);
+        assert!(list(&store, Some(99), None, 5).expect("list").is_empty());
+    }
+
+    #[test]
+    fn the_migration_indexes_events_stored_before_the_index() {
+        let store = Store::in_memory();
+        store
+            .write(|tx| {
+                tx.put(&event(1, 1, Some(5)))?;
+                tx.put(&event(2, 2, None))?;
+                tx.put(&event(3, 3, Some(5)))
+            })
+            .expect("put");
+        // As stored by a version without the index.
+        let entries = store.scan_raw(CLIENTID_AUDITIDS, &[]).expect("scan");
+        assert_eq!(entries.len(), 2);
+        store
+            .write(|tx| {
+                for (k, _) in entries {
+                    tx.set_raw(CLIENTID_AUDITIDS, k, None);
+                }
+                Ok(())
+            })
+            .expect("drop index");
+        assert!(list(&store, Some(5), None, 5).expect("list").is_empty());
+        index_by_client(&store).expect("migrate");
+        assert_eq!(ids(list(&store, Some(5), None, 5).expect("list")), [3, 1]);
+    }
 }

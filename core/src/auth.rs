@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
-use crate::store::{Record, Store, id_key, index_key};
+use crate::store::{Record, Store, WriteTx, id_key, index_key};
 
 pub const SESSION_COOKIE: &str = "portico_session";
 /// The cookie name when the portal is served over TLS: browsers then insist on Secure, Path=/
@@ -196,20 +196,50 @@ impl Record for Credential {
     }
 }
 
+/// Stores a new password in one transaction with everything the change must end: every
+/// outstanding password link of the client, every link mail still waiting in the outbox, and
+/// every session but `keep` (the id hash of the session that made the change, if any).
 pub fn set_password(
     store: &Store,
     client_id: u64,
     password_hash: String,
     now: i64,
     one_time: bool,
+    keep: Option<&[u8]>,
 ) -> Result<()> {
-    store.write(|tx| {
-        tx.put(&Credential {
-            client_id,
-            password_hash,
-            changed_at: now,
-            one_time,
-        })
+    store.write(|tx| set_password_in(tx, client_id, password_hash, now, one_time, keep))
+}
+
+/// [`set_password`] inside a caller's transaction (a link spent in the same step).
+pub fn set_password_in(
+    tx: &mut WriteTx<'_>,
+    client_id: u64,
+    password_hash: String,
+    now: i64,
+    one_time: bool,
+    keep: Option<&[u8]>,
+) -> Result<()> {
+    tx.put(&Credential {
+        client_id,
+        password_hash,
+        changed_at: now,
+        one_time,
+    })?;
+    crate::passwords::revoke_client_tokens(tx, client_id)?;
+    crate::mail::cancel_link_jobs(tx, client_id)?;
+    end_sessions_in(tx, client_id, keep)?;
+    Ok(())
+}
+
+/// Spends a one-time password: true for exactly one of any number of parallel logins with it
+/// (the credential is checked and deleted in one transaction).
+pub fn consume_one_time(store: &Store, client_id: u64, verified_hash: &str) -> Result<bool> {
+    store.write(|tx| match tx.get::<Credential>(&id_key(client_id))? {
+        Some(c) if c.one_time && c.password_hash == verified_hash => {
+            tx.delete::<Credential>(&id_key(client_id))?;
+            Ok(true)
+        }
+        _ => Ok(false),
     })
 }
 
@@ -278,14 +308,19 @@ impl Session {
 
 /// Creates a session and returns the cookie value. A fresh id at every login.
 pub fn start_session(store: &Store, client_id: u64, now: i64) -> Result<String> {
-    start_session_with(store, client_id, now, false)
+    start_session_with(store, client_id, now, false, DEFAULT_MAX_SESSIONS)
 }
 
+/// `session_max_per_client`'s default.
+pub const DEFAULT_MAX_SESSIONS: usize = 10;
+
+/// Starts a session; when the client would have more than `max_sessions`, the oldest end.
 pub fn start_session_with(
     store: &Store,
     client_id: u64,
     now: i64,
     must_change_password: bool,
+    max_sessions: usize,
 ) -> Result<String> {
     let token = random_token()?;
     let session = Session {
@@ -296,18 +331,67 @@ pub fn start_session_with(
         csrf_token: random_token()?,
         must_change_password,
     };
-    store.write(|tx| tx.put(&session))?;
+    store.write(|tx| {
+        let mut live: Vec<Session> = Vec::new();
+        for key in tx.index_record_keys(CLIENTID_SESSIONS, &id_key(client_id))? {
+            if let Some(s) = tx.get::<Session>(&key)? {
+                live.push(s);
+            }
+        }
+        live.sort_by_key(|s| (s.created_at, s.last_seen));
+        let max = max_sessions.max(1);
+        let surplus = (live.len() + 1).saturating_sub(max);
+        for old in live.iter().take(surplus) {
+            tx.delete::<Session>(&old.id_hash)?;
+        }
+        tx.put(&session)
+    })?;
     Ok(token)
 }
 
 /// Ends every session of a client except `keep` (the id hash of the session to keep).
 pub fn end_client_sessions(store: &Store, client_id: u64, keep: Option<&[u8]>) -> Result<usize> {
-    let sessions: Vec<Session> = store.by_index(CLIENTID_SESSIONS, &id_key(client_id))?;
+    store.write(|tx| end_sessions_in(tx, client_id, keep))
+}
+
+fn end_sessions_in(tx: &mut WriteTx<'_>, client_id: u64, keep: Option<&[u8]>) -> Result<usize> {
+    let mut n = 0;
+    for key in tx.index_record_keys(CLIENTID_SESSIONS, &id_key(client_id))? {
+        if Some(key.as_slice()) != keep && tx.delete::<Session>(&key)? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Deletes sessions past their idle or absolute limit, at most `batch` per call; returns how
+/// many ended. Run by the housekeeping task, so abandoned sessions do not pile up.
+pub fn sweep_sessions(
+    store: &Store,
+    now: i64,
+    policy: SessionPolicy,
+    batch: usize,
+) -> Result<usize> {
+    let expired: Vec<Vec<u8>> = store
+        .scan_raw(Session::TREE, &[])?
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let s: Session = crate::store::decode(Session::TREE, &k, &v).ok()?;
+            (!s.is_live(now, policy)).then_some(k)
+        })
+        .take(batch)
+        .collect();
+    if expired.is_empty() {
+        return Ok(0);
+    }
     store.write(|tx| {
         let mut n = 0;
-        for s in &sessions {
-            if Some(s.id_hash.as_slice()) != keep {
-                tx.delete::<Session>(&s.id_hash)?;
+        for k in &expired {
+            // Re-checked inside the write: the session may have been used meanwhile.
+            if let Some(s) = tx.get::<Session>(k)?
+                && !s.is_live(now, policy)
+                && tx.delete::<Session>(k)?
+            {
                 n += 1;
             }
         }
@@ -348,8 +432,11 @@ pub fn find_session(
 }
 
 pub fn end_session(store: &Store, token: &str) -> Result<()> {
-    let key = token_hash(token);
-    store.write(|tx| tx.delete::<Session>(&key).map(|_| ()))
+    end_session_by_hash(store, &token_hash(token))
+}
+
+pub fn end_session_by_hash(store: &Store, id_hash: &[u8]) -> Result<()> {
+    store.write(|tx| tx.delete::<Session>(id_hash).map(|_| ()))
 }
 
 #[cfg(test)]
@@ -433,6 +520,49 @@ mod tests {
                 .expect("find")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_client_keeps_at_most_the_allowed_sessions_oldest_end_first() {
+        let store = Store::in_memory();
+        let policy = SessionPolicy {
+            idle: 1800,
+            absolute: 43200,
+        };
+        let tokens: Vec<String> = (0..12)
+            .map(|t| start_session_with(&store, 5, t, false, 10).expect("start"))
+            .collect();
+        start_session_with(&store, 6, 0, false, 10).expect("another client");
+        let live: Vec<bool> = tokens
+            .iter()
+            .map(|t| find_session(&store, t, 20, policy).expect("find").is_some())
+            .collect();
+        assert_eq!(live[..2], [false, false], "the two oldest ended");
+        assert!(live[2..].iter().all(|l| *l));
+        assert_eq!(store.count::<Session>().expect("count"), 11);
+    }
+
+    #[test]
+    fn expired_sessions_are_swept_and_live_ones_stay() {
+        let store = Store::in_memory();
+        let policy = SessionPolicy {
+            idle: 1800,
+            absolute: 43200,
+        };
+        for t in 0..5 {
+            start_session(&store, t as u64, t * 1000).expect("start");
+        }
+        // At 4500, sessions started at 0, 1000 and 2000 have been idle 30 minutes or more.
+        assert_eq!(sweep_sessions(&store, 4500, policy, 2).expect("sweep"), 2);
+        assert_eq!(
+            sweep_sessions(&store, 4500, policy, 1000).expect("sweep"),
+            1
+        );
+        assert_eq!(
+            sweep_sessions(&store, 4500, policy, 1000).expect("sweep"),
+            0
+        );
+        assert_eq!(store.count::<Session>().expect("count"), 2);
     }
 
     #[test]

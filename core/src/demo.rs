@@ -455,7 +455,14 @@ pub fn seed(portal: &crate::portal::Portal) -> crate::Result<String> {
         // Demo passwords stay usable: they are the client's own, not operator one-time ones.
         let client = crate::ops::find_client(portal, login.client_number)?;
         let hash = crate::auth::hash_password(login.password)?;
-        crate::auth::set_password(&portal.store, client.id, hash, portal.clock.unix(), false)?;
+        crate::auth::set_password(
+            &portal.store,
+            client.id,
+            hash,
+            portal.clock.unix(),
+            false,
+            None,
+        )?;
     }
     for (k, v) in SETTINGS {
         portal.settings.set(k, None, v)?;

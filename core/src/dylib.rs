@@ -283,17 +283,28 @@ fn answer(ns: &Namespace, req: HostRequest) -> HostReply {
                     .collect(),
             )
         }),
-        HostRequest::Write { changes } => ns
+        HostRequest::Write { changes, expect } => ns
             .write(|tx| {
+                for e in &expect {
+                    if tx.get::<Value>(&e.tree, e.key.as_bytes())? != e.value {
+                        return Ok(false);
+                    }
+                }
                 for c in &changes {
                     match &c.value {
                         Some(v) => tx.put(&c.tree, c.key.as_bytes(), v)?,
                         None => tx.delete(&c.tree, c.key.as_bytes())?,
                     }
                 }
-                Ok(())
+                Ok(true)
             })
-            .map(|()| HostReply::Done),
+            .map(|done| {
+                if done {
+                    HostReply::Done
+                } else {
+                    HostReply::Conflict
+                }
+            }),
     };
     result.unwrap_or_else(|e| HostReply::Error(e.public_message()))
 }
@@ -393,14 +404,8 @@ impl Library {
             self.record_failure("too many calls waiting");
             return Err(CallError::Timeout);
         }
-        let wait = || answer.recv_timeout(timeout);
         // Waiting must not hold up an async worker thread of the server.
-        let received = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            _ => wait(),
-        };
+        let received = crate::store::off_async(|| answer.recv_timeout(timeout));
         let bytes = match received {
             Ok(b) => b,
             Err(_) => {

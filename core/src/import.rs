@@ -4,6 +4,7 @@
 //! path (`clients[17].email: not an e-mail address`). A bundle with any problem changes nothing.
 //! A valid bundle is upserted by id, so importing the same bundle twice leaves the same state.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
-use crate::model::{Client, Invoice, InvoiceGroup, Message, Payment, Service, Tariff};
+use crate::model::{Client, Invoice, InvoiceGroup, Message, Money, Payment, Service, Tariff};
 use crate::settings::is_email;
 use crate::store::{Record, Store};
 
@@ -270,7 +271,8 @@ pub fn check(store: &Store, json: &str) -> Result<Bundle> {
         );
         for line in &p.0 {
             msg.push_str("  ");
-            msg.push_str(line);
+            // Problems quote values from the file, which must not drive the terminal.
+            msg.push_str(&crate::text::escape(line));
             msg.push('\n');
         }
         if p.1 > p.0.len() {
@@ -546,6 +548,111 @@ fn check_records(
             );
         }
     }
+    check_totals(store, b, pos, p)
+}
+
+/// A client's running totals while the bundle is checked: `None` once a total no longer fits.
+struct Totals {
+    invoiced: Option<Money>,
+    paid: Option<Money>,
+    /// The client's last record in the bundle, named if the balance does not fit.
+    last: String,
+}
+
+/// A client's totals, started by `start` the first time the client is met.
+fn totals(
+    clients: &mut HashMap<u64, Totals>,
+    client_id: u64,
+    start: impl Fn(u64) -> Result<Totals>,
+) -> Result<&mut Totals> {
+    Ok(match clients.entry(client_id) {
+        Entry::Occupied(o) => o.into_mut(),
+        Entry::Vacant(v) => v.insert(start(client_id)?),
+    })
+}
+
+/// Every client's invoices and payments (those stored and kept, plus the bundle's) must total
+/// within what an amount can hold, and so must the balance, or the client's pages could not
+/// show them. The first record that crosses the limit is named.
+fn check_totals(store: &Store, b: &Bundle, pos: &Positions, p: &mut Problems) -> Result<()> {
+    let replaced_invoices: HashSet<u64> = b.invoices.iter().map(|r| r.id).collect();
+    let replaced_payments: HashSet<u64> = b.payments.iter().map(|r| r.id).collect();
+    let stored =
+        !store.backend().is_empty(Invoice::TREE)? || !store.backend().is_empty(Payment::TREE)?;
+    let start = |client_id: u64| -> Result<Totals> {
+        let (mut invoiced, mut paid) = (Some(Money(0)), Some(Money(0)));
+        if stored {
+            // Stored records the bundle does not replace stay, so they count.
+            invoiced = Money::checked_sum(
+                store
+                    .invoices_of(client_id)?
+                    .into_iter()
+                    .filter(|r| !replaced_invoices.contains(&r.id))
+                    .map(|r| r.amount),
+            );
+            paid = Money::checked_sum(
+                store
+                    .payments_of(client_id)?
+                    .into_iter()
+                    .filter(|r| !replaced_payments.contains(&r.id))
+                    .map(|r| r.amount),
+            );
+        }
+        Ok(Totals {
+            invoiced,
+            paid,
+            last: String::new(),
+        })
+    };
+    let mut clients: HashMap<u64, Totals> = HashMap::new();
+    let beyond = |amount: Money| {
+        if amount.0 < 0 {
+            format!("less than {}", Money(i64::MIN).plain())
+        } else {
+            format!("more than {}", Money(i64::MAX).plain())
+        }
+    };
+    for (i, inv) in b.invoices.iter().enumerate() {
+        let path = format!("invoices[{}].amount", pos.invoices[i]);
+        let t = totals(&mut clients, inv.client_id, start)?;
+        if let Some(sum) = t.invoiced {
+            t.invoiced = sum.checked_add(inv.amount);
+            if t.invoiced.is_none() {
+                p.add(
+                    &path,
+                    format!("the client's invoices would total {}", beyond(inv.amount)),
+                );
+            }
+        }
+        t.last = path;
+    }
+    for (i, pay) in b.payments.iter().enumerate() {
+        let path = format!("payments[{}].amount", pos.payments[i]);
+        let t = totals(&mut clients, pay.client_id, start)?;
+        if let Some(sum) = t.paid {
+            t.paid = sum.checked_add(pay.amount);
+            if t.paid.is_none() {
+                p.add(
+                    &path,
+                    format!("the client's payments would total {}", beyond(pay.amount)),
+                );
+            }
+        }
+        t.last = path;
+    }
+    let mut ids: Vec<&u64> = clients.keys().collect();
+    ids.sort();
+    for id in ids {
+        let t = &clients[id];
+        if let (Some(invoiced), Some(paid)) = (t.invoiced, t.paid)
+            && paid.checked_sub(invoiced).is_none()
+        {
+            p.add(
+                &t.last,
+                "the client's balance (payments minus invoices) would be out of range",
+            );
+        }
+    }
     Ok(())
 }
 
@@ -706,6 +813,94 @@ mod tests {
         );
         let e = check(&store, "[1, 2]").unwrap_err().to_string();
         assert!(e.contains("one JSON object"), "{e}");
+    }
+
+    /// `n` invoices of client 10 with the given amounts, ids from `first_id`.
+    fn invoices(first_id: u64, amounts: &[&str]) -> String {
+        let list: Vec<String> = amounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                format!(
+                    r#"{{"id": {}, "client_id": 10, "number": "F{i}", "issued": "2026-01-01", "due": "2026-01-15", "amount": "{a}"}}"#,
+                    first_id + i as u64
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"invoice_groups": [{{"id": 1, "name": "Main"}}],
+              "clients": [{{"id": 10, "number": "1001", "name": "Alice", "invoice_group_id": 1}}],
+              "invoices": [{}]}}"#,
+            list.join(",")
+        )
+    }
+
+    const HALF: &str = "50000000000000000.00";
+
+    #[test]
+    fn amounts_whose_total_would_overflow_are_refused_with_the_record() {
+        let store = Store::in_memory();
+        let e = check(&store, &invoices(1, &["1.00", HALF, "2.00", HALF]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "the bundle was rejected and nothing was changed; 1 problem(s):\n  invoices[3].amount: the client's invoices would total more than 92233720368547758.07"
+        );
+        let negative = format!("-{HALF}");
+        let e = check(&store, &invoices(1, &[&negative, &negative]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("invoices[1].amount: the client's invoices would total less than -92233720368547758.08"),
+            "{e}"
+        );
+        // Stored invoices that stay count; one the bundle replaces does not.
+        write(
+            &store,
+            &check(&store, &invoices(1, &[HALF])).expect("valid"),
+            &mut |_, _| {},
+        )
+        .expect("write");
+        let e = check(&store, &invoices(2, &[HALF]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("invoices[0].amount: the client's invoices would total more than 92233720368547758.07"),
+            "{e}"
+        );
+        check(&store, &invoices(1, &[HALF])).expect("replaces invoice 1");
+        // Payments far above the invoices: the balance would not fit.
+        let e = check(
+            &store,
+            &invoices(1, &[&negative]).replace(
+                r#""invoices""#,
+                &format!(
+                    r#""payments": [{{"id": 1, "client_id": 10, "date": "2026-01-02", "amount": "{HALF}", "method": "bank"}}], "invoices""#
+                ),
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.ends_with("payments[0].amount: the client's balance (payments minus invoices) would be out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn problems_quoting_the_file_do_not_carry_control_characters() {
+        let store = Store::in_memory();
+        let bad = GOOD.replace(
+            r#""name": "Bob""#,
+            r#""name": "Bob", "language": "\u001b[2J""#,
+        );
+        let e = check(&store, &bad).unwrap_err().to_string();
+        assert!(
+            e.contains("clients[1].language: `\\x1b[2J` is not offered"),
+            "{e}"
+        );
+        assert!(!e.contains('\u{1b}'), "{e}");
     }
 
     #[test]

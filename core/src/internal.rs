@@ -38,8 +38,12 @@ pub mod registry;
 pub mod settings;
 #[path = "store/mod.rs"]
 pub mod store;
+#[path = "text.rs"]
+pub mod text;
 #[path = "theme.rs"]
 pub mod theme;
+#[path = "throttle.rs"]
+pub mod throttle;
 #[path = "web/mod.rs"]
 pub mod web;
 

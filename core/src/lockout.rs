@@ -63,6 +63,11 @@ pub fn record_failure(
     })
 }
 
+/// Lifts a lockout inside the caller's transaction.
+pub fn clear_in(tx: &mut crate::store::WriteTx<'_>, client_id: u64) -> Result<()> {
+    tx.delete::<LoginFailures>(&id_key(client_id)).map(|_| ())
+}
+
 pub fn clear(store: &Store, client_id: u64) -> Result<()> {
     if store.get_id::<LoginFailures>(client_id)?.is_none() {
         return Ok(());

@@ -20,6 +20,10 @@ pub mod trees {
     pub const CLIENTID_PAYMENTIDS: &str = "clientid_paymentids";
 }
 
+/// Another client has the wanted login name (or it is another client's number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginNameTaken;
+
 /// Owner key of the global-messages index.
 pub const GLOBAL_OWNER: &[u8] = b"global";
 
@@ -47,6 +51,23 @@ impl Money {
         let frac: i64 = format!("{frac:0<2}").parse().ok()?;
         let cents = whole.checked_mul(100)?.checked_add(frac)?;
         Some(Money(if neg { -cents } else { cents }))
+    }
+
+    /// The sum, or `None` when it does not fit (amounts never wrap).
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        self.0.checked_add(other.0).map(Money)
+    }
+
+    /// The difference, or `None` when it does not fit.
+    pub fn checked_sub(self, other: Money) -> Option<Money> {
+        self.0.checked_sub(other.0).map(Money)
+    }
+
+    /// The total of many amounts, or `None` when it (or any running total) does not fit.
+    pub fn checked_sum(amounts: impl IntoIterator<Item = Money>) -> Option<Money> {
+        amounts
+            .into_iter()
+            .try_fold(Money(0), |total, m| total.checked_add(m))
     }
 
     /// Plain form with two decimals and a dot, as used in data files.
@@ -457,18 +478,66 @@ impl crate::store::Store {
     }
 
     /// Messages a client may see on `day`: their own, their invoice group's and global ones,
-    /// newest (highest id) first.
+    /// newest (highest id) first. A message that cannot be read is logged and left out, so one
+    /// bad record does not take the information page down for every client.
     pub fn messages_for(&self, client: &Client, day: NaiveDate) -> crate::Result<Vec<Message>> {
         let mut all: Vec<Message> =
-            self.by_index(trees::CLIENTID_MESSAGEIDS, &id_key(client.id))?;
-        all.extend(self.by_index::<Message>(
+            self.by_index_lenient(trees::CLIENTID_MESSAGEIDS, &id_key(client.id))?;
+        all.extend(self.by_index_lenient::<Message>(
             trees::INVOICEGROUPID_MESSAGEIDS,
             &id_key(client.invoice_group_id),
         )?);
-        all.extend(self.by_index::<Message>(trees::GLOBAL_MESSAGEIDS, GLOBAL_OWNER)?);
+        all.extend(self.by_index_lenient::<Message>(trees::GLOBAL_MESSAGEIDS, GLOBAL_OWNER)?);
         all.retain(|m| m.is_valid_on(day));
         all.sort_by_key(|m| std::cmp::Reverse(m.id));
         Ok(all)
+    }
+
+    /// Changes fields of a client as stored now, in one transaction: a copy read earlier (by a
+    /// page's guard) never overwrites what an import changed meanwhile. Returns the client as
+    /// saved, or `None` when there is no such client.
+    pub fn update_client(
+        &self,
+        id: u64,
+        change: impl FnOnce(&mut Client),
+    ) -> crate::Result<Option<Client>> {
+        self.write(|tx| {
+            let Some(mut client) = tx.get::<Client>(&id_key(id))? else {
+                return Ok(None);
+            };
+            change(&mut client);
+            tx.put(&client)?;
+            Ok(Some(client))
+        })
+    }
+
+    /// Gives a client a custom login name unless another client has it as login name or client
+    /// number; checked and saved in one transaction, so two clients never both get one name.
+    /// `Ok(Err(LoginNameTaken))` when it is taken, `Ok(Ok(None))` when the client is gone.
+    pub fn claim_login_name(
+        &self,
+        id: u64,
+        name: &str,
+    ) -> crate::Result<Result<Option<Client>, LoginNameTaken>> {
+        self.write(|tx| {
+            let normalized = Client::normalized_username(name);
+            for (index, owner) in [
+                (trees::USERNAME_CLIENTID, normalized.as_bytes()),
+                (trees::CLIENTNUMBER_CLIENTID, name.as_bytes()),
+            ] {
+                if let Some(other) = tx.by_index_first::<Client>(index, owner)?
+                    && other.id != id
+                {
+                    return Ok(Err(LoginNameTaken));
+                }
+            }
+            let Some(mut client) = tx.get::<Client>(&id_key(id))? else {
+                return Ok(Ok(None));
+            };
+            client.username = Some(name.to_string());
+            tx.put(&client)?;
+            Ok(Ok(Some(client)))
+        })
     }
 }
 

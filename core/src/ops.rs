@@ -12,6 +12,7 @@ use crate::import;
 use crate::model::Client;
 use crate::portal::Portal;
 use crate::settings::Scope;
+use crate::text::escape;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -61,6 +62,9 @@ pub enum OpRequest {
     Audit {
         client: Option<String>,
         limit: usize,
+        /// Only events older than this event id (the "older events" hint of the last page).
+        #[serde(default)]
+        before: Option<u64>,
     },
     PluginsList,
     Hooks,
@@ -182,13 +186,17 @@ pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
                         t.purpose,
                         t.invoice_group_id
                             .map_or("global".into(), |g| format!("invoice group {g}")),
-                        t.subject,
-                        t.body
+                        escape(&t.subject),
+                        crate::text::escape_keeping_lines(&t.body)
                     )
                 })
                 .collect())
         }
-        OpRequest::Audit { client, limit } => audit_list(portal, client, limit),
+        OpRequest::Audit {
+            client,
+            limit,
+            before,
+        } => audit_list(portal, client, limit, before),
         OpRequest::Maintenance { on } => {
             change_setting(
                 portal,
@@ -252,10 +260,11 @@ fn change_setting(
     Ok(portal.settings.value(def.key, group))
 }
 
+/// A setting's value as the operator reads it (control characters escaped).
 fn show(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) if s.is_empty() => "\"\" (empty)".into(),
-        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::String(s) => escape(s).into_owned(),
         other => other.to_string(),
     }
 }
@@ -272,7 +281,7 @@ fn settings_list(portal: &Portal) -> String {
             "{} = {}\n    {} [type: {}; {scope}; default: {}; from: {}]\n",
             d.key,
             show(&v),
-            d.description,
+            escape(d.description),
             d.ty,
             show(&d.default),
             d.owner
@@ -325,7 +334,8 @@ pub fn find_client(portal: &Portal, who: &str) -> Result<Client> {
         return Ok(c);
     }
     Err(Error::Invalid(format!(
-        "no client with number or login name `{who}` (use #ID for an internal id)"
+        "no client with number or login name `{}` (use #ID for an internal id)",
+        escape(who)
     )))
 }
 
@@ -353,15 +363,23 @@ pub fn set_password(portal: &Portal, who: &str, password: &str) -> Result<String
     });
     Ok(format!(
         "password set for client {} ({}); it works for one login, then the client chooses their own",
-        client.number, client.name
+        escape(&client.number),
+        escape(&client.name)
     ))
 }
 
 /// Stores an operator-given password for one login. The client starts afresh: their sessions end
 /// and a lockout is lifted, so the new password can be used at once.
 fn give_one_time_password(portal: &Portal, client_id: u64, hash: String) -> Result<()> {
-    auth::set_password(&portal.store, client_id, hash, portal.clock.unix(), true)?;
-    auth::end_client_sessions(&portal.store, client_id, None)?;
+    // Links, pending link mails and sessions end with the old password, in the same step.
+    auth::set_password(
+        &portal.store,
+        client_id,
+        hash,
+        portal.clock.unix(),
+        true,
+        None,
+    )?;
     crate::lockout::clear(&portal.store, client_id)
 }
 
@@ -377,7 +395,8 @@ pub fn one_time_password(portal: &Portal, who: &str) -> Result<String> {
     });
     Ok(format!(
         "one-time password for client {} ({}): {otp}\nIt works for one login; the client then chooses their own. It is not stored and will not be shown again.",
-        client.number, client.name
+        escape(&client.number),
+        escape(&client.name)
     ))
 }
 
@@ -393,7 +412,8 @@ pub fn send_password_email(portal: &Portal, who: &str) -> Result<String> {
     let Some(email) = client.email.clone().filter(|e| !e.is_empty()) else {
         return Err(Error::Invalid(format!(
             "client {} ({}) has no e-mail address; import one first",
-            client.number, client.name
+            escape(&client.number),
+            escape(&client.name)
         )));
     };
     if crate::mail::link_base(portal).is_none() {
@@ -408,7 +428,7 @@ pub fn send_password_email(portal: &Portal, who: &str) -> Result<String> {
     if crate::mail::has_pending_link(&portal.store, client.id)? {
         return Err(Error::Invalid(format!(
             "a password e-mail for client {} is already waiting in the outbox (see `portico mail queue`)",
-            client.number
+            escape(&client.number)
         )));
     }
     let id = crate::mail::enqueue(
@@ -424,7 +444,8 @@ pub fn send_password_email(portal: &Portal, who: &str) -> Result<String> {
         ..Audit::new(AuditKind::OperatorPasswordEmail)
     });
     Ok(format!(
-        "\"create your password\" e-mail to {email} queued as outbox #{id}; the running portal sends it (see `portico mail queue`)"
+        "\"create your password\" e-mail to {} queued as outbox #{id}; the running portal sends it (see `portico mail queue`)",
+        escape(&email)
     ))
 }
 
@@ -442,7 +463,13 @@ fn mail_queue(portal: &Portal) -> Result<String> {
                 format!("password link ({purpose:?})"),
                 portal.store.get_id::<Client>(*client_id)?.map_or_else(
                     || format!("client #{client_id}"),
-                    |c| format!("client {} <{}>", c.number, c.email.unwrap_or_default()),
+                    |c| {
+                        format!(
+                            "client {} <{}>",
+                            escape(&c.number),
+                            escape(c.email.as_deref().unwrap_or_default())
+                        )
+                    },
                 ),
             ),
             crate::mail::MailJob::Plugin {
@@ -450,7 +477,10 @@ fn mail_queue(portal: &Portal) -> Result<String> {
                 to,
                 subject,
                 ..
-            } => (format!("{plugin} mail \"{subject}\""), format!("<{to}>")),
+            } => (
+                format!("{} mail \"{}\"", escape(plugin), escape(subject)),
+                format!("<{}>", escape(to)),
+            ),
         };
         let state = if e.failed {
             "FAILED".to_string()
@@ -462,7 +492,7 @@ fn mail_queue(portal: &Portal) -> Result<String> {
             e.id,
             e.attempts,
             e.last_error
-                .map(|x| format!("; last error: {x}"))
+                .map(|x| format!("; last error: {}", escape(&x)))
                 .unwrap_or_default()
         ));
     }
@@ -476,25 +506,45 @@ fn fmt_time(unix: i64) -> String {
     )
 }
 
-fn audit_list(portal: &Portal, client: Option<String>, limit: usize) -> Result<String> {
-    let client_id = match client {
-        Some(who) => Some(find_client(portal, &who)?.id),
+fn audit_list(
+    portal: &Portal,
+    client: Option<String>,
+    limit: usize,
+    before: Option<u64>,
+) -> Result<String> {
+    let client_id = match &client {
+        Some(who) => Some(find_client(portal, who)?.id),
         None => None,
     };
-    let events = crate::audit::list(&portal.store, client_id, limit)?;
+    // One more than asked for says whether an older page exists.
+    let mut events = crate::audit::list(&portal.store, client_id, before, limit.saturating_add(1))?;
+    let more = events.len() > limit;
+    events.truncate(limit);
     if events.is_empty() {
         return Ok("no audit events".into());
     }
     let mut out = String::new();
-    for e in events {
+    for e in &events {
         out.push_str(&format!(
             "{}  {:<28} client={} login={} source={}{}\n",
             fmt_time(e.at),
             format!("{:?}", e.kind),
             e.client_id.map_or("-".into(), |c| c.to_string()),
-            e.login.unwrap_or_else(|| "-".into()),
-            e.source.unwrap_or_else(|| "-".into()),
-            e.detail.map(|d| format!("  {d}")).unwrap_or_default()
+            e.login.as_deref().map_or("-".into(), escape),
+            e.source.as_deref().map_or("-".into(), escape),
+            e.detail
+                .as_deref()
+                .map(|d| format!("  {}", escape(d)))
+                .unwrap_or_default()
+        ));
+    }
+    if more && let Some(last) = events.last() {
+        out.push_str(&format!(
+            "(older events: portico audit{} --before {})\n",
+            client
+                .map(|c| format!(" --client {}", escape(&c)))
+                .unwrap_or_default(),
+            last.id
         ));
     }
     Ok(out)
@@ -513,22 +563,28 @@ fn plugins_list(portal: &Portal) -> String {
                     .iter()
                     .find(|l| l.id == p.id)
                     .and_then(|l| l.disabled_reason())
-                    .map_or_else(|| "loaded".to_string(), |r| format!("disabled: {r}"));
-                (format!("dynamic ({file})"), state)
+                    .map_or_else(
+                        || "loaded".to_string(),
+                        |r| format!("disabled: {}", escape(&r)),
+                    );
+                (format!("dynamic ({})", escape(file)), state)
             }
         };
         out.push_str(&format!(
             "{} {} ({}): {kind}, {state}\n",
-            p.id, p.version, p.name
+            escape(&p.id),
+            escape(&p.version),
+            escape(&p.name)
         ));
         for (kind, items) in &p.registered {
-            out.push_str(&format!("    {kind}: {items}\n"));
+            out.push_str(&format!("    {kind}: {}\n", escape(items)));
         }
     }
     for r in &portal.registry.refused {
         out.push_str(&format!(
             "(not loaded): dynamic ({}), refused: {}\n",
-            r.file, r.reason
+            escape(&r.file),
+            escape(&r.reason)
         ));
     }
     out
@@ -546,7 +602,9 @@ fn hooks_list(portal: &Portal) -> String {
         };
         out.push_str(&format!(
             "{} (declared by {}; {kind})\n    {}\n",
-            h.name, h.owner, h.description
+            escape(&h.name),
+            escape(&h.owner),
+            escape(&h.description)
         ));
         for (f, d) in &h.fields {
             let amend = if h.amendable.contains(f) {
@@ -554,7 +612,7 @@ fn hooks_list(portal: &Portal) -> String {
             } else {
                 ""
             };
-            out.push_str(&format!("    event.{f}{amend}: {d}\n"));
+            out.push_str(&format!("    event.{}{amend}: {}\n", escape(f), escape(d)));
         }
         let handlers = portal.registry.hooks.handler_owners(&h.name);
         if !handlers.is_empty() {

@@ -4,7 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{random_token, token_hash};
 use crate::error::Result;
-use crate::store::{Record, Store};
+use crate::store::{Record, Store, WriteTx, id_key, index_key};
+
+/// Index of a client's outstanding link tokens, so a password change can revoke them all.
+pub const CLIENTID_PASSWORDTOKENS: &str = "clientid_passwordtokens";
 
 /// Longer inputs are refused rather than truncated, to keep hashing cost bounded.
 pub const MAX_PASSWORD_CHARS: usize = 1024;
@@ -107,9 +110,28 @@ impl Record for PasswordToken {
     fn key(&self) -> Vec<u8> {
         self.token_hash.clone()
     }
+    fn index_entries(&self) -> Vec<(&'static str, Vec<u8>)> {
+        vec![(
+            CLIENTID_PASSWORDTOKENS,
+            index_key(&id_key(self.client_id), &self.token_hash),
+        )]
+    }
 }
 
-/// Creates a link token valid for `valid_seconds`; returns the token to put in the link.
+/// Deletes every outstanding link token of a client, inside the caller's transaction.
+pub fn revoke_client_tokens(tx: &mut WriteTx<'_>, client_id: u64) -> Result<usize> {
+    let hashes = tx.index_record_keys(CLIENTID_PASSWORDTOKENS, &id_key(client_id))?;
+    let mut n = 0;
+    for h in hashes {
+        if tx.delete::<PasswordToken>(&h)? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Creates a link token valid for `valid_seconds`; returns the token to put in the link. The
+/// client's earlier links stop working: only the newest one is valid.
 pub fn issue_token(
     store: &Store,
     client_id: u64,
@@ -125,8 +147,36 @@ pub fn issue_token(
         created_at: now,
         expires_at: now + valid_seconds,
     };
-    store.write(|tx| tx.put(&record))?;
+    store.write(|tx| {
+        revoke_client_tokens(tx, client_id)?;
+        tx.put(&record)
+    })?;
     Ok(token)
+}
+
+/// Checks a link token and spends it in the same transaction, together with whatever `then`
+/// does with the client id (setting the password): of two submissions of one link, exactly
+/// one gets here with `Some`.
+pub fn consume_token<T>(
+    store: &Store,
+    token: &str,
+    now: i64,
+    then: impl FnOnce(&mut WriteTx<'_>, &PasswordToken) -> Result<T>,
+) -> Result<Option<T>> {
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let key = token_hash(token);
+    store.write(|tx| {
+        let Some(found) = tx.get::<PasswordToken>(&key)? else {
+            return Ok(None);
+        };
+        tx.delete::<PasswordToken>(&key)?;
+        if found.expires_at <= now {
+            return Ok(None);
+        }
+        then(tx, &found).map(Some)
+    })
 }
 
 /// The live token for a link, if it is well-formed, known and not expired.

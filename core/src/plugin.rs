@@ -49,7 +49,7 @@ pub use crate::registry::{
     Manifest, MenuButton, OperatorCommand, Plugin, Registrar, Tab, ViewerCtx,
 };
 pub use crate::settings::{Scope, SettingDef, SettingType};
-pub use crate::web::guards::SameOrigin;
+pub use crate::web::guards::{CheckedForm, CsrfField, FormRefused, SameOrigin};
 pub use crate::web::page::{Page, PageHtml};
 
 use crate::portal::Portal;
@@ -125,6 +125,8 @@ impl Namespace {
     /// Runs `f` with a transaction: everything it writes lands at once and is flushed before
     /// this returns; reads inside see the writes before them, and no other write runs in
     /// between, so a check and the change it allows (a quota, a single-use code) are one step.
+    /// Do every change through `tx`: another write started inside `f` (`put`, `page.audit`,
+    /// queueing mail) is refused with an error.
     pub fn write<R>(&self, f: impl FnOnce(&mut NamespaceTx<'_, '_>) -> Result<R>) -> Result<R> {
         self.store.write(|tx| f(&mut NamespaceTx { tx, ns: self }))
     }
@@ -428,6 +430,22 @@ mod tests {
             ns.get::<serde_json::Value>("clients", b"k").expect("own"),
             None
         );
+    }
+
+    #[test]
+    fn a_write_inside_a_write_is_refused_not_a_deadlock() {
+        let ns = Namespace::new(Store::in_memory(), "desk");
+        let e = ns
+            .write(|tx| {
+                tx.put("t", b"1", &1)?;
+                ns.put("t", b"2", &2)
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("inside another one"), "{e}");
+        // Nothing of the failed write landed, and the next write works.
+        assert_eq!(ns.get::<i32>("t", b"1").expect("get"), None);
+        ns.put("t", b"3", &3).expect("put");
+        assert_eq!(ns.get::<i32>("t", b"3").expect("get"), Some(3));
     }
 
     #[test]

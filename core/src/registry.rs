@@ -409,7 +409,15 @@ impl Registry {
             ),
             (
                 "commands",
-                list(r.commands.iter().map(|c| c.name.to_string()).collect()),
+                list(
+                    r.commands
+                        .iter()
+                        .map(|c| match c.about {
+                            "" => c.name.to_string(),
+                            about => format!("{} ({about})", c.name),
+                        })
+                        .collect(),
+                ),
             ),
             (
                 "templates",

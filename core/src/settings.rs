@@ -278,6 +278,13 @@ pub fn core_settings() -> Vec<SettingDef> {
             "A session ends this long after login, used or not.",
         ),
         SettingDef::int(
+            "session_max_per_client",
+            10,
+            1,
+            1000,
+            "Live sessions a client may have at once; a new login ends the oldest beyond it.",
+        ),
+        SettingDef::int(
             "ci_client_password_min_length",
             8,
             6,
@@ -297,6 +304,34 @@ pub fn core_settings() -> Vec<SettingDef> {
             1,
             24 * 60,
             "How long a locked login stays locked.",
+        ),
+        SettingDef::int(
+            "audit_retention_days",
+            365,
+            1,
+            36500,
+            "How many days audit events are kept; older ones are deleted by the hourly housekeeping.",
+        ),
+        SettingDef::int(
+            "ci_login_throttle_free_attempts",
+            20,
+            1,
+            100_000,
+            "Wrong logins one address may make in 15 minutes before each further one makes it wait 5, 10, 20 … seconds (at most 15 minutes). Many clients may share one address (NAT).",
+        ),
+        SettingDef::int(
+            "ci_password_link_resend_minutes",
+            10,
+            1,
+            24 * 60,
+            "A client gets at most one \"forgot password\" mail this often; further requests look the same and send nothing.",
+        ),
+        SettingDef::int(
+            "ci_password_forgot_per_address_per_hour",
+            20,
+            1,
+            100_000,
+            "\"Forgot password\" requests one address may make in an hour; further ones look the same and send nothing.",
         ),
         SettingDef::new(
             "ci_forgotten_password",

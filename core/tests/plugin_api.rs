@@ -129,6 +129,8 @@ fn portal() -> Portal {
             smtp_url: None,
             store_cache_bytes: 0,
             dynamic: DynamicPlugins::default(),
+            trusted_proxies: Vec::new(),
+            secure_cookies: Default::default(),
         },
     )
     .expect("assemble");
@@ -182,6 +184,7 @@ fn an_operator_command_works_through_its_context() {
         OpRequest::Audit {
             client: Some("1007".into()),
             limit: 5,
+            before: None,
         },
     )
     .expect("audit");
@@ -238,7 +241,7 @@ fn unknown_commands_and_hooks_are_listed() {
     );
     let plugins = ops::execute(&portal, OpRequest::PluginsList).expect("list");
     assert!(
-        plugins.contains("desk 1.0.0 (Desk): compiled-in, loaded\n    settings: desk_prefix\n    declares hooks: before_ticket_create\n    commands: deskmail, desk\n"),
+        plugins.contains("desk 1.0.0 (Desk): compiled-in, loaded\n    settings: desk_prefix\n    declares hooks: before_ticket_create\n    commands: deskmail (deskmail TO SUBJECT), desk (desk open CLIENT SUBJECT)\n"),
         "{plugins}"
     );
 }
@@ -268,6 +271,8 @@ fn a_second_plugin_with_the_same_id_stops_assembly() {
             smtp_url: None,
             store_cache_bytes: 0,
             dynamic: DynamicPlugins::default(),
+            trusted_proxies: Vec::new(),
+            secure_cookies: Default::default(),
         },
     )
     .err()

@@ -301,3 +301,217 @@ fn bulk_puts_keep_indexes_in_step_too() {
         assert_eq!(s.count::<Client>().expect("count"), 2, "{name}");
     }
 }
+
+fn ids(pairs: &[(Vec<u8>, Vec<u8>)], skip: usize) -> Vec<u64> {
+    pairs
+        .iter()
+        .map(|(k, _)| u64::from_be_bytes(k[skip..].try_into().expect("8 bytes")))
+        .collect()
+}
+
+#[test]
+fn limited_scans_page_forwards_and_backwards_within_a_prefix() {
+    for (name, f) in backends() {
+        let b = f.store.backend();
+        let mut ops = Vec::new();
+        for owner in [b"a".as_slice(), b"ab", b"b"] {
+            for i in [1u64, 2, 3, 300, 70_000] {
+                let mut k = owner.to_vec();
+                k.push(SEP);
+                k.extend_from_slice(&id_key(i));
+                ops.push(op("ix", &k, Some(b"")));
+            }
+        }
+        // A key that is all 0xff bytes must not end a scan of the whole tree early.
+        ops.push(op("ix", &[0xff, 0xff], Some(b"")));
+        b.apply(&ops).expect("apply");
+        let p = [b'a', SEP];
+        let at = |i: u64| [&p[..], &id_key(i)].concat();
+        let fwd = |after: Option<&[u8]>, limit| b.scan_prefix_limited("ix", &p, after, limit);
+        let rev = |before: Option<&[u8]>, limit| b.scan_prefix_rev_limited("ix", &p, before, limit);
+        assert_eq!(ids(&fwd(None, 2).expect("scan"), 2), [1, 2], "{name}");
+        assert_eq!(
+            ids(&fwd(Some(&at(2)), 10).expect("scan"), 2),
+            [3, 300, 70_000],
+            "{name}: `a` must not run into `ab`"
+        );
+        assert_eq!(
+            ids(&rev(None, 2).expect("scan"), 2),
+            [70_000, 300],
+            "{name}"
+        );
+        assert_eq!(
+            ids(&rev(Some(&at(300)), 10).expect("scan"), 2),
+            [3, 2, 1],
+            "{name}"
+        );
+        assert_eq!(ids(&rev(Some(&at(2)), 10).expect("scan"), 2), [1], "{name}");
+        assert!(rev(Some(&at(1)), 10).expect("scan").is_empty(), "{name}");
+        assert!(
+            rev(Some(b"0"), 10).expect("scan").is_empty(),
+            "{name}: before the prefix"
+        );
+        assert!(
+            fwd(Some(b"z"), 10).expect("scan").is_empty(),
+            "{name}: after the prefix"
+        );
+        assert!(rev(None, 0).expect("scan").is_empty(), "{name}");
+        assert!(
+            b.scan_prefix_rev_limited("nosuch", &[], None, 5)
+                .expect("scan")
+                .is_empty(),
+            "{name}"
+        );
+        // The whole tree, both ways.
+        let all = b.scan_prefix_limited("ix", &[], None, 100).expect("scan");
+        assert_eq!(all.len(), 16, "{name}");
+        assert_eq!(all.last().map(|(k, _)| k.clone()), Some(vec![0xff, 0xff]));
+        let all_rev = b
+            .scan_prefix_rev_limited("ix", &[], None, 100)
+            .expect("scan");
+        assert_eq!(
+            all_rev.first().map(|(k, _)| k.clone()),
+            Some(vec![0xff, 0xff])
+        );
+        assert_eq!(all_rev.len(), 16, "{name}");
+        // A prefix ending in 0xff (an owner and the separator) past the tree's last key.
+        let tail = b
+            .scan_prefix_rev_limited("ix", &[0xff], None, 100)
+            .expect("scan");
+        assert_eq!(tail.len(), 1, "{name}");
+    }
+}
+
+#[test]
+fn newest_records_come_highest_key_first_also_through_an_index() {
+    for (name, f) in backends() {
+        let s = &f.store;
+        s.write(|tx| {
+            for i in 1..=6u64 {
+                tx.put(&Message {
+                    id: i,
+                    client_id: Some(if i % 2 == 0 { 7 } else { 8 }),
+                    invoice_group_id: None,
+                    subject: format!("m{i}"),
+                    body: String::new(),
+                    valid_from: None,
+                    valid_until: None,
+                })?;
+            }
+            Ok(())
+        })
+        .expect("put");
+        let got = |ms: Vec<Message>| ms.into_iter().map(|m| m.id).collect::<Vec<_>>();
+        assert_eq!(got(s.newest(None, 4).expect("q")), [6, 5, 4, 3], "{name}");
+        assert_eq!(
+            got(s.newest(Some(&id_key(3)), 4).expect("q")),
+            [2, 1],
+            "{name}"
+        );
+        let by = |before: Option<u64>, limit| {
+            s.newest_by_index::<Message>(
+                "clientid_messageids",
+                &id_key(7),
+                before.map(id_key).as_deref(),
+                limit,
+            )
+            .expect("q")
+        };
+        assert_eq!(got(by(None, 2)), [6, 4], "{name}");
+        assert_eq!(got(by(Some(4), 5)), [2], "{name}");
+    }
+}
+
+/// A value as a newer Portico would write it: version byte 2 for a record type at version 1.
+#[test]
+fn a_value_written_by_a_newer_version_is_refused_naming_tree_and_key() {
+    for (name, f) in backends() {
+        let s = &f.store;
+        let json = serde_json::to_vec(&client(4, "1004", 1, None)).expect("json");
+        s.backend()
+            .apply(&[op(
+                Client::TREE,
+                &id_key(4),
+                Some(&[&[2u8][..], &json].concat()),
+            )])
+            .expect("apply");
+        let e = s.get_id::<Client>(4).expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "stored value in tree `clients` at key 0000000000000004 cannot be decoded: written by a newer version of Portico (record version 2; this one reads up to 1)",
+            "{name}"
+        );
+        // The same bytes at the current version read fine.
+        s.backend()
+            .apply(&[op(
+                Client::TREE,
+                &id_key(4),
+                Some(&[&[1u8][..], &json].concat()),
+            )])
+            .expect("apply");
+        assert_eq!(
+            s.get_id::<Client>(4).expect("read").map(|c| c.id),
+            Some(4),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn lenient_reads_skip_an_unreadable_record_and_strict_ones_fail() {
+    for (name, f) in backends() {
+        let s = &f.store;
+        s.write(|tx| {
+            tx.put(&client(1, "1001", 3, None))?;
+            tx.put(&client(2, "1002", 3, None))?;
+            tx.put(&client(3, "1003", 3, None))
+        })
+        .expect("put");
+        s.backend()
+            .apply(&[op(Client::TREE, &id_key(2), Some(b"\x01{broken"))])
+            .expect("apply");
+        let e = s.all::<Client>().expect_err("strict").to_string();
+        assert!(
+            e.contains("tree `clients` at key 0000000000000002"),
+            "{name}: {e}"
+        );
+        let ids = |cs: Vec<Client>| cs.into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.all_lenient().expect("lenient")), [1, 3], "{name}");
+        let e = s
+            .by_index::<Client>("invoicegroupid_clientids", &id_key(3))
+            .expect_err("strict");
+        assert!(e.to_string().contains("0000000000000002"), "{name}: {e}");
+        assert_eq!(
+            ids(s
+                .by_index_lenient("invoicegroupid_clientids", &id_key(3))
+                .expect("lenient")),
+            [1, 3],
+            "{name}"
+        );
+        assert_eq!(ids(s.newest(None, 10).expect("newest")), [3, 1], "{name}");
+    }
+}
+
+#[test]
+fn an_index_read_in_a_transaction_sees_its_pending_changes() {
+    for (name, f) in backends() {
+        let s = &f.store;
+        s.write(|tx| tx.put(&client(1, "1001", 1, Some("alice"))))
+            .expect("put");
+        s.write(|tx| {
+            let found = |tx: &portico_core::internal::store::WriteTx<'_>, who: &str| {
+                tx.by_index_first::<Client>("username_clientid", who.as_bytes())
+                    .map(|c| c.map(|c| c.id))
+            };
+            assert_eq!(found(tx, "alice")?, Some(1), "{name}");
+            tx.put(&client(1, "1001", 1, Some("ally")))?;
+            tx.put(&client(2, "1002", 1, Some("alice")))?;
+            assert_eq!(found(tx, "alice")?, Some(2), "{name}");
+            assert_eq!(found(tx, "ally")?, Some(1), "{name}");
+            tx.delete::<Client>(&id_key(2))?;
+            assert_eq!(found(tx, "alice")?, None, "{name}");
+            Ok(())
+        })
+        .expect("write");
+    }
+}

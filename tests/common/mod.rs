@@ -187,10 +187,17 @@ impl Server {
         portico(&all, None)
     }
 
-    /// A browser-like HTTP client with its own cookie jar that does not follow redirects.
+    /// A browser-like HTTP client with its own cookie jar that does not follow redirects. Like
+    /// a browser it says where its posts come from (`Origin`: this portal).
     pub fn client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "Origin",
+            reqwest::header::HeaderValue::from_str(&self.base).expect("origin"),
+        );
         reqwest::Client::builder()
             .cookie_store(true)
+            .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client")
@@ -415,4 +422,28 @@ pub fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
     }
+}
+
+/// Sends `request` byte for byte over a new TCP connection to the portal at `base`
+/// (`http://host:port`) and returns what comes back until the server closes (at most 10 s).
+/// For input an HTTP client would normalise (`..` in paths) or never send.
+pub fn raw_http(base: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    tcp.write_all(request).expect("send");
+    let mut out = Vec::new();
+    let _ = tcp.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw HTTP response (0 when there is none).
+pub fn raw_status(response: &str) -> u16 {
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
-use super::{Backend, Op};
+use super::{Backend, Op, prefix_range};
 use crate::error::{Error, Result};
 
 type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -35,6 +35,41 @@ impl Backend for MemoryBackend {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    fn scan_prefix_limited(
+        &self,
+        tree: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let trees = self.trees.read().map_err(|_| poisoned())?;
+        let (Some(t), Some(range)) = (trees.get(tree), prefix_range(prefix, after, None)) else {
+            return Ok(Vec::new());
+        };
+        Ok(t.range(range)
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn scan_prefix_rev_limited(
+        &self,
+        tree: &str,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let trees = self.trees.read().map_err(|_| poisoned())?;
+        let (Some(t), Some(range)) = (trees.get(tree), prefix_range(prefix, None, before)) else {
+            return Ok(Vec::new());
+        };
+        Ok(t.range(range)
+            .rev()
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn len(&self, tree: &str) -> Result<usize> {

@@ -11,6 +11,7 @@ mod migrate;
 mod sled_backend;
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use serde::{Serialize, de::DeserializeOwned};
@@ -37,6 +38,24 @@ pub trait Backend: Send + Sync + 'static {
     fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// All pairs whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, tree: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// At most `limit` pairs whose key starts with `prefix` and is above `after` (from the
+    /// first when `None`), in key order. Reads only what it returns.
+    fn scan_prefix_limited(
+        &self,
+        tree: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// At most `limit` pairs whose key starts with `prefix` and is below `before` (from the
+    /// last when `None`), highest key first. Reads only what it returns.
+    fn scan_prefix_rev_limited(
+        &self,
+        tree: &str,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
     /// Number of keys in a tree (may walk the whole tree).
     fn len(&self, tree: &str) -> Result<usize>;
     /// Whether a tree has no keys (cheap).
@@ -75,22 +94,72 @@ pub fn index_key(owner: &[u8], record_key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// A start and an end bound of keys.
+pub(crate) type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// Bounds of the keys that start with `prefix`, above `after` and below `before`: `None` when no
+/// key can match. Both backends scan with it, so they bound alike.
+pub(crate) fn prefix_range(
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    before: Option<&[u8]>,
+) -> Option<KeyRange> {
+    let (start, first) = match after {
+        Some(a) if a >= prefix => (Bound::Excluded(a.to_vec()), a),
+        _ => (Bound::Included(prefix.to_vec()), prefix),
+    };
+    // The first key past every key with the prefix: drop trailing 0xff bytes, bump the last.
+    let mut prefix_end = prefix.to_vec();
+    while prefix_end.last() == Some(&0xff) {
+        prefix_end.pop();
+    }
+    let prefix_end = prefix_end.last_mut().map(|b| *b += 1).map(|()| prefix_end);
+    let end = match (prefix_end, before) {
+        (Some(e), Some(b)) => Some(e.min(b.to_vec())),
+        (e, b) => e.or(b.map(<[u8]>::to_vec)),
+    };
+    let Some(end) = end else {
+        return Some((start, Bound::Unbounded));
+    };
+    (first < end.as_slice()).then_some((start, Bound::Excluded(end)))
+}
+
 pub fn encode<R: Record>(value: &R) -> Result<Vec<u8>> {
     let mut out = vec![R::VERSION];
     serde_json::to_writer(&mut out, value).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(out)
 }
 
-pub fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) -> Result<T> {
+/// Reads a stored value: its version byte, then JSON. A value written by a newer Portico (a
+/// version above `R::VERSION`) is refused rather than half-understood.
+pub fn decode<R: Record>(tree: &str, key: &[u8], bytes: &[u8]) -> Result<R> {
     let corrupt = |cause: String| Error::Corrupt {
         tree: tree.to_string(),
         key: hex::encode(key),
         cause,
     };
-    let (_, body) = bytes
+    let (version, body) = bytes
         .split_first()
         .ok_or_else(|| corrupt("empty value".into()))?;
+    if *version > R::VERSION {
+        return Err(corrupt(format!(
+            "written by a newer version of Portico (record version {version}; this one reads up to {})",
+            R::VERSION
+        )));
+    }
     serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))
+}
+
+/// Decodes pairs of a record tree, logging and leaving out each value that does not decode.
+fn decode_lenient<R: Record>(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<R> {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| {
+            decode(R::TREE, &k, &v)
+                .map_err(|e| tracing::error!("skipped an unreadable record: {e}"))
+                .ok()
+        })
+        .collect()
 }
 
 /// Typed access to a backend. Cheap to clone.
@@ -142,13 +211,15 @@ impl Store {
         self.get(&id_key(id))
     }
 
-    /// Every record of a type, in key order.
+    /// Every record of a type, in key order. A whole-tree scan: off the async threads.
     pub fn all<R: Record>(&self) -> Result<Vec<R>> {
-        self.backend
-            .scan_prefix(R::TREE, &[])?
-            .into_iter()
-            .map(|(k, v)| decode(R::TREE, &k, &v))
-            .collect()
+        off_async(|| {
+            self.backend
+                .scan_prefix(R::TREE, &[])?
+                .into_iter()
+                .map(|(k, v)| decode(R::TREE, &k, &v))
+                .collect()
+        })
     }
 
     pub fn count<R: Record>(&self) -> Result<usize> {
@@ -171,6 +242,71 @@ impl Store {
         Ok(out)
     }
 
+    /// Like [`Store::all`], but a value that does not decode is logged (tree, key and cause) and
+    /// left out instead of failing the whole read: for features that must go on serving the
+    /// other records (the mail worker, listings). Imports and migrations use `all` and fail.
+    pub fn all_lenient<R: Record>(&self) -> Result<Vec<R>> {
+        Ok(decode_lenient(self.backend.scan_prefix(R::TREE, &[])?))
+    }
+
+    /// Like [`Store::by_index`], with unreadable records logged and left out.
+    pub fn by_index_lenient<R: Record>(&self, index_tree: &str, owner: &[u8]) -> Result<Vec<R>> {
+        let mut prefix = owner.to_vec();
+        prefix.push(SEP);
+        let mut out = Vec::new();
+        for (k, _) in self.backend.scan_prefix(index_tree, &prefix)? {
+            if let Some(r) = self.get_lenient::<R>(&k[prefix.len()..])? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A record, or `None` (logged) when its value does not decode.
+    fn get_lenient<R: Record>(&self, key: &[u8]) -> Result<Option<R>> {
+        match self.get::<R>(key) {
+            Err(e @ Error::Corrupt { .. }) => {
+                tracing::error!("skipped an unreadable record: {e}");
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    /// At most `limit` records of a type with keys below `before` (all when `None`), highest
+    /// key first, reading no more than that; unreadable ones are logged and left out.
+    pub fn newest<R: Record>(&self, before: Option<&[u8]>, limit: usize) -> Result<Vec<R>> {
+        Ok(decode_lenient(self.backend.scan_prefix_rev_limited(
+            R::TREE,
+            &[],
+            before,
+            limit,
+        )?))
+    }
+
+    /// [`Store::newest`] through an index: one owner's records with keys below `before`.
+    pub fn newest_by_index<R: Record>(
+        &self,
+        index_tree: &str,
+        owner: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<R>> {
+        let mut prefix = owner.to_vec();
+        prefix.push(SEP);
+        let before = before.map(|b| index_key(owner, b));
+        let mut out = Vec::new();
+        for (k, _) in
+            self.backend
+                .scan_prefix_rev_limited(index_tree, &prefix, before.as_deref(), limit)?
+        {
+            if let Some(r) = self.get_lenient::<R>(&k[prefix.len()..])? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
     /// Raw value in a plain key/value tree (settings, meta).
     pub fn get_raw(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.backend.get(tree, key)
@@ -180,9 +316,10 @@ impl Store {
         self.backend.scan_prefix(tree, prefix)
     }
 
-    /// Runs `f` on a write transaction, applies its changes atomically and flushes them.
+    /// Runs `f` on a write transaction, applies its changes atomically and flushes them. The
+    /// flush waits for the disk, so it runs off the async threads (see [`off_async`]).
     pub fn write<T>(&self, f: impl FnOnce(&mut WriteTx<'_>) -> Result<T>) -> Result<T> {
-        self.write_with(true, f)
+        off_async(|| self.write_with(true, f))
     }
 
     /// Like [`Store::write`] without the flush, for bookkeeping nobody was promised (such as a
@@ -196,6 +333,9 @@ impl Store {
         flush: bool,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T>,
     ) -> Result<T> {
+        // A write started inside another write on the same thread would wait for itself
+        // forever (and with it every writer of the portal): refuse it instead.
+        let _nested = NestingGuard::enter()?;
         let _guard = self
             .write_lock
             .lock()
@@ -261,6 +401,43 @@ impl Store {
     }
 }
 
+/// Runs blocking work (a flush, a whole-tree scan) without holding up an async worker thread:
+/// on the server's multi-threaded runtime the worker hands its other tasks to another thread
+/// first (`block_in_place`), so a flood of requests that write cannot stall page rendering.
+/// Elsewhere (operator commands, blocking threads, tests) it simply runs.
+pub fn off_async<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+thread_local! {
+    static IN_WRITE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as inside a store write for as long as it lives.
+struct NestingGuard;
+
+impl NestingGuard {
+    fn enter() -> Result<NestingGuard> {
+        if IN_WRITE.with(|w| w.replace(true)) {
+            return Err(Error::Internal(
+                "a store write was started inside another one on the same thread; finish the first write (or do the change inside it) before starting another".into(),
+            ));
+        }
+        Ok(NestingGuard)
+    }
+}
+
+impl Drop for NestingGuard {
+    fn drop(&mut self) {
+        IN_WRITE.with(|w| w.set(false));
+    }
+}
+
 /// Changes collected for one atomic write. Reads through it see its own pending changes.
 pub struct WriteTx<'s> {
     store: &'s Store,
@@ -281,6 +458,17 @@ impl WriteTx<'_> {
             Some(bytes) => Ok(Some(decode(R::TREE, key, &bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// The first record an index lists for one owner, as it stands in this transaction: a
+    /// uniqueness check made here holds until the transaction's writes land.
+    pub fn by_index_first<R: Record>(&self, index_tree: &str, owner: &[u8]) -> Result<Option<R>> {
+        for key in self.index_record_keys(index_tree, owner)? {
+            if let Some(r) = self.get::<R>(&key)? {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
     }
 
     pub fn set_raw(&mut self, tree: &str, key: Vec<u8>, value: Option<Vec<u8>>) {
@@ -322,6 +510,53 @@ impl WriteTx<'_> {
         }
         self.set_raw(R::TREE, key.to_vec(), None);
         Ok(true)
+    }
+
+    /// Record keys listed in an index for one owner, as they stand in this transaction (the
+    /// write lock is held, so nobody else changes them meanwhile).
+    pub fn index_record_keys(&self, index_tree: &str, owner: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut prefix = owner.to_vec();
+        prefix.push(SEP);
+        let mut keys: Vec<Vec<u8>> = self
+            .store
+            .backend
+            .scan_prefix(index_tree, &prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        // Entries this transaction added or removed.
+        for ((tree, k), v) in &self.pending {
+            if tree == index_tree && k.starts_with(&prefix) {
+                match v {
+                    Some(_) if !keys.contains(k) => keys.push(k.clone()),
+                    None => keys.retain(|x| x != k),
+                    _ => {}
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys
+            .into_iter()
+            .map(|k| k[prefix.len()..].to_vec())
+            .collect())
+    }
+
+    /// Every stored record of a type that decodes (others are logged and skipped), as stored
+    /// before this transaction.
+    pub fn scan_records<R: Record>(&self) -> Result<Vec<R>> {
+        Ok(self
+            .store
+            .backend
+            .scan_prefix(R::TREE, &[])?
+            .into_iter()
+            .filter_map(|(k, v)| match decode(R::TREE, &k, &v) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!("skipped: {e}");
+                    None
+                }
+            })
+            .collect())
     }
 
     pub fn len(&self) -> usize {

@@ -6,7 +6,7 @@ use std::sync::RwLock;
 
 use sled::Transactional;
 
-use super::{Backend, Op};
+use super::{Backend, Op, prefix_range};
 use crate::error::{Error, Result};
 
 pub struct SledBackend {
@@ -23,10 +23,28 @@ impl SledBackend {
     }
 
     /// Opens with a page cache of `cache_bytes`.
+    ///
+    /// The store is for the portal's user only. A new data folder is created 0700. The store
+    /// folder inside it is made 0700 before sled writes anything there, so sled's files are
+    /// never reachable by others whatever their mode; after opening, they are made 0600 (and
+    /// subfolders 0700) too, which also tightens a store made by an older version. The
+    /// `portico` binary sets its umask to 077 as well, so sled creates them that way. An
+    /// existing data folder keeps its mode: it may be a folder the operator made (systemd's
+    /// `StateDirectory=`), and what it holds protects itself (the control socket is 0600).
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let store = dir.join("store");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&store)?;
+        tighten(&store, 0o700)?;
         let db = sled::Config::new()
-            .path(dir.join("store"))
+            .path(&store)
             .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| match e {
@@ -37,6 +55,7 @@ impl SledBackend {
                 }
                 other => Error::Store(format!("cannot open store in {}: {other}", dir.display())),
             })?;
+        make_private(&store)?;
         Ok(SledBackend {
             db,
             trees: RwLock::new(HashMap::new()),
@@ -55,6 +74,47 @@ impl SledBackend {
     }
 }
 
+/// Folders 0700 and files 0600 from `path` down (symbolic links are left alone). sled's
+/// flusher already runs, so a snapshot file may vanish under the walk: that is no error.
+fn make_private(path: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    };
+    if meta.is_file() {
+        return tighten(path, 0o600);
+    }
+    if meta.is_dir() {
+        tighten(path, 0o700)?;
+        let entries = match std::fs::read_dir(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            other => other?,
+        };
+        for entry in entries {
+            make_private(&entry?.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Takes away whatever `path`'s mode allows beyond `mode`.
+fn tighten(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let now = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other?.permissions().mode() & 0o777,
+    };
+    if now & !mode != 0 {
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(now & mode)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other.map_err(|e| {
+                Error::Store(format!("cannot make {} private: {e}", path.display()))
+            })?,
+        }
+    }
+    Ok(())
+}
+
 impl Backend for SledBackend {
     fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.tree(tree)?.get(key)?.map(|v| v.to_vec()))
@@ -63,6 +123,47 @@ impl Backend for SledBackend {
     fn scan_prefix(&self, tree: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.tree(tree)?
             .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn scan_prefix_limited(
+        &self,
+        tree: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let Some(range) = prefix_range(prefix, after, None) else {
+            return Ok(Vec::new());
+        };
+        self.tree(tree)?
+            .range(range)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn scan_prefix_rev_limited(
+        &self,
+        tree: &str,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let Some(range) = prefix_range(prefix, None, before) else {
+            return Ok(Vec::new());
+        };
+        self.tree(tree)?
+            .range(range)
+            .rev()
+            .take(limit)
             .map(|kv| {
                 let (k, v) = kv?;
                 Ok((k.to_vec(), v.to_vec()))

@@ -3,16 +3,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rocket::form::{Form, FromForm};
+use rocket::form::FromForm;
 use rocket::http::{ContentType, Header, Status};
 use rocket::response::{self, Responder, Response};
 use rocket::{Request, Route, State, get, post, routes};
 use serde::Serialize;
 
-use super::guards::{self, SameOrigin, Viewer, tokens_match};
+use super::guards::{self, CheckedForm, CsrfField, FormRefused, SameOrigin, Viewer};
 use super::page::{Page, PageHtml};
 use crate::error::Error;
-use crate::model::{Address, Client, Message, Service, ServiceKind, Tariff};
+use crate::model::{Address, Client, LoginNameTaken, Message, Service, ServiceKind, Tariff};
 use crate::portal::Portal;
 
 pub fn routes() -> Vec<Route> {
@@ -105,29 +105,36 @@ struct LoginNameForm {
     csrf: Option<String>,
 }
 
+impl CsrfField for LoginNameForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
 /// Lets a client choose a custom login name when `ci_enable_login_name_creation` is on.
 #[post("/profile/login-name", data = "<form>")]
 fn set_login_name(
     page: Page<'_>,
     _same_origin: SameOrigin,
-    form: Option<Form<LoginNameForm>>,
+    form: Result<CheckedForm<LoginNameForm>, FormRefused<'_>>,
 ) -> Result<PageHtml, Status> {
     let fail = |e: Error| {
         tracing::error!("{e}");
         Status::InternalServerError
     };
-    let Some(form) = form else {
-        return render_information(
-            &page,
-            None,
-            Some(page.t("form-error-invalid")),
-            Status::BadRequest,
-        )
-        .map_err(fail);
+    let form = match form {
+        Ok(CheckedForm(f)) => f,
+        Err(FormRefused::Form(e)) if e.status() != Status::PayloadTooLarge => {
+            return render_information(
+                &page,
+                None,
+                Some(page.t("form-error-invalid")),
+                Status::BadRequest,
+            )
+            .map_err(fail);
+        }
+        Err(refused) => return Err(refused.status()),
     };
-    if !tokens_match(form.csrf.as_deref().unwrap_or(""), &page.csrf) {
-        return Err(Status::Forbidden);
-    }
     if !page.flag("ci_enable_login_name_creation") {
         return Err(Status::NotFound);
     }
@@ -137,29 +144,31 @@ fn set_login_name(
     } else if !crate::import::valid_login_name(&wanted) {
         Some("login-name-error-format")
     } else {
-        match page
-            .portal
-            .store
-            .client_by_username(&wanted)
-            .map_err(fail)?
-        {
-            Some(other) if other.id != page.client.id => Some("login-name-error-taken"),
-            _ => match page.portal.store.client_by_number(&wanted).map_err(fail)? {
-                Some(other) if other.id != page.client.id => Some("login-name-error-taken"),
-                _ => None,
-            },
-        }
+        None
     };
     if let Some(key) = error_key {
         return render_information(&page, None, Some(page.t(key)), Status::UnprocessableEntity)
             .map_err(fail);
     }
-    let mut client = page.client.clone();
-    client.username = Some(wanted);
-    page.portal
+    // Checked and saved in one transaction on the client as stored now.
+    let client = match page
+        .portal
         .store
-        .write(|tx| tx.put(&client))
-        .map_err(fail)?;
+        .claim_login_name(page.client.id, &wanted)
+        .map_err(fail)?
+    {
+        Ok(Some(client)) => client,
+        Ok(None) => return Err(Status::NotFound),
+        Err(LoginNameTaken) => {
+            return render_information(
+                &page,
+                None,
+                Some(page.t("login-name-error-taken")),
+                Status::UnprocessableEntity,
+            )
+            .map_err(fail);
+        }
+    };
     let page = Page { client, ..page };
     render_information(&page, Some(page.t("login-name-saved")), None, Status::Ok).map_err(fail)
 }

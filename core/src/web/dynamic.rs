@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocket::Either;
-use rocket::form::Form;
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::Redirect;
@@ -16,7 +15,7 @@ use serde_json::Value;
 
 use portico_plugin_sdk::protocol::{Description, PageReply, PageRequest, SettingKind};
 
-use super::guards::SameOrigin;
+use super::guards::{CheckedForm, FormRefused, SameOrigin};
 use super::page::{Page, PageHtml};
 use crate::dylib::{CallError, Library};
 use crate::hooks::{ClientView, HookDef};
@@ -82,8 +81,17 @@ fn setting_def(d: &portico_plugin_sdk::protocol::SettingDecl) -> Result<SettingD
             d.max.unwrap_or(i64::MAX),
             description,
         ),
-        SettingKind::Url => SettingDef::url(key, description),
-        SettingKind::Email => SettingDef::email(key, description),
+        SettingKind::Url | SettingKind::Email => {
+            let mut def = if d.kind == SettingKind::Url {
+                SettingDef::url(key, description)
+            } else {
+                SettingDef::email(key, description)
+            };
+            if let Some(text) = d.default.as_str() {
+                def.default = Value::String(text.to_string());
+            }
+            def
+        }
         SettingKind::Choice => {
             let words: Vec<&'static str> = d.choices.iter().map(|c| leak(c)).collect();
             SettingDef::new(
@@ -123,6 +131,12 @@ fn registrar_for(lib: &Arc<Library>, registry: &Registry) -> Result<(Manifest, R
     if !crate::registry::valid_plugin_id(&d.id) {
         return Err(format!(
             "its id `{}` does not match [a-z][a-z0-9-]{{1,31}}",
+            d.id
+        ));
+    }
+    if registry.plugins.iter().any(|p| p.id == d.id) {
+        return Err(format!(
+            "plugin `{}`: a plugin with this id is registered already",
             d.id
         ));
     }
@@ -274,16 +288,12 @@ fn page_post(
     _same_origin: SameOrigin,
     path: PathBuf,
     query: QueryPairs,
-    form: Option<Form<HashMap<String, String>>>,
+    form: Result<CheckedForm<HashMap<String, String>>, FormRefused<'_>>,
 ) -> Reply {
-    let Some(form) = form else {
-        return Err(Status::BadRequest);
-    };
-    let mut fields: BTreeMap<String, String> = form.into_inner().into_iter().collect();
-    let sent = fields.remove("csrf").unwrap_or_default();
-    if !page.csrf_ok(&sent) {
-        return Err(Status::Forbidden);
-    }
+    // The form guard checked the session's token; too large is 413, a bad token 403.
+    let CheckedForm(form) = form.map_err(|e| e.status())?;
+    let mut fields: BTreeMap<String, String> = form.into_iter().collect();
+    fields.remove("csrf");
     serve(&page, "POST", &path, query.0, fields)
 }
 

@@ -172,30 +172,107 @@ pub fn is_same_origin(req: &Request<'_>) -> bool {
         Some(_) => return false,
         None => {}
     }
+    let host = req.headers().get_one("Host");
+    // The scheme and host of an Origin or Referer must be this portal's.
+    let matches = |url: &str| {
+        url.split_once("://").is_some_and(|(_, rest)| {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            Some(authority) == host
+        })
+    };
     match (
         req.headers().get_one("Origin"),
-        req.headers().get_one("Host"),
+        req.headers().get_one("Referer"),
     ) {
-        (None, _) => true,
         (Some("null"), _) => false,
-        (Some(origin), Some(host)) => origin
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host),
-        (Some(_), None) => false,
+        (Some(origin), _) => matches(origin),
+        (None, Some(referer)) => matches(referer),
+        (None, None) => true,
     }
+}
+
+/// Whether a request says where it comes from at all (Sec-Fetch-Site, Origin or Referer).
+fn has_provenance(req: &Request<'_>) -> bool {
+    ["Sec-Fetch-Site", "Origin", "Referer"]
+        .iter()
+        .any(|h| req.headers().get_one(h).is_some())
 }
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for SameOrigin {
     type Error = ();
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
-        if is_same_origin(req) {
+        // Browsers always say where a form post comes from; for a logged-in client, a post
+        // that says nothing is refused (belt and braces beside the form token).
+        let anonymous_ok = has_provenance(req) || signed_in(req).is_none();
+        if anonymous_ok && is_same_origin(req) {
             Outcome::Success(SameOrigin)
         } else {
             // Only the first two path segments: a password link's path carries its token.
             let path: Vec<&str> = req.uri().path().segments().take(2).collect();
             tracing::warn!(path = %path.join("/"), "refused a cross-site form post");
             Outcome::Error((Status::Forbidden, ()))
+        }
+    }
+}
+
+/// A form that carries the session's token in a `csrf` field.
+pub trait CsrfField {
+    fn csrf(&self) -> Option<&str>;
+}
+
+impl CsrfField for std::collections::HashMap<String, String> {
+    fn csrf(&self) -> Option<&str> {
+        self.get("csrf").map(String::as_str)
+    }
+}
+
+/// Why a checked form was refused.
+#[derive(Debug)]
+pub enum FormRefused<'r> {
+    /// The body is not the form (too large: `status()` is 413).
+    Form(rocket::form::Errors<'r>),
+    /// A logged-in client's form without the session's token.
+    Token,
+}
+
+impl FormRefused<'_> {
+    pub fn status(&self) -> Status {
+        match self {
+            FormRefused::Form(e) => e.status(),
+            FormRefused::Token => Status::Forbidden,
+        }
+    }
+}
+
+/// The one check of the form token for every state-changing form: when the request belongs
+/// to a live session, the form's `csrf` field must be that session's token. Handlers take
+/// `Result<CheckedForm<T>, FormRefused>` and never compare tokens themselves.
+pub struct CheckedForm<T>(pub T);
+
+#[rocket::async_trait]
+impl<'r, T: rocket::form::FromForm<'r> + CsrfField + Send + 'r> rocket::data::FromData<'r>
+    for CheckedForm<T>
+{
+    type Error = FormRefused<'r>;
+
+    async fn from_data(
+        req: &'r Request<'_>,
+        data: rocket::Data<'r>,
+    ) -> rocket::data::Outcome<'r, Self> {
+        use rocket::outcome::Outcome as O;
+        match rocket::form::Form::<T>::from_data(req, data).await {
+            O::Success(form) => {
+                let form = form.into_inner();
+                match signed_in(req) {
+                    Some(s) if !tokens_match(form.csrf().unwrap_or(""), &s.session.csrf_token) => {
+                        O::Error((Status::Forbidden, FormRefused::Token))
+                    }
+                    _ => O::Success(CheckedForm(form)),
+                }
+            }
+            O::Error((status, e)) => O::Error((status, FormRefused::Form(e))),
+            O::Forward(f) => O::Forward(f),
         }
     }
 }
@@ -209,9 +286,21 @@ pub fn tokens_match(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// The client's source address for logs and hooks.
+/// The client's source address for logs and hooks: the TCP peer, or what a trusted proxy says
+/// in `X-Forwarded-For` / `X-Real-IP` ([`Portal::client_source`]). Rocket's own `client_ip()`
+/// believes `X-Real-IP` from anyone, so it is not used (and its `ip_header` is off).
 pub fn source_addr(req: &Request<'_>) -> Option<String> {
-    req.client_ip().map(|ip| ip.to_string())
+    let peer = req.remote()?.ip();
+    let Some(portal) = portal(req) else {
+        return Some(peer.to_canonical().to_string());
+    };
+    let forwarded_for: Vec<&str> = req.headers().get("X-Forwarded-For").collect();
+    let real_ip = req.headers().get_one("X-Real-IP");
+    Some(
+        portal
+            .client_source(peer, &forwarded_for, real_ip)
+            .to_string(),
+    )
 }
 
 /// What handlers outside the logged-in pages need to know about the request: who (if anyone)

@@ -31,6 +31,8 @@ pub fn build(mut portal: Portal, config: rocket::Config) -> Rocket<Build> {
     let mut rocket = rocket::custom(config)
         .manage(portal)
         .attach(SecurityHeaders)
+        .attach(BodyLimits)
+        .mount("/", rocket::routes![too_large])
         .mount("/", sign::routes())
         .mount("/", core_pages::routes())
         .mount("/", password::routes())
@@ -53,6 +55,9 @@ pub fn rocket_config(addr: std::net::SocketAddr) -> rocket::Config {
         address: addr.ip(),
         port: addr.port(),
         limits,
+        // Rocket would take `client_ip()` from X-Real-IP whoever sent it; the source address
+        // comes from `guards::source_addr`, which believes only trusted proxies.
+        ip_header: None,
         log_level: rocket::config::LogLevel::Off,
         cli_colors: false,
         ident: rocket::config::Ident::none(),
@@ -63,6 +68,60 @@ pub fn rocket_config(addr: std::net::SocketAddr) -> rocket::Config {
         },
         ..rocket::Config::default()
     }
+}
+
+/// Refuses a form or JSON body that is over its limit by its declared `Content-Length`, before
+/// a byte of it is read: the request goes to a route that answers 413 (the themed error page).
+/// Without this the body would be read up to the limit first, and a handler that takes its
+/// form leniently (`Option<Form<_>>`: a form it cannot read is reported on the page) would
+/// answer 400. A body sent without a length (chunked) still stops being read at the limit and
+/// gets what the handler makes of that.
+struct BodyLimits;
+
+#[rocket::async_trait]
+impl Fairing for BodyLimits {
+    fn info(&self) -> Info {
+        Info {
+            name: "body limits",
+            kind: Kind::Request,
+        }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut rocket::Data<'_>) {
+        let Some(declared) = req
+            .headers()
+            .get_one("Content-Length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        else {
+            return;
+        };
+        let kind = match req.content_type() {
+            Some(c) if c.is_form() => "form",
+            Some(c) if c.is_form_data() => "data-form",
+            Some(c) if c.is_json() => "json",
+            _ => return,
+        };
+        let Some(limit) = req.limits().get(kind) else {
+            return;
+        };
+        if declared > limit.as_u64() {
+            let path: Vec<&str> = req.uri().path().segments().take(2).collect();
+            tracing::warn!(
+                path = %path.join("/"),
+                declared,
+                limit = limit.as_u64(),
+                "refused a request body over its limit"
+            );
+            req.set_method(rocket::http::Method::Get);
+            req.set_uri(rocket::uri!(too_large));
+        }
+    }
+}
+
+/// Where [`BodyLimits`] sends a request whose declared body is over its limit.
+#[rocket::get("/__portico/too-large")]
+fn too_large() -> rocket::http::Status {
+    rocket::http::Status::PayloadTooLarge
 }
 
 /// Security headers on every response, error pages included.

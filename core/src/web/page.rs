@@ -216,14 +216,10 @@ impl Page<'_> {
         self.lang
     }
 
-    /// The session's form token: put it in a hidden `csrf` field of every form.
+    /// The session's form token: put it in a hidden `csrf` field of every form (templates have
+    /// it as `csrf`); take the form as `Result<CheckedForm<T>, FormRefused>`, which checks it.
     pub fn csrf(&self) -> &str {
         &self.csrf
-    }
-
-    /// Whether a posted token is this session's form token (constant time).
-    pub fn csrf_ok(&self, sent: &str) -> bool {
-        guards::tokens_match(sent, &self.csrf)
     }
 
     /// The request path.

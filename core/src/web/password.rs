@@ -10,14 +10,16 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Route, State, get, post, routes};
 use serde::Serialize;
 
-use super::guards::{Lang, SameOrigin, SessionUser, Viewer, maintenance_on, tokens_match};
+use super::guards::{
+    CheckedForm, CsrfField, FormRefused, Lang, SameOrigin, SessionUser, Viewer, maintenance_on,
+};
 use super::page::{Page, PageHtml, render_public};
 use super::sign::{SignView, find_client, render_sign};
 use crate::audit::{Audit, AuditKind};
 use crate::auth::{self, Credential};
 use crate::error::Error;
 use crate::lockout;
-use crate::mail::{self, MailJob};
+use crate::mail;
 use crate::model::Client;
 use crate::passwords::{self, LinkPurpose};
 use crate::portal::Portal;
@@ -93,6 +95,12 @@ struct ChangeForm {
     repeat: Option<String>,
 }
 
+impl CsrfField for ChangeForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
 /// The Fluent id of the reason a new password pair is refused, if it is.
 fn new_password_problem(
     portal: &Portal,
@@ -118,21 +126,22 @@ async fn change_password(
     page: PasswordPage<'_>,
     _same: SameOrigin,
     viewer: Viewer,
-    form: Option<Form<ChangeForm>>,
+    form: Result<CheckedForm<ChangeForm>, FormRefused<'_>>,
 ) -> Result<PageHtml, Status> {
     let mut page = page.0;
     let portal = page.portal.clone();
-    let Some(form) = form else {
-        return render_password_tab(
-            &page,
-            Some(page.t("form-error-invalid")),
-            None,
-            Status::BadRequest,
-        );
+    let form = match form {
+        Ok(CheckedForm(f)) => f,
+        Err(FormRefused::Form(e)) if e.status() != Status::PayloadTooLarge => {
+            return render_password_tab(
+                &page,
+                Some(page.t("form-error-invalid")),
+                None,
+                Status::BadRequest,
+            );
+        }
+        Err(refused) => return Err(refused.status()),
     };
-    if !tokens_match(form.csrf.as_deref().unwrap_or(""), &page.csrf) {
-        return Err(Status::Forbidden);
-    }
     let new = form.new.clone().unwrap_or_default();
     let repeat = form.repeat.clone().unwrap_or_default();
     if !page.session.must_change_password {
@@ -145,22 +154,53 @@ async fn change_password(
                 Status::UnprocessableEntity,
             );
         }
+        // The same lockout as the login form: a stolen session must not become a way to guess
+        // the password without limit. While locked nothing is verified.
+        let now = portal.clock.unix();
+        if lockout::is_locked(&portal.store, page.client.id, now).map_err(internal)? {
+            portal.audit(Audit {
+                client_id: Some(page.client.id),
+                source: viewer.source_addr.as_deref(),
+                detail: Some("password tab".into()),
+                ..Audit::new(AuditKind::LoginWhileLocked)
+            });
+            return render_password_tab(
+                &page,
+                Some(page.t("sign-error-locked")),
+                None,
+                Status::Forbidden,
+            );
+        }
         let hash = portal
             .store
             .get_id::<Credential>(page.client.id)
             .map_err(internal)?
             .map(|c| c.password_hash);
         if !portal.hasher.verify(hash, current).await {
-            // A stolen session must not become a way to guess the password without limit.
-            let now = portal.clock.unix();
+            portal.audit(Audit {
+                client_id: Some(page.client.id),
+                source: viewer.source_addr.as_deref(),
+                detail: Some("password tab".into()),
+                ..Audit::new(AuditKind::LoginFailed)
+            });
             if lockout::record_failure(&portal.store, page.client.id, now, portal.lockout_policy())
                 .map_err(internal)?
             {
                 portal.audit(Audit {
                     client_id: Some(page.client.id),
                     source: viewer.source_addr.as_deref(),
+                    detail: Some("password tab".into()),
                     ..Audit::new(AuditKind::Lockout)
                 });
+                // The session that guessed ends with the lockout.
+                auth::end_session_by_hash(&portal.store, &page.session.id_hash)
+                    .map_err(internal)?;
+                let view = SignView {
+                    error: Some(page.t("sign-error-locked")),
+                    username: &page.client.number,
+                    ..SignView::default()
+                };
+                return render_sign(&portal, page.lang, view, Status::Forbidden).map_err(internal);
             }
             return render_password_tab(
                 &page,
@@ -174,16 +214,16 @@ async fn change_password(
         return render_password_tab(&page, Some(page.t(key)), None, Status::UnprocessableEntity);
     }
     let hash = portal.hasher.hash(new).await.map_err(internal)?;
+    // Other sessions, links and pending link mails end with the old password.
     auth::set_password(
         &portal.store,
         page.client.id,
         hash,
         portal.clock.unix(),
         false,
+        Some(&page.session.id_hash),
     )
     .map_err(internal)?;
-    auth::end_client_sessions(&portal.store, page.client.id, Some(&page.session.id_hash))
-        .map_err(internal)?;
     lockout::clear(&portal.store, page.client.id).map_err(internal)?;
     if page.session.must_change_password {
         page.session.must_change_password = false;
@@ -299,51 +339,26 @@ async fn forgot(
         );
     }
     let started = Instant::now();
-    let clients = if portal.settings.text("ci_forgotten_password", None) == "username" {
-        find_client(portal, &login)
-            .map_err(internal)?
-            .into_iter()
-            .collect()
-    } else if crate::settings::is_email(&login) {
-        portal.store.clients_by_email(&login).map_err(internal)?
-    } else {
-        vec![]
-    };
-    let mut queued = false;
-    for client in clients
-        .iter()
-        .filter(|c| c.email.as_deref().is_some_and(|e| !e.is_empty()))
+    let now = portal.clock.unix();
+    // Floods get the same page and send nothing: one address may ask a bounded number of
+    // times an hour, and each client gets at most one mail per resend window.
+    let addr_key = viewer.source_addr.as_deref().unwrap_or("-");
+    let per_addr = portal
+        .settings
+        .int("ci_password_forgot_per_address_per_hour", None)
+        .max(1) as u32;
+    let resend = portal.settings.int("ci_password_link_resend_minutes", None) * 60;
+    if portal
+        .throttles
+        .forgot_by_addr
+        .allow(addr_key, now, 3600, per_addr)
     {
-        // One pending link per client is enough: repeated requests do not flood the mailbox.
-        if mail::has_pending_link(&portal.store, client.id).map_err(internal)? {
-            continue;
-        }
-        let mail_lang = client.language.clone().unwrap_or_else(|| lang.to_string());
-        mail::enqueue(
-            portal,
-            MailJob::PasswordLink {
-                client_id: client.id,
-                purpose: LinkPurpose::Reset,
-                lang: mail_lang,
-            },
-        )
-        .map_err(internal)?;
-        portal.audit(Audit {
-            client_id: Some(client.id),
-            source: viewer.source_addr.as_deref(),
-            ..Audit::new(AuditKind::ResetRequested)
-        });
-        queued = true;
-    }
-    if !queued {
-        portal.audit(Audit {
-            login: Some(&login),
-            source: viewer.source_addr.as_deref(),
-            detail: Some(
-                "no mail sent (no such account, no e-mail, or a link already pending)".into(),
-            ),
-            ..Audit::new(AuditKind::ResetRequested)
-        });
+        request_links(portal, lang, &login, viewer.source_addr.as_deref(), resend)?;
+    } else {
+        tracing::warn!(
+            source = addr_key,
+            "forgot-password request over the address's hourly limit; nothing sent"
+        );
     }
     // Same answer, same time, whether or not anything was sent.
     if let Some(rest) = FORGOT_ANSWER_TIME.checked_sub(started.elapsed()) {
@@ -357,6 +372,62 @@ async fn forgot(
         Some(("/sign/", "forgot-back")),
         Status::Ok,
     )
+}
+
+/// Queues a reset link for each client the typed login or address names (those with an
+/// e-mail address and no link in the last `resend` seconds), and audits the request.
+fn request_links(
+    portal: &Portal,
+    lang: &'static str,
+    login: &str,
+    source: Option<&str>,
+    resend: i64,
+) -> Result<(), Status> {
+    let clients = if portal.settings.text("ci_forgotten_password", None) == "username" {
+        find_client(portal, login)
+            .map_err(internal)?
+            .into_iter()
+            .collect()
+    } else if crate::settings::is_email(login) {
+        portal.store.clients_by_email(login).map_err(internal)?
+    } else {
+        vec![]
+    };
+    let mut queued = false;
+    for client in clients
+        .iter()
+        .filter(|c| c.email.as_deref().is_some_and(|e| !e.is_empty()))
+    {
+        let mail_lang = client.language.clone().unwrap_or_else(|| lang.to_string());
+        if !mail::enqueue_link_unless_recent(
+            portal,
+            client.id,
+            LinkPurpose::Reset,
+            &mail_lang,
+            resend,
+        )
+        .map_err(internal)?
+        {
+            continue;
+        }
+        portal.audit(Audit {
+            client_id: Some(client.id),
+            source,
+            ..Audit::new(AuditKind::ResetRequested)
+        });
+        queued = true;
+    }
+    if !queued {
+        portal.audit(Audit {
+            login: Some(login),
+            source,
+            detail: Some(
+                "no mail sent (no such account, no e-mail, or a link sent moments ago)".into(),
+            ),
+            ..Audit::new(AuditKind::ResetRequested)
+        });
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -474,12 +545,17 @@ async fn link_set(
         );
     }
     let hash = portal.hasher.hash(new).await.map_err(internal)?;
-    // Spend the link first: a second post of the same form must not set anything.
-    passwords::revoke_token(&portal.store, &found.token_hash).map_err(internal)?;
-    auth::set_password(&portal.store, client.id, hash, portal.clock.unix(), false)
-        .map_err(internal)?;
-    auth::end_client_sessions(&portal.store, client.id, None).map_err(internal)?;
-    lockout::clear(&portal.store, client.id).map_err(internal)?;
+    // The link is checked and spent in the same step that sets the password: of two posts of
+    // one link, exactly one sets anything.
+    let now = portal.clock.unix();
+    let spent = passwords::consume_token(&portal.store, token, now, |tx, t| {
+        auth::set_password_in(tx, t.client_id, hash, now, false, None)?;
+        lockout::clear_in(tx, t.client_id)
+    })
+    .map_err(internal)?;
+    if spent.is_none() {
+        return invalid_link(portal, lang);
+    }
     portal.audit(Audit {
         client_id: Some(client.id),
         source: viewer.source_addr.as_deref(),

@@ -9,7 +9,8 @@ use rocket::{Either, Route, State, get, post, routes};
 use serde::Serialize;
 
 use super::guards::{
-    LANG_COOKIE, Lang, Provenance, SameOrigin, Viewer, maintenance_on, tokens_match,
+    CheckedForm, CsrfField, FormRefused, LANG_COOKIE, Lang, Provenance, SameOrigin, Viewer,
+    maintenance_on,
 };
 use super::page::{PageHtml, render_public};
 use crate::audit::{Audit, AuditKind};
@@ -141,13 +142,34 @@ async fn sign_in(
     }
     let now = portal.clock.unix();
     let source = viewer.source_addr.as_deref();
+    // In front of the per-client lockout: an address that keeps guessing waits longer and
+    // longer, so one address cannot lock out account after account. Nothing is verified or
+    // counted against any account meanwhile.
+    let addr_key = source.unwrap_or("-");
+    if let Some(wait) = portal.throttles.logins_by_addr.blocked_for(addr_key, now) {
+        tracing::warn!(
+            source = addr_key,
+            "login refused: the address must wait {wait} s"
+        );
+        return page("sign-error-throttled", &login, Status::TooManyRequests);
+    }
     let client = find_client(portal, &login).map_err(internal)?;
+    // A login name without an account is counted and "locked" exactly like an account, so
+    // the lockout message tells nobody which accounts exist.
+    let ghost = crate::model::Client::normalized_username(&login);
     let (credential, locked) = match &client {
         Some(c) => (
             portal.store.get_id::<Credential>(c.id).map_err(internal)?,
             lockout::is_locked(&portal.store, c.id, now).map_err(internal)?,
         ),
-        None => (None, false),
+        None => (
+            None,
+            portal
+                .throttles
+                .unknown_logins
+                .blocked_for(&ghost, now)
+                .is_some(),
+        ),
     };
     // Unknown client, no password yet, wrong password and locked account all cost one argon2
     // verification, so the answer's timing tells nothing.
@@ -166,24 +188,43 @@ async fn sign_in(
             ..Audit::new(kind)
         })
     };
-    if let (true, Some(c)) = (locked, &client) {
-        audit(AuditKind::LoginWhileLocked, Some(c.id));
+    if locked {
+        audit(AuditKind::LoginWhileLocked, client.as_ref().map(|c| c.id));
         return page("sign-error-locked", &login, Status::Forbidden);
     }
     let (client, credential) = match (ok, client, credential) {
         (true, Some(c), Some(cred)) => (c, cred),
         (_, client, _) => {
+            let free = portal
+                .settings
+                .int("ci_login_throttle_free_attempts", None)
+                .max(1) as u32;
+            portal.throttles.logins_by_addr.failure_with_backoff(
+                addr_key,
+                now,
+                15 * 60,
+                free,
+                15 * 60,
+            );
+            let policy = portal.lockout_policy();
             let mut key = "sign-error-credentials";
             if let Some(c) = &client {
                 audit(AuditKind::LoginFailed, Some(c.id));
-                if lockout::record_failure(&portal.store, c.id, now, portal.lockout_policy())
-                    .map_err(internal)?
-                {
+                if lockout::record_failure(&portal.store, c.id, now, policy).map_err(internal)? {
                     audit(AuditKind::Lockout, Some(c.id));
                     key = "sign-error-locked";
                 }
             } else {
                 audit(AuditKind::LoginFailed, None);
+                if portal.throttles.unknown_logins.failure_with_lockout(
+                    &ghost,
+                    now,
+                    policy.attempts,
+                    policy.seconds,
+                ) {
+                    audit(AuditKind::Lockout, None);
+                    key = "sign-error-locked";
+                }
             }
             return page(key, &login, Status::Unauthorized);
         }
@@ -203,22 +244,28 @@ async fn sign_in(
             .map_err(internal);
     }
     lockout::clear(&portal.store, client.id).map_err(internal)?;
-    // A one-time password is spent by this login: the client must now choose their own.
-    if credential.one_time {
-        portal
-            .store
-            .write(|tx| {
-                tx.delete::<Credential>(&credential_key(client.id))
-                    .map(|_| ())
-            })
-            .map_err(internal)?;
+    // A one-time password is spent by this login, checked and deleted in one step: of any
+    // number of parallel logins with it, one gets in. The client must then choose their own.
+    if credential.one_time
+        && !auth::consume_one_time(&portal.store, client.id, &credential.password_hash)
+            .map_err(internal)?
+    {
+        audit(AuditKind::LoginFailed, Some(client.id));
+        return page("sign-error-credentials", &login, Status::Unauthorized);
     }
     // A fresh session id at every login; the old one (if any) ends.
     if let Some(old) = cookies.get(portal.session_cookie_name()) {
         auth::end_session(&portal.store, old.value()).map_err(internal)?;
     }
-    let token = auth::start_session_with(&portal.store, client.id, now, credential.one_time)
-        .map_err(internal)?;
+    let max_sessions = portal.settings.int("session_max_per_client", None).max(1) as usize;
+    let token = auth::start_session_with(
+        &portal.store,
+        client.id,
+        now,
+        credential.one_time,
+        max_sessions,
+    )
+    .map_err(internal)?;
     cookies.add(session_cookie(portal, token));
     audit(AuditKind::LoginOk, Some(client.id));
     let _ = portal.registry.hooks.run("after_login", &mut event);
@@ -227,10 +274,6 @@ async fn sign_in(
     } else {
         "/"
     })))
-}
-
-fn credential_key(client_id: u64) -> Vec<u8> {
-    crate::store::id_key(client_id)
 }
 
 /// HttpOnly always; Secure and `__Host-` when clients reach the portal over TLS. SameSite=Lax so
@@ -250,19 +293,25 @@ struct TokenForm {
     csrf: Option<String>,
 }
 
+impl CsrfField for TokenForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
 #[post("/sign/out", data = "<form>")]
 fn sign_out(
     portal: &State<Arc<Portal>>,
     cookies: &CookieJar<'_>,
     _same_origin: SameOrigin,
     viewer: Viewer,
-    form: Option<Form<TokenForm>>,
+    form: Result<CheckedForm<TokenForm>, FormRefused<'_>>,
 ) -> Result<Redirect, Status> {
+    // The form guard has checked the session's token.
+    if let Err(refused) = form {
+        return Err(refused.status());
+    }
     if let Some(s) = &viewer.signed_in {
-        let sent = form.and_then(|f| f.csrf.clone()).unwrap_or_default();
-        if !tokens_match(&sent, &s.session.csrf_token) {
-            return Err(Status::Forbidden);
-        }
         if let Some(c) = cookies.get(portal.session_cookie_name()) {
             auth::end_session(&portal.store, c.value()).map_err(internal)?;
         }
@@ -292,6 +341,12 @@ struct LangForm {
     csrf: Option<String>,
 }
 
+impl CsrfField for LangForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
 /// Only local paths are followed back, so the switcher cannot be used as an open redirect.
 fn local_path(next: Option<&str>) -> String {
     match next {
@@ -306,23 +361,24 @@ fn switch_language(
     cookies: &CookieJar<'_>,
     _same_origin: SameOrigin,
     viewer: Viewer,
-    form: Option<Form<LangForm>>,
+    form: Result<CheckedForm<LangForm>, FormRefused<'_>>,
 ) -> Result<Redirect, Status> {
-    let Some(form) = form else {
-        return Err(Status::BadRequest);
-    };
+    // The form guard has checked a logged-in client's token.
+    let CheckedForm(form) = form.map_err(|e| match e {
+        FormRefused::Form(e) if e.status() != Status::PayloadTooLarge => Status::BadRequest,
+        refused => refused.status(),
+    })?;
     let lang = form.lang.as_deref().unwrap_or("");
     if !i18n::is_supported(lang) {
         return Err(Status::UnprocessableEntity);
     }
     if let Some(s) = &viewer.signed_in {
-        if !tokens_match(form.csrf.as_deref().unwrap_or(""), &s.session.csrf_token) {
-            return Err(Status::Forbidden);
-        }
-        // The profile is what decides a client's language, so the switch is stored there.
-        let mut client = s.client.clone();
-        client.language = Some(lang.to_string());
-        portal.store.write(|tx| tx.put(&client)).map_err(internal)?;
+        // The profile is what decides a client's language, so the switch is stored there
+        // (on the record as stored now, so nothing an import changed meanwhile is lost).
+        portal
+            .store
+            .update_client(s.client.id, |c| c.language = Some(lang.to_string()))
+            .map_err(internal)?;
     }
     cookies.add(
         Cookie::build((LANG_COOKIE, lang.to_string()))

@@ -4,7 +4,8 @@
 //! `Page` guard and the client-scoped data it gives, the way a third-party plugin would be.
 
 use portico_core::plugin::{
-    Manifest, Money, Page, PageHtml, PaymentMethod, Plugin, Registrar, SettingDef, Tab,
+    Invoice, Manifest, Money, Page, PageHtml, Payment, PaymentMethod, Plugin, Registrar,
+    SettingDef, Tab,
 };
 use portico_core::rocket::{Route, get, routes};
 use serde::Serialize;
@@ -102,6 +103,17 @@ fn date(lang: &str, d: chrono::NaiveDate) -> String {
     }
 }
 
+/// Payments minus invoices. Totals that an amount cannot hold are an error (the page fails
+/// and the log says why), never a wrapped or panicking sum.
+fn balance(invoices: &[Invoice], payments: &[Payment]) -> Result<Money, &'static str> {
+    let invoiced = Money::checked_sum(invoices.iter().map(|i| i.amount))
+        .ok_or("the invoices total more than an amount can hold")?;
+    let paid = Money::checked_sum(payments.iter().map(|p| p.amount))
+        .ok_or("the payments total more than an amount can hold")?;
+    paid.checked_sub(invoiced)
+        .ok_or("the balance is more than an amount can hold")
+}
+
 #[get("/")]
 fn invoices(page: Page<'_>) -> Result<PageHtml, portico_core::Error> {
     if !page.tab_visible("invoicing") {
@@ -115,9 +127,8 @@ fn invoices(page: Page<'_>) -> Result<PageHtml, portico_core::Error> {
     let mut invoices = data.invoices()?;
     invoices.sort_by(|a, b| b.issued.cmp(&a.issued).then(b.id.cmp(&a.id)));
     let payments = data.payments()?;
-    let invoiced: i64 = invoices.iter().map(|i| i.amount.0).sum();
-    let paid: i64 = payments.iter().map(|p| p.amount.0).sum();
-    let balance = Money(paid - invoiced);
+    let balance = balance(&invoices, &payments)
+        .map_err(|e| portico_core::Error::Internal(format!("client #{}: {e}", page.client().id)))?;
     let shows_cash = page.flag("ci_display_cash_payments");
     let mut payments: Vec<_> = payments
         .into_iter()
@@ -158,6 +169,56 @@ fn invoices(page: Page<'_>) -> Result<PageHtml, portico_core::Error> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn invoice(id: u64, cents: i64) -> Invoice {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("date");
+        Invoice {
+            id,
+            client_id: 1,
+            number: format!("F{id}"),
+            issued: day,
+            due: day,
+            amount: Money(cents),
+            paid: false,
+        }
+    }
+
+    fn payment(id: u64, cents: i64) -> Payment {
+        Payment {
+            id,
+            client_id: 1,
+            date: chrono::NaiveDate::from_ymd_opt(2026, 1, 2).expect("date"),
+            amount: Money(cents),
+            method: PaymentMethod::Bank,
+            reference: None,
+        }
+    }
+
+    #[test]
+    fn the_balance_is_payments_minus_invoices() {
+        assert_eq!(
+            balance(&[invoice(1, 1000), invoice(2, 550)], &[payment(1, 1200)]),
+            Ok(Money(-350))
+        );
+    }
+
+    #[test]
+    fn totals_that_do_not_fit_are_an_error_not_a_wrap() {
+        assert_eq!(
+            balance(&[invoice(1, i64::MAX), invoice(2, 1)], &[]),
+            Err("the invoices total more than an amount can hold")
+        );
+        assert_eq!(
+            balance(&[], &[payment(1, i64::MIN), payment(2, -1)]),
+            Err("the payments total more than an amount can hold")
+        );
+        assert_eq!(
+            balance(&[invoice(1, -i64::MAX)], &[payment(1, i64::MAX)]),
+            Err("the balance is more than an amount can hold")
+        );
+    }
+
     fn ids(ftl: &str) -> Vec<String> {
         let mut v = portico_core::plugin::message_ids(ftl);
         v.sort();

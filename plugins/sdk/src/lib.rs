@@ -255,8 +255,22 @@ impl Host<'_> {
 
     /// Applies every change or none, durably, before returning.
     pub fn write(&self, changes: Vec<Change>) -> Result<(), String> {
-        match self.request(&protocol::HostRequest::Write { changes })? {
+        match self.request(&protocol::HostRequest::Write {
+            changes,
+            expect: Vec::new(),
+        })? {
             protocol::HostReply::Done => Ok(()),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// Applies the changes only if every key in `expect` still holds the given value (`None`:
+    /// absent), in one step; `Ok(false)` when something changed meanwhile (read again and
+    /// retry). This is how a counter or a quota is updated safely from parallel requests.
+    pub fn write_if(&self, expect: Vec<Change>, changes: Vec<Change>) -> Result<bool, String> {
+        match self.request(&protocol::HostRequest::Write { changes, expect })? {
+            protocol::HostReply::Done => Ok(true),
+            protocol::HostReply::Conflict => Ok(false),
             other => Err(format!("unexpected reply {other:?}")),
         }
     }

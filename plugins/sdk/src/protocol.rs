@@ -20,7 +20,8 @@ pub struct Description {
     pub settings: Vec<SettingDecl>,
     /// Names of the hooks this plugin handles (`before_login`, ...).
     pub hooks: Vec<String>,
-    /// New hook points this plugin declares (and fires through the host).
+    /// New hook points this plugin declares, for other plugins to handle. (ABI 1 has no host
+    /// call to fire them from a dynamic plugin; compiled-in plugins fire theirs.)
     pub declares_hooks: Vec<HookDecl>,
     /// Templates by name; the host serves them as `<id>/<name>` through the theme chain.
     pub templates: BTreeMap<String, String>,
@@ -207,9 +208,14 @@ pub enum HostRequest {
         tree: String,
         prefix: String,
     },
-    /// Writes (a `None` value deletes) in one atomic, flushed step.
+    /// Writes (a `None` value deletes) in one atomic, flushed step. When `expect` is given,
+    /// the writes happen only if each listed key still holds the listed value (`None`: absent)
+    /// — a compare-and-swap for counters, quotas and single-use codes; otherwise the reply is
+    /// `Conflict` and nothing is written.
     Write {
         changes: Vec<Change>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        expect: Vec<Change>,
     },
 }
 
@@ -226,5 +232,7 @@ pub enum HostReply {
     Value(Option<Value>),
     Entries(Vec<(String, Value)>),
     Done,
+    /// A conditional write found other values than expected; nothing was written.
+    Conflict,
     Error(String),
 }

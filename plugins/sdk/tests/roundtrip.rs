@@ -124,9 +124,15 @@ impl Store {
                     .filter(|((t, k), _)| *t == tree && k.starts_with(&prefix));
                 HostReply::Entries(entries.map(|((_, k), v)| (k.clone(), v.clone())).collect())
             }
-            HostRequest::Write { changes } => {
-                for c in &changes {
+            HostRequest::Write { changes, expect } => {
+                for c in changes.iter().chain(&expect) {
                     tree_ok(&c.tree)?;
+                }
+                if expect
+                    .iter()
+                    .any(|e| data.get(&(e.tree.clone(), e.key.clone())) != e.value.as_ref())
+                {
+                    return Ok(HostReply::Conflict);
                 }
                 for c in changes {
                     match c.value {
