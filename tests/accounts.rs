@@ -192,7 +192,7 @@ async fn outbox_drained(s: &Server) {
 async fn username_mode_and_the_link_only_with_a_sender() {
     let smtp = Smtp::start();
     let s = portal_with_mail(&smtp);
-    s.cli(&["settings", "set", "ci_forgotten_password", "username"]);
+    s.cli_ok(&["settings", "set", "ci_forgotten_password", "username"]);
     let c = s.client();
     let (_, form) = s.get_text(&c, "/sign/forgot/").await;
     assert!(form.contains("Your client number or login name"));
@@ -202,7 +202,7 @@ async fn username_mode_and_the_link_only_with_a_sender() {
     assert_eq!(status, 422);
     assert!(html.contains("Fill in the field"));
 
-    s.cli(&["settings", "unset", "system_mail_name"]);
+    s.cli_ok(&["settings", "unset", "system_mail_name"]);
     let (_, sign) = s.get_text(&c, "/sign/").await;
     assert!(!sign.contains("/sign/forgot/"));
     let (status, _) = s.get_text(&c, "/sign/forgot/").await;
@@ -224,8 +224,8 @@ async fn password_links_expire() {
     assert!(html.contains("expired"));
 
     // Without ci_url, links are built from ispadmin_server (never from the Host header).
-    s.cli(&["settings", "unset", "ci_url"]);
-    s.cli(&[
+    s.cli_ok(&["settings", "unset", "ci_url"]);
+    s.cli_ok(&[
         "settings",
         "set",
         "ispadmin_server",
@@ -251,7 +251,7 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down_and_survives_a_restart() {
         smtp_url: Some(format!("smtp://127.0.0.1:{port}")),
         ..Options::default()
     });
-    s.cli(&["settings", "set", "ci_url", &format!("{}/", s.base)]);
+    s.cli_ok(&["settings", "set", "ci_url", &format!("{}/", s.base)]);
     let c = s.client();
     let (status, html) =
         post_form(&s, &c, "/sign/forgot/", &[("login", "alice@example.com")]).await;
@@ -261,7 +261,7 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down_and_survives_a_restart() {
     );
     assert!(html.contains("Check your e-mail"));
     let failed_once = Server::wait_for(Duration::from_secs(10), || {
-        let (_, out, _) = s.cli(&["mail", "queue"]);
+        let out = s.cli_ok(&["mail", "queue"]);
         async move { out.contains("1 attempt(s)") }
     })
     .await;
@@ -269,7 +269,7 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down_and_survives_a_restart() {
         failed_once.is_some(),
         "first attempt failed and is recorded"
     );
-    let (_, queue, _) = s.cli(&["mail", "queue"]);
+    let queue = s.cli_ok(&["mail", "queue"]);
     assert!(
         queue.contains("pending") && queue.contains("SMTP"),
         "{queue}"
@@ -291,7 +291,7 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down_and_survives_a_restart() {
     s.advance_clock(31);
     let mail = smtp.wait_for(1).await.remove(0);
     assert!(mail.contains("alice@example.com"));
-    let (_, queue, _) = s.cli(&["mail", "queue"]);
+    let queue = s.cli_ok(&["mail", "queue"]);
     assert!(queue.contains("empty"), "{queue}");
 }
 
@@ -302,7 +302,7 @@ async fn undeliverable_mail_is_given_up_after_its_retries_and_listed() {
         smtp_url: Some(format!("smtp://127.0.0.1:{port}")),
         ..Options::default()
     });
-    s.cli(&["settings", "set", "ci_url", &format!("{}/", s.base)]);
+    s.cli_ok(&["settings", "set", "ci_url", &format!("{}/", s.base)]);
     post_form(
         &s,
         &s.client(),
@@ -312,7 +312,7 @@ async fn undeliverable_mail_is_given_up_after_its_retries_and_listed() {
     .await;
     let gave_up = Server::wait_for(Duration::from_secs(30), || {
         s.advance_clock(7300);
-        let (_, out, _) = s.cli(&["mail", "queue"]);
+        let out = s.cli_ok(&["mail", "queue"]);
         async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
             out.contains("FAILED")
@@ -320,7 +320,7 @@ async fn undeliverable_mail_is_given_up_after_its_retries_and_listed() {
     })
     .await;
     assert!(gave_up.is_some(), "{}", s.cli(&["mail", "queue"]).1);
-    let (_, queue, _) = s.cli(&["mail", "queue"]);
+    let queue = s.cli_ok(&["mail", "queue"]);
     assert!(queue.contains("6 attempt(s)"), "{queue}");
     assert!(s.log_text().contains("mail undelivered after 6 attempts"));
 }
@@ -375,7 +375,7 @@ async fn repeated_wrong_passwords_lock_the_client_not_the_address() {
         "unlocked after 15 minutes"
     );
 
-    let (_, audit, _) = s.cli(&["audit", "--client", "alice"]);
+    let audit = s.cli_ok(&["audit", "--client", "alice"]);
     for kind in [
         "LoginOk",
         "LoginFailed",
@@ -446,7 +446,7 @@ async fn a_one_time_password_works_once_and_forces_a_new_password() {
         "the one-time password is spent"
     );
     assert_eq!(try_login(&s, "alice", "Harbour-Lights-81").await.0, 303);
-    let (_, audit, _) = s.cli(&["audit"]);
+    let audit = s.cli_ok(&["audit"]);
     assert!(audit.contains("OperatorOneTimePassword") && !audit.contains(&otp));
 }
 
@@ -499,7 +499,7 @@ async fn operator_set_passwords_are_one_time_too_and_mail_needs_a_sender_and_an_
     assert!(s.cli(&["import", bundle.to_str().expect("path")]).0);
     let (ok, _, err) = s.cli(&["client", "send-password-email", "9500"]);
     assert!(!ok && err.contains("has no e-mail address"), "{err}");
-    s.cli(&["settings", "unset", "system_mail"]);
+    s.cli_ok(&["settings", "unset", "system_mail"]);
     let (ok, _, err) = s.cli(&["client", "send-password-email", "1003"]);
     assert!(!ok && err.contains("system_mail"), "{err}");
 }
@@ -654,7 +654,7 @@ async fn the_password_tab_checks_its_rules_and_ends_other_sessions() {
 #[tokio::test]
 async fn logout_can_forward_and_tls_portals_get_host_prefixed_secure_cookies() {
     let s = Server::demo();
-    s.cli(&[
+    s.cli_ok(&[
         "settings",
         "set",
         "ci_forward_url_after_logout",
@@ -670,7 +670,7 @@ async fn logout_can_forward_and_tls_portals_get_host_prefixed_secure_cookies() {
         .expect("logout");
     assert_eq!(r.headers()["location"], "https://www.example.net/bye");
 
-    s.cli(&["settings", "set", "ci_url", "https://portal.example.net/"]);
+    s.cli_ok(&["settings", "set", "ci_url", "https://portal.example.net/"]);
     let r = s
         .client()
         .post(s.url("/sign/"))
@@ -736,7 +736,7 @@ async fn the_password_tab_honours_the_lockout_and_ends_the_guessing_session() {
     assert_eq!(status, 403);
     assert!(html.contains("locked"), "{html}");
     assert_eq!(try_login(&s, "alice", "alice-demo-pass").await.0, 403);
-    let (_, audit, _) = s.cli(&["audit", "--client", "alice"]);
+    let audit = s.cli_ok(&["audit", "--client", "alice"]);
     assert!(audit.contains("LoginWhileLocked"), "{audit}");
     // After the lockout the right password works again on the tab.
     s.advance_clock(16 * 60);

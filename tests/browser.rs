@@ -345,7 +345,7 @@ async fn the_isps_own_login_form_works_only_when_allowed() {
         .await
         .expect("click");
 
-    s.cli(&[
+    s.cli_ok(&[
         "settings",
         "set",
         "ci_login_form_allowed_origins",
@@ -356,7 +356,7 @@ async fn the_isps_own_login_form_works_only_when_allowed() {
         refused.contains("Logging in from another website is not allowed"),
         "origin not on the list: {refused}"
     );
-    s.cli(&[
+    s.cli_ok(&[
         "settings",
         "set",
         "ci_login_form_allowed_origins",

@@ -312,7 +312,7 @@ fn secure_cookies_true_marks_the_session_cookie_secure_behind_a_tls_proxy() {
     let data = s.stop();
     std::fs::write(data.path().join("portico.toml"), "secure_cookies = false\n").expect("write");
     let s = ready(Server::serve(data, Options::default()));
-    s.cli(&["settings", "set", "ci_url", "https://portal.example.net/"]);
+    s.cli_ok(&["settings", "set", "ci_url", "https://portal.example.net/"]);
     assert_eq!(shape(&login_cookie(&s)).0, "portico_session");
     assert!(
         s.log_text()

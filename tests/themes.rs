@@ -174,7 +174,7 @@ async fn colour_themes_change_only_colours_and_can_differ_per_invoice_group() {
         std::fs::read_to_string(repo_root().join("themes/default/static/style.css")).expect("read");
     assert_eq!(style, default_style, "blue reuses default's stylesheet");
 
-    s.cli(&["settings", "set", "ci_skin_theme", "green", "--group", "2"]);
+    s.cli_ok(&["settings", "set", "ci_skin_theme", "green", "--group", "2"]);
     let (_, html) = s.get_text(&bob, "/").await;
     assert!(html.contains("theme-green"), "bob's group is green");
     let (_, html) = s.get_text(&alice, "/").await;
@@ -185,7 +185,7 @@ async fn colour_themes_change_only_colours_and_can_differ_per_invoice_group() {
 async fn a_custom_theme_overrides_one_part_and_follows_default_changes() {
     let themes = themes_copy();
     let s = Server::demo_with_themes(themes.path());
-    s.cli(&["settings", "set", "ci_skin_theme", "company"]);
+    s.cli_ok(&["settings", "set", "ci_skin_theme", "company"]);
     let c = s.login("alice", "alice-demo-pass").await;
     let (_, logo) = s.get_text(&c, "/static/images/logo.svg").await;
     assert!(logo.contains("company-logo"), "own logo");
@@ -271,7 +271,7 @@ async fn theme_check_lists_errors_with_file_and_line() {
 async fn maintenance_page_shows_the_themes_logo_when_present() {
     let themes = themes_copy();
     let s = Server::demo_with_themes(themes.path());
-    s.cli(&["maintenance", "on"]);
+    s.cli_ok(&["maintenance", "on"]);
     let c = s.client();
     let (status, html) = s.get_text(&c, "/").await;
     assert_eq!(status, 503);

@@ -277,12 +277,12 @@ async fn cash_payments_and_supplier_contact_follow_settings() {
         .await;
     let (_, html) = s.get_text(&c, "/invoicing/").await;
     assert!(html.contains("payment-cash"));
-    s.cli(&["settings", "set", "ci_display_cash_payments", "0"]);
+    s.cli_ok(&["settings", "set", "ci_display_cash_payments", "0"]);
     let (_, html) = s.get_text(&c, "/invoicing/").await;
     assert!(!html.contains("payment-cash"));
     let (_, html) = s.get_text(&c, "/").await;
     assert!(html.contains("class=\"supplier\""));
-    s.cli(&["settings", "set", "ci_display_supplier_contact", "false"]);
+    s.cli_ok(&["settings", "set", "ci_display_supplier_contact", "false"]);
     let (_, html) = s.get_text(&c, "/").await;
     assert!(!html.contains("class=\"supplier\""));
 }
@@ -484,7 +484,7 @@ async fn maintenance_mode_shows_the_maintenance_page() {
     }
     let (status, _) = s.get_text(&c, "/healthz").await;
     assert_eq!(status, 200);
-    s.cli(&["maintenance", "off"]);
+    s.cli_ok(&["maintenance", "off"]);
     let (status, _) = s.get_text(&c, "/").await;
     assert_eq!(status, 200);
 }
@@ -526,7 +526,7 @@ async fn clients_choose_a_login_name_when_the_setting_allows() {
     let (_, html) = s.get_text(&again, "/").await;
     assert!(html.contains("Bob Dvořák"));
 
-    s.cli(&["settings", "set", "ci_enable_login_name_creation", "off"]);
+    s.cli_ok(&["settings", "set", "ci_enable_login_name_creation", "off"]);
     let (_, html) = s.get_text(&c, "/").await;
     assert!(!html.contains("/profile/login-name/"));
     let (status, _) = post("bobby2").await;

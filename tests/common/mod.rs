@@ -187,6 +187,13 @@ impl Server {
         portico(&all, None)
     }
 
+    /// Runs an operator command that must succeed; returns what it printed.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.cli(args);
+        assert!(ok, "portico {} failed: {err}{out}", args.join(" "));
+        out
+    }
+
     /// A browser-like HTTP client with its own cookie jar that does not follow redirects. Like
     /// a browser it says where its posts come from (`Origin`: this portal).
     pub fn client(&self) -> reqwest::Client {
