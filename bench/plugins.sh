@@ -136,7 +136,7 @@ wrk_problems() {
   { grep -E 'Socket errors|Non-2xx' "$1" || true; } | sed 's/^ *//' | paste -sd ';' -
 }
 
-declare -A RPS_SUM=() P99_MAX=() PROBLEMS=() CPU_NOTE=() PAGE_BYTES=()
+declare -A RPS_SUM=() P99_MAX=() PROBLEMS=() CPU_NOTE=() PAGE_BYTES=() SERVER_THREADS=() CPU_PER_REQ=()
 if [[ $PAGES == 1 ]]; then
   port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
   if [[ -z $PORT ]]; then
@@ -199,6 +199,7 @@ if [[ $PAGES == 1 ]]; then
       -H "Cookie: $COOKIE" "$URL$path" > "$out" 2>&1 \
       || { cat "$out" >&2; die "wrk failed on $path"; }
     m1=$(machine_cpu_s); s1=$(process_cpu_s "$SERVER_PID"); t1=$(now_ns)
+    SERVER_THREADS[$name]=$(awk '/^Threads:/ {print $2}' "/proc/$SERVER_PID/status")
     rps=$(wrk_rps "$out"); p99=$(wrk_p99_ms "$out")
     [[ -n $rps && -n $p99 ]] || { cat "$out" >&2; die "cannot read wrk's report for $path"; }
     RPS_SUM[$name]=$(calc "${RPS_SUM[$name]:-0} + $rps" 2)
@@ -207,6 +208,7 @@ if [[ $PAGES == 1 ]]; then
     problems=$(wrk_problems "$out")
     [[ -z $problems ]] || PROBLEMS[$name]="${PROBLEMS[$name]:+${PROBLEMS[$name]}; }round $round: $problems"
     wall=$(calc "($t1 - $t0) / 1e9" 3)
+    CPU_PER_REQ[$name]=$(calc "($s1 - $s0) / ($rps * $wall) * 1e6" 0)
     [[ -s $out.cpu ]] && wrk_cpu=$(awk 'NF == 2 && $1 ~ /^[0-9.]+$/ {print $1 + $2}' "$out.cpu" | tail -1)
     if [[ -n $wrk_cpu ]]; then
       CPU_NOTE[$name]="server $(calc "($s1 - $s0) / $wall" 2), wrk $(calc "$wrk_cpu / $wall" 2), other processes $(calc "(($m1 - $m0) - ($s1 - $s0) - $wrk_cpu) / $wall" 2)"
@@ -290,6 +292,8 @@ count() { CHECKED=$((CHECKED + 1)); if [[ $1 == FAIL ]]; then FAILED=$((FAILED +
     echo "  (examples/outage-notice loaded from --plugin-dir), demo data, logged in as $LOGIN; both checked 200 with the notice"
     echo "  before and after the load; page sizes ${PAGE_BYTES[outage-native]} and ${PAGE_BYTES[outage-notice]} bytes"
     echo "  CPUs busy during wrk $NATIVE_PATH: ${CPU_NOTE[native]}; $DYNAMIC_PATH: ${CPU_NOTE[dynamic]} (of $(nproc); last round)"
+    echo "  server CPU per request: $NATIVE_PATH ${CPU_PER_REQ[native]} µs, $DYNAMIC_PATH ${CPU_PER_REQ[dynamic]} µs (last round)"
+    echo "  server threads after wrk $NATIVE_PATH: ${SERVER_THREADS[native]}; after $DYNAMIC_PATH: ${SERVER_THREADS[dynamic]} (last round)"
     echo "  server log: ${LOG_ERRORS} warning/error line(s), ${PLUGIN_FAILURES} failed plugin call(s)"
     if [[ -n ${PROBLEMS[native]:-} ]]; then echo "  wrk $NATIVE_PATH: ${PROBLEMS[native]}"; fi
     if [[ -n ${PROBLEMS[dynamic]:-} ]]; then echo "  wrk $DYNAMIC_PATH: ${PROBLEMS[dynamic]}"; fi

@@ -240,7 +240,8 @@ if [[ $LOCATION == /password* ]]; then
   [[ $code == 200 ]] || die "GET /password/ answered HTTP $code"
   CSRF=$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' "$WORK/password.html" | head -1)
   [[ -n $CSRF ]] || die "no csrf token on /password/"
-  code=$(curl -s -o "$WORK/password-set.html" -w '%{http_code}' -H "Cookie: $COOKIE" \
+  # A browser says where a form post comes from; a logged-in post that does not is refused.
+  code=$(curl -s -o "$WORK/password-set.html" -w '%{http_code}' -H "Cookie: $COOKIE" -H "Origin: $URL" \
     --data-urlencode "csrf=$CSRF" --data-urlencode "new=$NEW_PASSWORD" \
     --data-urlencode "repeat=$NEW_PASSWORD" "$URL/password/") || die "POST /password/ failed"
   [[ $code == 200 ]] || die "choosing a new password on /password/ answered HTTP $code"

@@ -283,7 +283,7 @@ async fn a_misbehaving_plugin_is_contained_then_disabled() {
     build_plugin("misbehave-plugin", &[], dir.path(), "libmisbehave.so");
     let s = with_plugins(dir.path());
     for (key, value) in [
-        ("plugin_max_failures", "3"),
+        ("plugin_max_failures", "4"),
         ("plugin_call_timeout_ms", "400"),
     ] {
         let (ok, out, err) = s.cli(&["settings", "set", key, value]);
@@ -317,7 +317,32 @@ async fn a_misbehaving_plugin_is_contained_then_disabled() {
     let bob = s.login("bob", "bob-demo-pass").await;
     assert_eq!(s.get_text(&bob, "/").await.0, 200);
 
-    // Three failures: disabled until restart. Its tab leaves the menu, its pages are gone,
+    // 4: a hook that answers past the deadline: the login waits for it (a hook runs on the
+    // caller's thread), its answer is ignored and counted.
+    let data = s.data_dir();
+    let (ok, out, err) = common::portico(
+        &[
+            "client",
+            "set-password",
+            "1003",
+            "--data",
+            data.to_str().expect("utf-8"),
+        ],
+        Some("Slow-Turtle-Crossing-7\n"),
+    );
+    assert!(ok, "{out}{err}");
+    let started = Instant::now();
+    let r = s
+        .client()
+        .post(s.url("/sign/"))
+        .form(&[("username", "1003"), ("password", "Slow-Turtle-Crossing-7")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 303, "the login goes on without the late answer");
+    assert!(started.elapsed() >= Duration::from_secs(3));
+
+    // Four failures: disabled until restart. Its tab leaves the menu, its pages are gone,
     // the rest of the portal is untouched.
     let (status, _) = s.get_text(&alice, "/misbehave/").await;
     assert_eq!(status, 404);
@@ -332,12 +357,20 @@ async fn a_misbehaving_plugin_is_contained_then_disabled() {
         .find(|l| l.starts_with("misbehave "))
         .expect("listed");
     assert!(
-        line.contains("disabled: 3 failures (last: plugin panicked: misbehave hook panic"),
+        line.contains("disabled: 4 failures (last: answered after 3"),
+        "{line}"
+    );
+    assert!(
+        line.contains("past the deadline of 400 ms; answer ignored)"),
         "{line}"
     );
     let log = s.log_text();
     assert!(
-        log.contains("plugin disabled until restart after 3 failures"),
+        log.contains("plugin disabled until restart after 4 failures"),
+        "{log}"
+    );
+    assert!(
+        log.contains("plugin panicked: misbehave hook panic"),
         "{log}"
     );
     assert!(
@@ -419,6 +452,21 @@ async fn plugin_forms_need_the_session_token_and_this_origin() {
         .expect("get");
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/misbehave/");
+    // A menu button of a dynamic plugin, shown while its setting holds an address.
+    let (_, home) = s.get_text(&alice, "/").await;
+    assert!(!home.contains("menu-misbehave-help"));
+    s.cli_ok(&[
+        "settings",
+        "set",
+        "misbehave_help_url",
+        "https://help.example.net/",
+    ]);
+    let (_, home) = s.get_text(&alice, "/").await;
+    assert!(
+        home.contains("<a href=\"https://help.example.net/\" class=\"menu-misbehave-help\""),
+        "{home}"
+    );
+    assert!(home.contains(">Help</a>"));
     // Logged out, a plugin page sends the browser to the login page like any tab.
     let r = s
         .client()

@@ -8,8 +8,13 @@
 //! - `Library::hook` (the boundary: settings, JSON both ways, worker thread, FFI), on a plain
 //!   thread and on a tokio worker, where the server calls it (`block_in_place`);
 //! - `Hooks::run` with the typed `LoginEvent`, the whole dispatch a login pays;
+//! - `Library::page` (the example's Outages tab, without the rendering);
 //! - for comparison, the same dispatch to a compiled-in handler that does nothing, and the parts
-//!   of the boundary measured alone (the JSON work, a round trip to a worker thread).
+//!   of the boundary measured alone (the JSON work, a round trip to a worker thread), each also
+//!   in a variant a change to the loader could bring (no echo of an unchanged event, polling);
+//! - under load, 64 tasks on a 2-worker tokio runtime as wrk drives the server: `Library::page`,
+//!   and the round trip to a worker thread waited for in `block_in_place` (as the loader does)
+//!   or awaited on a oneshot: calls/s, CPU per call, threads the process gained.
 //!
 //! ```sh
 //! cargo build --release -p outage-notice
@@ -20,6 +25,7 @@
 //! `bench/plugins.sh` runs it and puts the result in its table. Environment: `N` (timed calls,
 //! default 20000), `WARMUP` (default 2000). Lines starting `result ` are for scripts.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -31,10 +37,15 @@ use portico_core::internal::hooks::{ClientView, LoginEvent};
 use portico_core::internal::registry::{Manifest, Plugin, Registrar};
 use portico_core::internal::store::{CACHE_BYTES, Store};
 use portico_core::internal::{Clock, DynamicPlugins, Portal, PortalOptions};
-use portico_plugin_sdk::protocol::{Call, CallReply, HookReply, HookRequest};
+use portico_plugin_sdk::protocol::{
+    Call, CallReply, HookReply, HookRequest, PageReply, PageRequest,
+};
 use serde_json::{Map, Value};
 
 const TARGET_US: f64 = 20.0;
+/// The text bench/plugins.sh sets, for the page call.
+const NOTICE: &str =
+    "Fibre cut in Brno-Líšeň: no Internet since 08:40, repair expected by 14:00. We are sorry.";
 
 fn main() {
     let Some(lib_path) = std::env::var_os("PORTICO_BENCH_PLUGIN").map(PathBuf::from) else {
@@ -227,8 +238,10 @@ fn on_tokio_worker<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) ->
 
 /// What `Library::call` does around the FFI call, without it: a job through a bounded queue
 /// shared by two worker threads (a mutex around the receiver) and the answer back on a
-/// one-slot channel with a deadline.
-fn thread_hop(n: usize, warmup: usize) -> Stats {
+/// one-slot channel with a deadline. With `spin`, both sides poll their channel for up to that
+/// long before they sleep on it (a possible change: a sleeping thread on an idle CPU takes
+/// long to wake, in a VM above all).
+fn thread_hop(n: usize, warmup: usize, spin: Option<Duration>) -> Stats {
     struct Job {
         input: Vec<u8>,
         reply: SyncSender<Vec<u8>>,
@@ -240,9 +253,12 @@ fn thread_hop(n: usize, warmup: usize) -> Stats {
         std::thread::spawn(move || {
             loop {
                 let job = match queue.lock() {
-                    Ok(rx) => match rx.recv() {
-                        Ok(job) => job,
-                        Err(_) => return,
+                    Ok(rx) => match spin_then(spin, || rx.try_recv().ok()) {
+                        Some(job) => job,
+                        None => match rx.recv() {
+                            Ok(job) => job,
+                            Err(_) => return,
+                        },
                     },
                     Err(_) => return,
                 };
@@ -257,7 +273,7 @@ fn thread_hop(n: usize, warmup: usize) -> Stats {
             input: payload.clone(),
             reply,
         };
-        if jobs.try_send(job).is_ok() {
+        if jobs.try_send(job).is_ok() && spin_then(spin, || answer.try_recv().ok()).is_none() {
             let _ = answer.recv_timeout(Duration::from_secs(2));
         }
     });
@@ -265,9 +281,120 @@ fn thread_hop(n: usize, warmup: usize) -> Stats {
     stats
 }
 
+/// Many calls at once, as under wrk: what the process spent.
+struct Load {
+    per_s: f64,
+    /// CPU time of this process per call, in µs.
+    cpu_us: f64,
+    /// Threads the process gained meanwhile.
+    threads: i64,
+}
+
+fn threads_now() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().ok()))
+                .flatten()
+        })
+        .unwrap_or(0)
+}
+
+/// `tasks` tasks on a 2-worker tokio runtime (the server's shape on this machine), each making
+/// `call`s one after another for `secs`.
+fn under_load<F, Fut>(tasks: usize, secs: f64, call: F) -> Result<Load, String>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let threads0 = threads_now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio: {e}"))?;
+    let call = Arc::new(call);
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(secs);
+    let calls: u64 = rt.block_on(async move {
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let call = call.clone();
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while Instant::now() < until {
+                        call().await;
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for h in handles {
+            total += h.await.unwrap_or(0);
+        }
+        total
+    });
+    let wall = start.elapsed().as_secs_f64();
+    let threads = threads_now() - threads0;
+    let cpu = match (cpu0, cpu_seconds()) {
+        (Some((_, p0)), Some((_, p1))) => p1 - p0,
+        _ => f64::NAN,
+    };
+    drop(rt);
+    Ok(Load {
+        per_s: calls as f64 / wall,
+        cpu_us: cpu / calls.max(1) as f64 * 1e6,
+        threads,
+    })
+}
+
+/// A pool of two threads that answer each job with its input, like the loader's, for the
+/// load comparison: `reply` is how the answer goes back.
+type Reply = Box<dyn FnOnce(Vec<u8>) + Send>;
+
+fn echo_pool() -> SyncSender<(Vec<u8>, Reply)> {
+    let (jobs, queue) = sync_channel::<(Vec<u8>, Reply)>(256);
+    let queue = Arc::new(Mutex::new(queue));
+    for _ in 0..2 {
+        let queue = queue.clone();
+        std::thread::spawn(move || {
+            loop {
+                let job = match queue.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok((input, reply)) => reply(input),
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+    jobs
+}
+
+/// Polls `f` for up to `spin`; `None` when it gave nothing in that time.
+fn spin_then<T>(spin: Option<Duration>, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let spin = spin?;
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() >= spin {
+            return None;
+        }
+        std::hint::spin_loop();
+    }
+}
+
 /// The JSON work of one hook call on both sides of the boundary, on one thread: the host encodes
 /// the call, the plugin decodes it and encodes its reply, the host decodes that. With
-/// `echo_event` false the reply leaves the (unchanged) event out, as a protocol could.
+/// `echo_event` false the reply leaves the (unchanged) event out, as the protocol now does.
 fn json_work(
     n: usize,
     warmup: usize,
@@ -284,7 +411,7 @@ fn json_work(
         let input = serde_json::to_vec(&call).expect("encode call");
         let reply = match serde_json::from_slice::<Call>(&input).expect("decode call") {
             Call::Hook(req) => CallReply::Hook(HookReply::Continue {
-                event: if echo_event { req.event } else { Value::Null },
+                event: echo_event.then_some(req.event),
             }),
             Call::Page(_) => unreachable!("a hook call"),
         };
@@ -390,6 +517,43 @@ fn run(lib_path: &Path, n: usize, warmup: usize) -> Result<(), String> {
     };
     row("Hooks::run(LoginEvent) → dylib, tokio worker", &run_tokio);
 
+    // 3b. A page of the plugin (its Outages tab) through the boundary, without the rendering.
+    let page_req = PageRequest {
+        method: "GET".into(),
+        path: "/".into(),
+        query: BTreeMap::new(),
+        form: BTreeMap::new(),
+        client: typed.client.clone(),
+        lang: "en".into(),
+        settings: {
+            let mut s = settings.clone();
+            s.insert("outage_notice_text".into(), Value::from(NOTICE));
+            s
+        },
+    };
+    match lib.page(page_req.clone()) {
+        Ok(PageReply::Render { template, .. }) if template == "outages.html" => {}
+        other => return Err(format!("the page call answered {other:?}")),
+    }
+    let page_plain = {
+        let lib = lib.clone();
+        let req = page_req.clone();
+        measure(n, warmup, move || {
+            let _ = std::hint::black_box(lib.page(req.clone()));
+        })
+    };
+    row("Library::page (GET /), plain thread", &page_plain);
+    let page_tokio = {
+        let lib = lib.clone();
+        let req = page_req.clone();
+        on_tokio_worker(move || {
+            measure(n, warmup, move || {
+                let _ = std::hint::black_box(lib.page(req.clone()));
+            })
+        })?
+    };
+    row("Library::page (GET /), tokio worker", &page_tokio);
+
     // 4. For comparison: a compiled-in handler that does nothing.
     let native = Portal::assemble(Store::in_memory(), options(vec![Box::new(NoopLogin)], None))
         .map_err(|e| format!("assembling the comparison portal: {e}"))?;
@@ -413,11 +577,84 @@ fn run(lib_path: &Path, n: usize, warmup: usize) -> Result<(), String> {
         "  part: the same, reply without the unchanged event",
         &json_lean,
     );
-    let hop = thread_hop(n, warmup);
+    let hop = thread_hop(n, warmup, None);
     row(
         "  part: round trip to a worker thread (channels only)",
         &hop,
     );
+    let hop_spin = thread_hop(n, warmup, Some(Duration::from_micros(50)));
+    row("  part: the same, polling 50 µs before sleeping", &hop_spin);
+
+    // 6. Under load: 64 requests at once on a 2-worker runtime, as wrk drives the server.
+    println!();
+    println!(
+        "{:<58} {:>9} {:>9} {:>10}",
+        "64 tasks on 2 tokio workers, 3 s each", "calls/s", "CPU µs", "+threads"
+    );
+    let load_row = |what: &str, l: &Load| {
+        println!(
+            "{what:<58} {:>9.0} {:>9.1} {:>10}",
+            l.per_s, l.cpu_us, l.threads
+        );
+    };
+    let page_load = {
+        let lib = lib.clone();
+        let req = page_req.clone();
+        under_load(64, 3.0, move || {
+            let lib = lib.clone();
+            let req = req.clone();
+            async move {
+                let _ = std::hint::black_box(lib.page(req));
+            }
+        })?
+    };
+    load_row("Library::page (blocks in block_in_place)", &page_load);
+    let jobs = echo_pool();
+    let payload = vec![0u8; 1024];
+    let blocking_load = {
+        let jobs = jobs.clone();
+        let payload = payload.clone();
+        under_load(64, 3.0, move || {
+            let jobs = jobs.clone();
+            let payload = payload.clone();
+            async move {
+                tokio::task::block_in_place(|| {
+                    let (tx, rx) = sync_channel(1);
+                    let reply: Reply = Box::new(move |v| {
+                        let _ = tx.send(v);
+                    });
+                    if jobs.try_send((payload, reply)).is_ok() {
+                        let _ = rx.recv_timeout(Duration::from_secs(2));
+                    }
+                });
+            }
+        })?
+    };
+    load_row(
+        "  part: hop, waiting in block_in_place (as now)",
+        &blocking_load,
+    );
+    let async_load = {
+        let jobs = jobs.clone();
+        under_load(64, 3.0, move || {
+            let jobs = jobs.clone();
+            let payload = payload.clone();
+            async move {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let reply: Reply = Box::new(move |v| {
+                    let _ = tx.send(v);
+                });
+                if jobs.try_send((payload, reply)).is_ok() {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
+                }
+            }
+        })?
+    };
+    load_row(
+        "  part: hop, awaiting a oneshot (possible change)",
+        &async_load,
+    );
+    drop(jobs);
 
     let verdict = if dyn_tokio.mean <= TARGET_US && dyn_plain.mean <= TARGET_US {
         "PASS"
@@ -430,6 +667,16 @@ fn run(lib_path: &Path, n: usize, warmup: usize) -> Result<(), String> {
         dyn_tokio.mean.max(dyn_plain.mean)
     );
     // For bench/plugins.sh.
+    for (key, l) in [
+        ("load_page", &page_load),
+        ("load_hop_blocking", &blocking_load),
+        ("load_hop_async", &async_load),
+    ] {
+        println!(
+            "result {key} per_s={:.0} cpu_us={:.1} threads={}",
+            l.per_s, l.cpu_us, l.threads
+        );
+    }
     for (key, s) in [
         ("hook_plain", &dyn_plain),
         ("hook_tokio", &dyn_tokio),
@@ -439,6 +686,9 @@ fn run(lib_path: &Path, n: usize, warmup: usize) -> Result<(), String> {
         ("part_json", &json),
         ("part_json_lean", &json_lean),
         ("part_hop", &hop),
+        ("part_hop_spin", &hop_spin),
+        ("page_plain", &page_plain),
+        ("page_tokio", &page_tokio),
     ] {
         println!(
             "result {key} mean={:.2} p50={:.2} p99={:.2} max={:.2} others={}",

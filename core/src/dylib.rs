@@ -20,10 +20,10 @@ use std::ffi::c_void;
 use std::os::unix::fs::PermissionsExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portico_plugin_sdk::abi::{self, HostApi, PluginVtable, RawBuf};
 use portico_plugin_sdk::protocol::{
@@ -57,10 +57,24 @@ pub enum CallError {
     Failed(String),
 }
 
+/// Where a pooled call's answer goes: a thread waiting with a deadline, or an async task.
+enum ReplyTo {
+    Thread(SyncSender<Vec<u8>>),
+    Task(tokio::sync::oneshot::Sender<Vec<u8>>),
+}
+
 struct Job {
     input: Vec<u8>,
     ns: Namespace,
-    reply: SyncSender<Vec<u8>>,
+    reply: ReplyTo,
+}
+
+/// A hook call running on its caller's thread, watched for its deadline.
+struct InFlight {
+    id: u64,
+    started: Instant,
+    /// Already counted as a failure for running past the deadline.
+    counted: bool,
 }
 
 /// One loaded dynamic plugin.
@@ -75,6 +89,8 @@ pub struct Library {
     failures: AtomicU32,
     disabled: Mutex<Option<String>>,
     env: OnceLock<HostEnv>,
+    inflight: Mutex<Vec<InFlight>>,
+    next_call: AtomicU64,
 }
 
 /// A library that was not loaded, and why (one log line each).
@@ -232,11 +248,31 @@ fn load(file: &Path) -> Result<Arc<Library>, String> {
         failures: AtomicU32::new(0),
         disabled: Mutex::new(None),
         env: OnceLock::new(),
+        inflight: Mutex::new(Vec::new()),
+        next_call: AtomicU64::new(0),
     });
     for _ in 0..WORKERS {
         library.spawn_worker();
     }
     Ok(library)
+}
+
+/// How long a plugin thread keeps looking for the next job before it sleeps: under load the
+/// next call usually comes within that, and picking it up awake saves a sleep and a wake-up
+/// (the costliest part of a call on a small machine).
+const STAY_AWAKE: Duration = Duration::from_micros(50);
+
+/// The next job, looking briefly before sleeping; `None` when the portal is gone.
+fn next_job(rx: &Receiver<Job>) -> Option<Job> {
+    let awake_until = Instant::now() + STAY_AWAKE;
+    while Instant::now() < awake_until {
+        match rx.try_recv() {
+            Ok(job) => return Some(job),
+            Err(std::sync::mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+        }
+    }
+    rx.recv().ok()
 }
 
 /// What the plugin's store requests are answered from, for the length of one call.
@@ -319,9 +355,9 @@ impl Library {
             .spawn(move || {
                 loop {
                     let job = match queue.lock() {
-                        Ok(rx) => match rx.recv() {
-                            Ok(job) => job,
-                            Err(_) => return,
+                        Ok(rx) => match next_job(&rx) {
+                            Some(job) => job,
+                            None => return,
                         },
                         Err(_) => return,
                     };
@@ -341,7 +377,14 @@ impl Library {
                         bytes
                     };
                     // The caller may have given up (deadline); then nobody listens.
-                    let _ = job.reply.send(out);
+                    match job.reply {
+                        ReplyTo::Thread(tx) => {
+                            let _ = tx.send(out);
+                        }
+                        ReplyTo::Task(tx) => {
+                            let _ = tx.send(out);
+                        }
+                    }
                 }
             });
         if let Err(e) = spawned {
@@ -383,8 +426,12 @@ impl Library {
         }
     }
 
-    /// Makes one call with the deadline, off the caller's thread.
-    fn call(self: &Arc<Self>, call: &Call) -> Result<CallReply, CallError> {
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.limit("plugin_call_timeout_ms", 2000).max(1) as u64)
+    }
+
+    /// The call as bytes and the plugin's namespace, unless the plugin is disabled.
+    fn prepare(&self, call: &Call) -> Result<(Vec<u8>, Namespace), CallError> {
         if self.disabled_reason().is_some() {
             return Err(CallError::Disabled);
         }
@@ -392,31 +439,12 @@ impl Library {
             return Err(CallError::Failed("the portal is not assembled yet".into()));
         };
         let input = serde_json::to_vec(call).map_err(|e| CallError::Failed(e.to_string()))?;
-        let timeout =
-            Duration::from_millis(self.limit("plugin_call_timeout_ms", 2000).max(1) as u64);
-        let (reply, answer) = sync_channel(1);
-        let job = Job {
-            input,
-            ns: Namespace::new(env.store.clone(), &self.id),
-            reply,
-        };
-        if self.jobs.try_send(job).is_err() {
-            self.record_failure("too many calls waiting");
-            return Err(CallError::Timeout);
-        }
-        // Waiting must not hold up an async worker thread of the server.
-        let received = crate::store::off_async(|| answer.recv_timeout(timeout));
-        let bytes = match received {
-            Ok(b) => b,
-            Err(_) => {
-                self.record_failure(&format!("no answer within {} ms", timeout.as_millis()));
-                // That thread may be stuck for good: start another so the pool stays whole.
-                // Bounded: after plugin_max_failures the plugin is disabled.
-                self.spawn_worker();
-                return Err(CallError::Timeout);
-            }
-        };
-        match serde_json::from_slice::<CallReply>(&bytes) {
+        Ok((input, Namespace::new(env.store.clone(), &self.id)))
+    }
+
+    /// Reads a reply; an error reply or an unreadable one counts as a failure.
+    fn finish(self: &Arc<Self>, bytes: &[u8]) -> Result<CallReply, CallError> {
+        match serde_json::from_slice::<CallReply>(bytes) {
             Ok(CallReply::Error(e)) => {
                 self.record_failure(&e);
                 Err(CallError::Failed(e))
@@ -430,6 +458,127 @@ impl Library {
         }
     }
 
+    fn missed_deadline(self: &Arc<Self>, timeout: Duration) -> CallError {
+        self.record_failure(&format!("no answer within {} ms", timeout.as_millis()));
+        // That thread may be stuck for good: start another so the pool stays whole.
+        // Bounded: after plugin_max_failures the plugin is disabled.
+        self.spawn_worker();
+        CallError::Timeout
+    }
+
+    fn enqueue(self: &Arc<Self>, job: Job) -> Result<(), CallError> {
+        if self.jobs.try_send(job).is_err() {
+            self.record_failure("too many calls waiting");
+            return Err(CallError::Timeout);
+        }
+        Ok(())
+    }
+
+    /// Makes one call on the plugin's threads and waits for it (at most the deadline) without
+    /// holding up an async worker.
+    fn call_pooled(self: &Arc<Self>, call: &Call) -> Result<CallReply, CallError> {
+        let (input, ns) = self.prepare(call)?;
+        let timeout = self.timeout();
+        let (reply, answer) = sync_channel(1);
+        self.enqueue(Job {
+            input,
+            ns,
+            reply: ReplyTo::Thread(reply),
+        })?;
+        let bytes = crate::store::off_async(|| answer.recv_timeout(timeout))
+            .map_err(|_| self.missed_deadline(timeout))?;
+        self.finish(&bytes)
+    }
+
+    /// Makes one call on the plugin's threads and awaits it (at most the deadline): the async
+    /// thread serves other requests meanwhile.
+    async fn call_pooled_async(self: &Arc<Self>, call: &Call) -> Result<CallReply, CallError> {
+        let (input, ns) = self.prepare(call)?;
+        let timeout = self.timeout();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.enqueue(Job {
+            input,
+            ns,
+            reply: ReplyTo::Task(reply),
+        })?;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(bytes)) => self.finish(&bytes),
+            _ => Err(self.missed_deadline(timeout)),
+        }
+    }
+
+    /// Counts once each call on a caller's thread that has run past the deadline (it cannot
+    /// be stopped; counting it lets a plugin that hangs get disabled while it hangs).
+    fn count_overdue(self: &Arc<Self>, timeout: Duration) {
+        let overdue = match self.inflight.lock() {
+            Ok(mut calls) => calls
+                .iter_mut()
+                .filter(|c| !c.counted && c.started.elapsed() > timeout)
+                .map(|c| c.counted = true)
+                .count(),
+            Err(_) => 0,
+        };
+        for _ in 0..overdue {
+            self.record_failure(&format!(
+                "a hook call has been running for more than {} ms",
+                timeout.as_millis()
+            ));
+        }
+    }
+
+    /// Makes one call on the caller's thread (off the async workers): the fast path for hooks,
+    /// with no hand-over to another thread. A call that answers after the deadline is counted
+    /// as a failure and its answer ignored; one that hangs is counted by the next call, so a
+    /// hanging plugin is disabled all the same.
+    fn call_direct(self: &Arc<Self>, call: &Call) -> Result<CallReply, CallError> {
+        let timeout = self.timeout();
+        self.count_overdue(timeout);
+        let (input, ns) = self.prepare(call)?;
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        if let Ok(mut calls) = self.inflight.lock() {
+            calls.push(InFlight {
+                id,
+                started,
+                counted: false,
+            });
+        }
+        let ctx = HostCtx { ns };
+        let host = HostApi {
+            ctx: (&ctx as *const HostCtx).cast(),
+            call: host_call,
+            free: host_free,
+        };
+        let vtable = self.vtable;
+        // SAFETY: the vtable passed the version check; `host` and `input` live until the call
+        // returns; the reply is the library's and goes back to its free after we copied it.
+        let bytes = crate::store::off_async(|| unsafe {
+            let buf = (vtable.call)(&host, input.as_ptr(), input.len());
+            let bytes = buf.as_slice().to_vec();
+            (vtable.free)(buf);
+            bytes
+        });
+        let counted = match self.inflight.lock() {
+            Ok(mut calls) => {
+                let counted = calls.iter().find(|c| c.id == id).is_some_and(|c| c.counted);
+                calls.retain(|c| c.id != id);
+                counted
+            }
+            Err(_) => false,
+        };
+        if started.elapsed() > timeout {
+            if !counted {
+                self.record_failure(&format!(
+                    "answered after {} ms, past the deadline of {} ms; answer ignored",
+                    started.elapsed().as_millis(),
+                    timeout.as_millis()
+                ));
+            }
+            return Err(CallError::Timeout);
+        }
+        self.finish(&bytes)
+    }
+
     /// The plugin's own settings as they apply to an invoice group.
     pub(crate) fn settings_for(&self, group: Option<u64>) -> Map<String, Value> {
         let mut out = Map::new();
@@ -441,9 +590,8 @@ impl Library {
         out
     }
 
-    /// Serves a page request.
-    pub fn page(self: &Arc<Self>, req: PageRequest) -> Result<PageReply, CallError> {
-        match self.call(&Call::Page(req))? {
+    fn page_reply(self: &Arc<Self>, reply: CallReply) -> Result<PageReply, CallError> {
+        match reply {
             CallReply::Page(p) => Ok(p),
             other => {
                 let what = format!("answered a page request with {other:?}");
@@ -451,6 +599,19 @@ impl Library {
                 Err(CallError::Failed(what))
             }
         }
+    }
+
+    /// Serves a page request, waiting on this thread (tools, benchmarks).
+    pub fn page(self: &Arc<Self>, req: PageRequest) -> Result<PageReply, CallError> {
+        let reply = self.call_pooled(&Call::Page(req))?;
+        self.page_reply(reply)
+    }
+
+    /// Serves a page request for the web server: the plugin runs on its own threads, with
+    /// the deadline, while the async thread serves others.
+    pub async fn page_async(self: &Arc<Self>, req: PageRequest) -> Result<PageReply, CallError> {
+        let reply = self.call_pooled_async(&Call::Page(req)).await?;
+        self.page_reply(reply)
     }
 
     /// Runs the plugin's handler of a hook on the JSON event. A failure is logged and counted,
@@ -465,9 +626,12 @@ impl Library {
             event: event.clone(),
             settings: self.settings_for(group),
         };
-        match self.call(&Call::Hook(req)) {
+        match self.call_direct(&Call::Hook(req)) {
             Ok(CallReply::Hook(HookReply::Continue { event: amended })) => {
-                *event = amended;
+                // No event back means the handler left it as it was.
+                if let Some(amended) = amended {
+                    *event = amended;
+                }
                 Ok(())
             }
             Ok(CallReply::Hook(HookReply::Veto {

@@ -278,12 +278,12 @@ impl<'r> FromRequest<'r> for QueryPairs {
 type Reply = Result<Either<PageHtml, Redirect>, Status>;
 
 #[get("/<path..>", rank = 50)]
-fn page_get(page: Page<'_>, path: PathBuf, query: QueryPairs) -> Reply {
-    serve(&page, "GET", &path, query.0, BTreeMap::new())
+async fn page_get(page: Page<'_>, path: PathBuf, query: QueryPairs) -> Reply {
+    serve(&page, "GET", &path, query.0, BTreeMap::new()).await
 }
 
 #[post("/<path..>", data = "<form>", rank = 50)]
-fn page_post(
+async fn page_post(
     page: Page<'_>,
     _same_origin: SameOrigin,
     path: PathBuf,
@@ -294,10 +294,10 @@ fn page_post(
     let CheckedForm(form) = form.map_err(|e| e.status())?;
     let mut fields: BTreeMap<String, String> = form.into_iter().collect();
     fields.remove("csrf");
-    serve(&page, "POST", &path, query.0, fields)
+    serve(&page, "POST", &path, query.0, fields).await
 }
 
-fn serve(
+async fn serve(
     page: &Page<'_>,
     method: &str,
     path: &Path,
@@ -336,7 +336,7 @@ fn serve(
         lang: page.lang().to_string(),
         settings: lib.settings_for(Some(page.client().invoice_group_id)),
     };
-    match lib.page(req) {
+    match lib.page_async(req).await {
         Err(CallError::Timeout) => Err(Status::GatewayTimeout),
         Err(CallError::Disabled) => Err(Status::NotFound),
         Err(CallError::Failed(_)) => Err(Status::InternalServerError),

@@ -147,6 +147,12 @@ impl Description {
         self
     }
 
+    /// A menu button linking to the address in one of the plugin's settings.
+    pub fn button(mut self, button: ButtonDecl) -> Description {
+        self.menu_buttons.push(button);
+        self
+    }
+
     pub fn setting(mut self, setting: SettingDecl) -> Description {
         self.settings.push(setting);
         self
@@ -368,13 +374,18 @@ pub mod export {
             match serde_json::from_slice::<Call>(bytes) {
                 Err(e) => CallReply::Error(format!("unreadable call: {e}")),
                 Ok(Call::Page(req)) => CallReply::Page(plugin().page(&req, &host)),
-                Ok(Call::Hook(mut req)) => match plugin().hook(&mut req, &host) {
-                    Ok(()) => CallReply::Hook(HookReply::Continue { event: req.event }),
-                    Err(v) => CallReply::Hook(HookReply::Veto {
-                        message: v.message,
-                        translations: v.translations,
-                    }),
-                },
+                Ok(Call::Hook(mut req)) => {
+                    let before = req.event.clone();
+                    match plugin().hook(&mut req, &host) {
+                        Ok(()) => CallReply::Hook(HookReply::Continue {
+                            event: (req.event != before).then_some(req.event),
+                        }),
+                        Err(v) => CallReply::Hook(HookReply::Veto {
+                            message: v.message,
+                            translations: v.translations,
+                        }),
+                    }
+                }
             }
         }));
         to_buf(&reply.unwrap_or_else(|p| CallReply::Error(panic_text(p))))

@@ -183,8 +183,12 @@ pub struct HookRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HookReply {
-    /// Go on, with the event as the handler left it (amendments included).
-    Continue { event: Value },
+    /// Go on, with the event as the handler left it (amendments included); no event when the
+    /// handler did not change it (the host keeps its own copy: less to encode and read).
+    Continue {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<Value>,
+    },
     /// Refuse the action (only `before_*` hooks can); the message is shown to whoever asked,
     /// in their language when `translations` has it.
     Veto {
