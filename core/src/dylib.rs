@@ -257,24 +257,6 @@ fn load(file: &Path) -> Result<Arc<Library>, String> {
     Ok(library)
 }
 
-/// How long a plugin thread keeps looking for the next job before it sleeps: under load the
-/// next call usually comes within that, and picking it up awake saves a sleep and a wake-up
-/// (the costliest part of a call on a small machine).
-const STAY_AWAKE: Duration = Duration::from_micros(50);
-
-/// The next job, looking briefly before sleeping; `None` when the portal is gone.
-fn next_job(rx: &Receiver<Job>) -> Option<Job> {
-    let awake_until = Instant::now() + STAY_AWAKE;
-    while Instant::now() < awake_until {
-        match rx.try_recv() {
-            Ok(job) => return Some(job),
-            Err(std::sync::mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
-        }
-    }
-    rx.recv().ok()
-}
-
 /// What the plugin's store requests are answered from, for the length of one call.
 struct HostCtx {
     ns: Namespace,
@@ -355,9 +337,9 @@ impl Library {
             .spawn(move || {
                 loop {
                     let job = match queue.lock() {
-                        Ok(rx) => match next_job(&rx) {
-                            Some(job) => job,
-                            None => return,
+                        Ok(rx) => match rx.recv() {
+                            Ok(job) => job,
+                            Err(_) => return,
                         },
                         Err(_) => return,
                     };
