@@ -257,6 +257,10 @@ enum ThemeAction {
         /// Themes folder.
         #[arg(long, value_name = "DIR")]
         themes: Option<PathBuf>,
+        /// Folder of dynamic plugins, so themes that override or extend their templates are
+        /// checked against them (default: plugin_dir from the configuration).
+        #[arg(long, value_name = "DIR")]
+        plugin_dir: Option<PathBuf>,
     },
 }
 
@@ -420,7 +424,12 @@ fn run(cli: Cli) -> Result<(), String> {
             )
         }
         Command::Theme {
-            action: ThemeAction::Check { name, themes },
+            action:
+                ThemeAction::Check {
+                    name,
+                    themes,
+                    plugin_dir,
+                },
         } => {
             let cfg = load_config(
                 None,
@@ -430,10 +439,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 },
                 &Overrides {
                     themes,
+                    plugin_dir,
                     ..Overrides::default()
                 },
             )?;
-            theme_check(&cfg.themes, name.as_deref())
+            theme_check(&cfg.themes, cfg.plugin_dir.clone(), name.as_deref())
         }
     }
 }
@@ -593,10 +603,14 @@ fn read_new_password() -> Result<String, String> {
     }
 }
 
-fn theme_check(themes_dir: &Path, name: Option<&str>) -> Result<(), String> {
+fn theme_check(
+    themes_dir: &Path,
+    plugin_dir: Option<PathBuf>,
+    name: Option<&str>,
+) -> Result<(), String> {
     let portal = Portal::assemble(
         Store::in_memory(),
-        portal_options(Path::new(""), Some(themes_dir.to_path_buf()), None),
+        portal_options(Path::new(""), Some(themes_dir.to_path_buf()), plugin_dir),
     )
     .map_err(|e| e.to_string())?;
     let names = match name {

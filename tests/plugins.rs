@@ -517,3 +517,57 @@ async fn parallel_updates_through_the_host_lose_nothing() {
         .expect("post");
     assert_eq!(r.status(), 413);
 }
+
+#[tokio::test]
+async fn a_theme_overrides_a_dynamic_plugins_template_and_theme_check_knows_it() {
+    let dir = plugin_dir();
+    build_plugin("outage-notice", &[], dir.path(), "liboutage_notice.so");
+    let themes = tempfile::tempdir().expect("themes");
+    common::copy_tree(&repo_root().join("themes"), themes.path());
+    let own = themes.path().join("default/templates/outage-notice");
+    std::fs::create_dir_all(&own).expect("mkdir");
+    std::fs::write(
+        own.join("outages.html"),
+        "{% extends \"plugins/outage-notice/outages.html\" %}\
+         {% block title %}THEMED {{ super() }}{% endblock %}",
+    )
+    .expect("write");
+    let themes_arg = themes.path().to_str().expect("utf-8");
+    let plugins_arg = dir.path().to_str().expect("utf-8");
+    let (ok, out, err) = common::portico(
+        &[
+            "theme",
+            "check",
+            "default",
+            "--themes",
+            themes_arg,
+            "--plugin-dir",
+            plugins_arg,
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.trim(), "default: ok");
+    let (ok, out, _) =
+        common::portico(&["theme", "check", "default", "--themes", themes_arg], None);
+    assert!(
+        !ok,
+        "without the plugin the override extends nothing: {out}"
+    );
+    assert!(out.contains("plugins/outage-notice/outages.html"), "{out}");
+
+    let s = Server::demo_with(Options {
+        themes: Some(themes.path().to_path_buf()),
+        plugin_dir: Some(dir.path().to_path_buf()),
+        ..Options::default()
+    });
+    s.cli_ok(&["settings", "set", "outage_notice_text", "Fibre cut"]);
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (status, html) = s.get_text(&alice, "/outage-notice/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<title>THEMED Outages"), "{html}");
+    assert!(
+        html.contains("<p class=\"outage-notice\">Fibre cut</p>"),
+        "{html}"
+    );
+}
