@@ -313,6 +313,13 @@ async fn a_misbehaving_plugin_is_contained_then_disabled() {
     );
     assert_eq!(message(&s.get_text(&alice, "/misbehave/").await.1), "fine");
 
+    let (ok, out, _) = s.cli(&["plugins", "list"]);
+    assert!(ok);
+    assert!(
+        out.contains("libmisbehave.so), loaded, 2 failure(s) since start\n"),
+        "{out}"
+    );
+
     // 3: a panic in a before_login hook: the login goes on as if the plugin had no handler.
     let bob = s.login("bob", "bob-demo-pass").await;
     assert_eq!(s.get_text(&bob, "/").await.0, 200);

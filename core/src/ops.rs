@@ -558,15 +558,15 @@ fn plugins_list(portal: &Portal) -> String {
             PluginKind::Core => ("core".to_string(), "loaded".to_string()),
             PluginKind::CompiledIn => ("compiled-in".to_string(), "loaded".to_string()),
             PluginKind::Dynamic { file } => {
-                let state = portal
-                    .dynamic
-                    .iter()
-                    .find(|l| l.id == p.id)
-                    .and_then(|l| l.disabled_reason())
-                    .map_or_else(
-                        || "loaded".to_string(),
-                        |r| format!("disabled: {}", escape(&r)),
-                    );
+                let lib = portal.dynamic.iter().find(|l| l.id == p.id);
+                let state = match (
+                    lib.and_then(|l| l.disabled_reason()),
+                    lib.map_or(0, |l| l.failures()),
+                ) {
+                    (Some(reason), _) => format!("disabled: {}", escape(&reason)),
+                    (None, 0) => "loaded".to_string(),
+                    (None, n) => format!("loaded, {n} failure(s) since start"),
+                };
                 (format!("dynamic ({})", escape(file)), state)
             }
         };
