@@ -27,7 +27,9 @@
 //!
 //! ```compile_fail
 //! // A Namespace is made by the portal for the plugin it belongs to, never by a plugin.
-//! let ns = portico_core::plugin::Namespace::new(todo!(), "invoicing");
+//! fn steal(store: portico_core::internal::store::Store) -> portico_core::plugin::Namespace {
+//!     portico_core::plugin::Namespace::new(store, "invoicing")
+//! }
 //! ```
 
 use chrono::{DateTime, NaiveDate, Utc};
