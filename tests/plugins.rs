@@ -578,3 +578,27 @@ async fn a_theme_overrides_a_dynamic_plugins_template_and_theme_check_knows_it()
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn a_dynamic_plugin_fires_the_hooks_it_declares_and_no_others() {
+    let dir = plugin_dir();
+    build_plugin("misbehave-plugin", &[], dir.path(), "libmisbehave.so");
+    let s = with_plugins(dir.path());
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (_, page) = s.get_text(&alice, "/misbehave/ping?text=hello").await;
+    assert_eq!(message(&page), "pinged=HELLO", "amended by its handler");
+    let (_, page) = s.get_text(&alice, "/misbehave/ping?text=no").await;
+    assert_eq!(message(&page), "vetoed=ping refused");
+    let (_, page) = s.get_text(&alice, "/misbehave/fake-login").await;
+    assert_eq!(
+        message(&page),
+        "error=plugin `misbehave` may fire only the hooks it declares, not `before_login`"
+    );
+    let hooks = s.cli_ok(&["hooks"]);
+    assert!(
+        hooks.contains(
+            "before_misbehave_ping (declared by misbehave; may refuse)\n    The misbehave plugin pings itself.\n    event.text [amendable]: what was sent\n    handled by: misbehave\n"
+        ),
+        "{hooks}"
+    );
+}

@@ -44,6 +44,7 @@ const WORKERS: usize = 2;
 pub(crate) struct HostEnv {
     pub store: Store,
     pub settings: Arc<Settings>,
+    pub hooks: Arc<crate::hooks::Hooks>,
 }
 
 /// Why a call did not give an answer.
@@ -65,7 +66,7 @@ enum ReplyTo {
 
 struct Job {
     input: Vec<u8>,
-    ns: Namespace,
+    ctx: HostCtx,
     reply: ReplyTo,
 }
 
@@ -260,6 +261,7 @@ fn load(file: &Path) -> Result<Arc<Library>, String> {
 /// What the plugin's store requests are answered from, for the length of one call.
 struct HostCtx {
     ns: Namespace,
+    hooks: Option<Arc<crate::hooks::Hooks>>,
 }
 
 unsafe extern "C" fn host_call(ctx: *const c_void, input: *const u8, len: usize) -> RawBuf {
@@ -276,6 +278,22 @@ unsafe extern "C" fn host_call(ctx: *const c_void, input: *const u8, len: usize)
             )
         };
         match serde_json::from_slice::<HostRequest>(bytes) {
+            Ok(HostRequest::RunHook { hook, mut event }) => match &ctx.hooks {
+                Some(hooks) if hooks.may_fire(ctx.ns.plugin_id(), &hook).is_err() => {
+                    HostReply::Error(format!(
+                        "plugin `{}` may fire only the hooks it declares, not `{hook}`",
+                        ctx.ns.plugin_id()
+                    ))
+                }
+                Some(hooks) => match hooks.run_json(&hook, &mut event) {
+                    Ok(()) => HostReply::Hook(HookReply::Continue { event: Some(event) }),
+                    Err(v) => HostReply::Hook(HookReply::Veto {
+                        message: v.message,
+                        translations: v.translations,
+                    }),
+                },
+                None => HostReply::Error("the portal is not assembled yet".into()),
+            },
             Ok(req) => answer(&ctx.ns, req),
             Err(e) => HostReply::Error(format!("unreadable request: {e}")),
         }
@@ -291,6 +309,7 @@ unsafe extern "C" fn host_free(buf: RawBuf) {
 
 fn answer(ns: &Namespace, req: HostRequest) -> HostReply {
     let result = match req {
+        HostRequest::RunHook { .. } => Ok(HostReply::Error("answered by host_call".into())),
         HostRequest::Get { tree, key } => {
             ns.get::<Value>(&tree, key.as_bytes()).map(HostReply::Value)
         }
@@ -343,7 +362,7 @@ impl Library {
                         },
                         Err(_) => return,
                     };
-                    let ctx = HostCtx { ns: job.ns };
+                    let ctx = job.ctx;
                     let host = HostApi {
                         ctx: (&ctx as *const HostCtx).cast(),
                         call: host_call,
@@ -412,8 +431,9 @@ impl Library {
         Duration::from_millis(self.limit("plugin_call_timeout_ms", 2000).max(1) as u64)
     }
 
-    /// The call as bytes and the plugin's namespace, unless the plugin is disabled.
-    fn prepare(&self, call: &Call) -> Result<(Vec<u8>, Namespace), CallError> {
+    /// The call as bytes and what its host calls are answered from, unless the plugin is
+    /// disabled.
+    fn prepare(&self, call: &Call) -> Result<(Vec<u8>, HostCtx), CallError> {
         if self.disabled_reason().is_some() {
             return Err(CallError::Disabled);
         }
@@ -421,7 +441,11 @@ impl Library {
             return Err(CallError::Failed("the portal is not assembled yet".into()));
         };
         let input = serde_json::to_vec(call).map_err(|e| CallError::Failed(e.to_string()))?;
-        Ok((input, Namespace::new(env.store.clone(), &self.id)))
+        let ctx = HostCtx {
+            ns: Namespace::new(env.store.clone(), &self.id),
+            hooks: Some(env.hooks.clone()),
+        };
+        Ok((input, ctx))
     }
 
     /// Reads a reply; an error reply or an unreadable one counts as a failure.
@@ -459,12 +483,12 @@ impl Library {
     /// Makes one call on the plugin's threads and waits for it (at most the deadline) without
     /// holding up an async worker.
     fn call_pooled(self: &Arc<Self>, call: &Call) -> Result<CallReply, CallError> {
-        let (input, ns) = self.prepare(call)?;
+        let (input, ctx) = self.prepare(call)?;
         let timeout = self.timeout();
         let (reply, answer) = sync_channel(1);
         self.enqueue(Job {
             input,
-            ns,
+            ctx,
             reply: ReplyTo::Thread(reply),
         })?;
         let bytes = crate::store::off_async(|| answer.recv_timeout(timeout))
@@ -475,12 +499,12 @@ impl Library {
     /// Makes one call on the plugin's threads and awaits it (at most the deadline): the async
     /// thread serves other requests meanwhile.
     async fn call_pooled_async(self: &Arc<Self>, call: &Call) -> Result<CallReply, CallError> {
-        let (input, ns) = self.prepare(call)?;
+        let (input, ctx) = self.prepare(call)?;
         let timeout = self.timeout();
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.enqueue(Job {
             input,
-            ns,
+            ctx,
             reply: ReplyTo::Task(reply),
         })?;
         match tokio::time::timeout(timeout, answer).await {
@@ -515,7 +539,7 @@ impl Library {
     fn call_direct(self: &Arc<Self>, call: &Call) -> Result<CallReply, CallError> {
         let timeout = self.timeout();
         self.count_overdue(timeout);
-        let (input, ns) = self.prepare(call)?;
+        let (input, ctx) = self.prepare(call)?;
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         if let Ok(mut calls) = self.inflight.lock() {
@@ -525,7 +549,6 @@ impl Library {
                 counted: false,
             });
         }
-        let ctx = HostCtx { ns };
         let host = HostApi {
             ctx: (&ctx as *const HostCtx).cast(),
             call: host_call,

@@ -186,7 +186,31 @@ impl Hooks {
         result
     }
 
-    /// Runs the handlers on an event that is already JSON (plugins firing their own hooks).
+    /// Fires a hook a plugin declared, on its JSON event. A plugin may fire only its own hooks:
+    /// faking, say, `before_login` to other plugins' handlers is refused.
+    pub fn fire_own(&self, owner: &str, name: &str, event: &mut Value) -> Result<(), Veto> {
+        self.may_fire(owner, name).map_err(Veto::new)?;
+        self.run_json(name, event)
+    }
+
+    /// Whether `owner` declared the hook `name` (only then may it fire it).
+    pub fn may_fire(&self, owner: &str, name: &str) -> Result<(), String> {
+        match self.defs.get(name) {
+            Some(def) if def.owner == owner => Ok(()),
+            _ => {
+                tracing::error!(
+                    plugin = owner,
+                    hook = name,
+                    "a plugin tried to fire a hook it does not declare; refused"
+                );
+                Err(format!(
+                    "plugin `{owner}` may fire only the hooks it declares, not `{name}`"
+                ))
+            }
+        }
+    }
+
+    /// Runs the handlers on an event that is already JSON.
     pub fn run_json(&self, name: &str, event: &mut Value) -> Result<(), Veto> {
         let (Some(handlers), Some(def)) = (self.handlers.get(name), self.defs.get(name)) else {
             return Ok(());

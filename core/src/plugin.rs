@@ -355,13 +355,13 @@ impl<'a> OperatorCtx<'a> {
         queue_mail(self.portal, self.owner, None, to, None, subject, body)
     }
 
-    /// Fires a hook by name (usually one this plugin declared).
+    /// Fires a hook this plugin declared; another plugin's or core's is refused.
     pub fn run_hook(
         &self,
         name: &str,
         event: &mut serde_json::Value,
     ) -> std::result::Result<(), Veto> {
-        self.portal.registry.hooks.run_json(name, event)
+        self.portal.registry.hooks.fire_own(self.owner, name, event)
     }
 }
 

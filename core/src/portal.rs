@@ -204,6 +204,7 @@ impl Portal {
             lib.attach(crate::dylib::HostEnv {
                 store: store.clone(),
                 settings: settings.clone(),
+                hooks: registry.hooks.clone(),
             });
         }
         // Password hashing may use half the cores: a flood of logins then slows logins, not

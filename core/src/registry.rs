@@ -335,7 +335,8 @@ pub struct Registry {
     pub assets: Vec<(String, Cow<'static, [u8]>)>,
     pub translations: Vec<(&'static str, Cow<'static, str>)>,
     pub migrations: Vec<Migration>,
-    pub hooks: Hooks,
+    /// Shared with dynamic plugins, which fire the hooks they declare through the host.
+    pub hooks: Arc<Hooks>,
     pub commands: Vec<(&'static str, OperatorCommand)>,
     /// Handlers wait here until every plugin has declared its hooks.
     pending_handlers: Vec<(String, Handler)>,
@@ -474,7 +475,7 @@ impl Registry {
         self.translations.extend(r.translations);
         self.migrations.extend(r.migrations);
         for def in r.hook_defs {
-            self.hooks
+            self.hooks_mut()?
                 .declare(def)
                 .map_err(|e| crate::Error::Internal(format!("plugin `{owner}`: {e}")))?;
         }
@@ -573,11 +574,17 @@ impl Registry {
         self.add(manifest, PluginKind::CompiledIn, r)
     }
 
+    /// The hooks while the registry is being built (nobody shares them yet).
+    fn hooks_mut(&mut self) -> crate::Result<&mut Hooks> {
+        Arc::get_mut(&mut self.hooks)
+            .ok_or_else(|| crate::Error::Internal("hooks changed after they were shared".into()))
+    }
+
     /// Binds every handler to its hook once all plugins have declared theirs.
     pub fn freeze(&mut self) -> crate::Result<()> {
         for (hook, handler) in std::mem::take(&mut self.pending_handlers) {
             let owner = handler.owner.clone();
-            self.hooks
+            self.hooks_mut()?
                 .add_handler(&hook, handler)
                 .map_err(|e| crate::Error::Internal(format!("plugin `{owner}`: {e}")))?;
         }

@@ -314,9 +314,12 @@ impl Page<'_> {
         )
     }
 
-    /// Fires a hook by name (usually one the plugin declared) on a JSON event.
+    /// Fires a hook the plugin declared on a JSON event; another plugin's or core's is refused.
     pub fn run_hook(&self, name: &str, event: &mut serde_json::Value) -> Result<(), Veto> {
-        self.portal.registry.hooks.run_json(name, event)
+        self.portal
+            .registry
+            .hooks
+            .fire_own(&self.owner, name, event)
     }
 
     /// Whether a registered tab is visible to this client (tabs hidden by a setting answer 404).

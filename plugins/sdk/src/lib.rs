@@ -158,6 +158,13 @@ impl Description {
         self
     }
 
+    /// Declares a new hook point, which this plugin fires with [`Host::run_hook`] and any
+    /// plugin may handle.
+    pub fn declares(mut self, hook: HookDecl) -> Description {
+        self.declares_hooks.push(hook);
+        self
+    }
+
     /// Handles the hook of this name.
     pub fn handles(mut self, hook: &str) -> Description {
         self.hooks.push(hook.into());
@@ -277,6 +284,29 @@ impl Host<'_> {
         match self.request(&protocol::HostRequest::Write { changes, expect })? {
             protocol::HostReply::Done => Ok(true),
             protocol::HostReply::Conflict => Ok(false),
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// Fires a hook this plugin declared: every handler (compiled-in, dynamic, this plugin's
+    /// own) runs. `Ok(Ok(event))` with the event as they left it, `Ok(Err(veto))` when one
+    /// refused, `Err` when the portal could not run it (for example a hook that is not this
+    /// plugin's).
+    pub fn run_hook(&self, hook: &str, event: Value) -> Result<Result<Value, Veto>, String> {
+        match self.request(&protocol::HostRequest::RunHook {
+            hook: hook.into(),
+            event: event.clone(),
+        })? {
+            protocol::HostReply::Hook(protocol::HookReply::Continue { event: amended }) => {
+                Ok(Ok(amended.unwrap_or(event)))
+            }
+            protocol::HostReply::Hook(protocol::HookReply::Veto {
+                message,
+                translations,
+            }) => Ok(Err(Veto {
+                message,
+                translations,
+            })),
             other => Err(format!("unexpected reply {other:?}")),
         }
     }

@@ -20,8 +20,8 @@ pub struct Description {
     pub settings: Vec<SettingDecl>,
     /// Names of the hooks this plugin handles (`before_login`, ...).
     pub hooks: Vec<String>,
-    /// New hook points this plugin declares, for other plugins to handle. (ABI 1 has no host
-    /// call to fire them from a dynamic plugin; compiled-in plugins fire theirs.)
+    /// New hook points this plugin declares; it fires them with `Host::run_hook`, and any
+    /// plugin may handle them.
     pub declares_hooks: Vec<HookDecl>,
     /// Templates by name; the host serves them as `<id>/<name>` through the theme chain.
     pub templates: BTreeMap<String, String>,
@@ -212,6 +212,12 @@ pub enum HostRequest {
         tree: String,
         prefix: String,
     },
+    /// Fires a hook this plugin declared (`declares_hooks`); every handler runs, in the usual
+    /// order. Answered with `Hook`.
+    RunHook {
+        hook: String,
+        event: Value,
+    },
     /// Writes (a `None` value deletes) in one atomic, flushed step. When `expect` is given,
     /// the writes happen only if each listed key still holds the listed value (`None`: absent)
     /// — a compare-and-swap for counters, quotas and single-use codes; otherwise the reply is
@@ -238,5 +244,7 @@ pub enum HostReply {
     Done,
     /// A conditional write found other values than expected; nothing was written.
     Conflict,
+    /// The outcome of `RunHook`: the event as the handlers left it, or the veto.
+    Hook(HookReply),
     Error(String),
 }
