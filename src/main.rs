@@ -503,15 +503,9 @@ fn portal_options(
     plugin_dir: Option<PathBuf>,
 ) -> PortalOptions {
     PortalOptions {
-        data_dir: data.to_path_buf(),
         themes_dir: themes,
-        plugins: plugins::compiled_in(),
-        clock: Clock::system(),
-        smtp_url: None,
-        store_cache_bytes: portico_core::internal::store::CACHE_BYTES,
         dynamic: DynamicPlugins { dir: plugin_dir },
-        trusted_proxies: Vec::new(),
-        secure_cookies: SecureCookies::Auto,
+        ..PortalOptions::new(data, plugins::compiled_in())
     }
 }
 

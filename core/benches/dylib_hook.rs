@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 use portico_core::internal::dylib::Library;
 use portico_core::internal::hooks::{ClientView, LoginEvent};
 use portico_core::internal::registry::{Manifest, Plugin, Registrar};
-use portico_core::internal::store::{CACHE_BYTES, Store};
-use portico_core::internal::{Clock, DynamicPlugins, Portal, PortalOptions};
+use portico_core::internal::store::Store;
+use portico_core::internal::{DynamicPlugins, Portal, PortalOptions};
 use portico_plugin_sdk::protocol::{
     Call, CallReply, HookReply, HookRequest, PageReply, PageRequest,
 };
@@ -102,15 +102,8 @@ fn plugin_folder(path: &Path) -> Result<(PathBuf, Option<tempfile::TempDir>), St
 
 fn options(plugins: Vec<Box<dyn Plugin>>, dynamic: Option<PathBuf>) -> PortalOptions {
     PortalOptions {
-        data_dir: PathBuf::new(),
-        themes_dir: None,
-        plugins,
-        clock: Clock::system(),
-        smtp_url: None,
-        store_cache_bytes: CACHE_BYTES,
         dynamic: DynamicPlugins { dir: dynamic },
-        trusted_proxies: Vec::new(),
-        secure_cookies: Default::default(),
+        ..PortalOptions::new(PathBuf::new(), plugins)
     }
 }
 

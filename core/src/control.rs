@@ -229,28 +229,15 @@ pub fn request(data_dir: &Path, req: &OpRequest) -> Result<OpReply> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::portal::{Clock, DynamicPlugins, PortalOptions};
+    use crate::portal::PortalOptions;
     use crate::store::Store;
     use std::os::unix::fs::MetadataExt;
     use std::time::Instant;
 
     fn portal(dir: &Path) -> Arc<Portal> {
         Arc::new(
-            Portal::assemble(
-                Store::in_memory(),
-                PortalOptions {
-                    data_dir: dir.to_path_buf(),
-                    themes_dir: None,
-                    plugins: Vec::new(),
-                    clock: Clock::system(),
-                    smtp_url: None,
-                    store_cache_bytes: 0,
-                    dynamic: DynamicPlugins::default(),
-                    trusted_proxies: Vec::new(),
-                    secure_cookies: Default::default(),
-                },
-            )
-            .expect("assemble"),
+            Portal::assemble(Store::in_memory(), PortalOptions::new(dir, Vec::new()))
+                .expect("assemble"),
         )
     }
 

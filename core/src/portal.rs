@@ -70,6 +70,25 @@ pub struct PortalOptions {
     pub secure_cookies: SecureCookies,
 }
 
+impl PortalOptions {
+    /// Options for a data folder and plugins, everything else at its default: no themes folder
+    /// (compiled-in default theme), the system clock, no SMTP server, the server's cache size,
+    /// no dynamic plugins, no trusted proxies, `secure_cookies = "auto"`.
+    pub fn new(data_dir: impl Into<PathBuf>, plugins: Vec<Box<dyn Plugin>>) -> Self {
+        PortalOptions {
+            data_dir: data_dir.into(),
+            themes_dir: None,
+            plugins,
+            clock: Clock::system(),
+            smtp_url: None,
+            store_cache_bytes: crate::store::CACHE_BYTES,
+            dynamic: DynamicPlugins::default(),
+            trusted_proxies: Vec::new(),
+            secure_cookies: SecureCookies::default(),
+        }
+    }
+}
+
 /// Where dynamic plugins come from.
 #[derive(Debug, Clone, Default)]
 pub struct DynamicPlugins {

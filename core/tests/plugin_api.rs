@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use portico_core::internal::ops::{self, OpRequest};
 use portico_core::internal::store::Store;
-use portico_core::internal::{Clock, DynamicPlugins, Portal, PortalOptions};
+use portico_core::internal::{Portal, PortalOptions};
 use portico_core::plugin::{
     HookDef, Manifest, OperatorCommand, Plugin, Registrar, SettingDef, Veto, id_key,
 };
@@ -121,17 +121,7 @@ impl Plugin for Guard {
 fn portal() -> Portal {
     let portal = Portal::assemble(
         Store::in_memory(),
-        PortalOptions {
-            data_dir: std::env::temp_dir(),
-            themes_dir: None,
-            plugins: vec![Box::new(Desk), Box::new(Guard)],
-            clock: Clock::system(),
-            smtp_url: None,
-            store_cache_bytes: 0,
-            dynamic: DynamicPlugins::default(),
-            trusted_proxies: Vec::new(),
-            secure_cookies: Default::default(),
-        },
+        PortalOptions::new(std::env::temp_dir(), vec![Box::new(Desk), Box::new(Guard)]),
     )
     .expect("assemble");
     let bundle = json!({
@@ -263,17 +253,7 @@ fn a_plugin_migration_runs_once_in_its_namespace() {
 fn a_second_plugin_with_the_same_id_stops_assembly() {
     let e = Portal::assemble(
         Store::in_memory(),
-        PortalOptions {
-            data_dir: std::env::temp_dir(),
-            themes_dir: None,
-            plugins: vec![Box::new(Desk), Box::new(Desk)],
-            clock: Clock::system(),
-            smtp_url: None,
-            store_cache_bytes: 0,
-            dynamic: DynamicPlugins::default(),
-            trusted_proxies: Vec::new(),
-            secure_cookies: Default::default(),
-        },
+        PortalOptions::new(std::env::temp_dir(), vec![Box::new(Desk), Box::new(Desk)]),
     )
     .err()
     .expect("refused");

@@ -11,23 +11,13 @@ use portico_core::internal::model::{Client, LoginNameTaken, Message};
 use portico_core::internal::ops::{self, OpRequest};
 use portico_core::internal::settings::Settings;
 use portico_core::internal::store::{Op, Record, Store, id_key};
-use portico_core::internal::{Clock, DynamicPlugins, Portal, PortalOptions};
+use portico_core::internal::{Portal, PortalOptions};
 use portico_core::rocket::http::{ContentType, Status};
 use portico_core::rocket::local::blocking::Client as Browser;
 use serde_json::json;
 
 fn options() -> PortalOptions {
-    PortalOptions {
-        data_dir: std::env::temp_dir(),
-        themes_dir: None,
-        plugins: vec![],
-        clock: Clock::system(),
-        smtp_url: None,
-        store_cache_bytes: 0,
-        dynamic: DynamicPlugins::default(),
-        trusted_proxies: Vec::new(),
-        secure_cookies: Default::default(),
-    }
+    PortalOptions::new(std::env::temp_dir(), vec![])
 }
 
 /// A portal with one invoice group and client 1007, whose name came from the billing system
