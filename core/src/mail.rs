@@ -68,6 +68,21 @@ pub struct OutboxEntry {
     pub failed: bool,
 }
 
+impl OutboxEntry {
+    /// A job due now, not tried yet.
+    fn new(id: u64, job: MailJob, now: i64) -> Self {
+        OutboxEntry {
+            id,
+            job,
+            created_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            failed: false,
+        }
+    }
+}
+
 impl Record for OutboxEntry {
     const TREE: &'static str = "mail_outbox";
     fn key(&self) -> Vec<u8> {
@@ -234,17 +249,8 @@ pub fn sender(portal: &Portal) -> Option<(String, String)> {
 
 /// Queues a job (flushed) and wakes the worker.
 pub fn enqueue(portal: &Portal, job: MailJob) -> Result<u64> {
-    let now = portal.clock.unix();
-    let id = portal.next_id();
-    let entry = OutboxEntry {
-        id,
-        job,
-        created_at: now,
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-        failed: false,
-    };
+    let entry = OutboxEntry::new(portal.next_id(), job, portal.clock.unix());
+    let id = entry.id;
     portal.store.write(|tx| tx.put(&entry))?;
     portal.mail_wakeup.notify_one();
     Ok(id)
@@ -280,19 +286,12 @@ pub fn enqueue_link_unless_recent(
             key.clone(),
             Some(now.to_be_bytes().to_vec()),
         );
-        tx.put(&OutboxEntry {
-            id,
-            job: MailJob::PasswordLink {
-                client_id,
-                purpose,
-                lang: lang.to_string(),
-            },
-            created_at: now,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
-            failed: false,
-        })?;
+        let job = MailJob::PasswordLink {
+            client_id,
+            purpose,
+            lang: lang.to_string(),
+        };
+        tx.put(&OutboxEntry::new(id, job, now))?;
         Ok(true)
     })?;
     if queued {
@@ -352,7 +351,9 @@ pub async fn run_worker(portal: std::sync::Arc<Portal>) {
     let mut reported = HashSet::new();
     loop {
         let now = portal.clock.unix();
-        let due: Vec<OutboxEntry> = match readable_entries(&portal.store, &mut reported) {
+        // A whole-outbox scan: off the async threads.
+        let scanned = crate::store::off_async(|| readable_entries(&portal.store, &mut reported));
+        let due: Vec<OutboxEntry> = match scanned {
             Ok(all) => all
                 .into_iter()
                 .filter(|e| !e.failed && e.next_attempt_at <= now)

@@ -228,14 +228,22 @@ impl Store {
 
     /// Records found through an index for one owner, in key order.
     pub fn by_index<R: Record>(&self, index_tree: &str, owner: &[u8]) -> Result<Vec<R>> {
-        let mut prefix = owner.to_vec();
-        prefix.push(SEP);
+        self.by_index_with(index_tree, owner, Self::get)
+    }
+
+    /// The records an index lists for one owner, each read with `get`. An index entry without
+    /// its record is skipped rather than failing the page: the record is the truth and the next
+    /// write of it repairs the index.
+    fn by_index_with<R: Record>(
+        &self,
+        index_tree: &str,
+        owner: &[u8],
+        get: fn(&Self, &[u8]) -> Result<Option<R>>,
+    ) -> Result<Vec<R>> {
+        let prefix = index_key(owner, &[]);
         let mut out = Vec::new();
         for (k, _) in self.backend.scan_prefix(index_tree, &prefix)? {
-            let record_key = &k[prefix.len()..];
-            // An index entry without its record is skipped rather than failing the page: the
-            // record is the truth and the next write of it repairs the index.
-            if let Some(r) = self.get::<R>(record_key)? {
+            if let Some(r) = get(self, &k[prefix.len()..])? {
                 out.push(r);
             }
         }
@@ -246,20 +254,12 @@ impl Store {
     /// left out instead of failing the whole read: for features that must go on serving the
     /// other records (the mail worker, listings). Imports and migrations use `all` and fail.
     pub fn all_lenient<R: Record>(&self) -> Result<Vec<R>> {
-        Ok(decode_lenient(self.backend.scan_prefix(R::TREE, &[])?))
+        off_async(|| Ok(decode_lenient(self.backend.scan_prefix(R::TREE, &[])?)))
     }
 
     /// Like [`Store::by_index`], with unreadable records logged and left out.
     pub fn by_index_lenient<R: Record>(&self, index_tree: &str, owner: &[u8]) -> Result<Vec<R>> {
-        let mut prefix = owner.to_vec();
-        prefix.push(SEP);
-        let mut out = Vec::new();
-        for (k, _) in self.backend.scan_prefix(index_tree, &prefix)? {
-            if let Some(r) = self.get_lenient::<R>(&k[prefix.len()..])? {
-                out.push(r);
-            }
-        }
-        Ok(out)
+        self.by_index_with(index_tree, owner, Self::get_lenient)
     }
 
     /// A record, or `None` (logged) when its value does not decode.
@@ -292,8 +292,7 @@ impl Store {
         before: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<R>> {
-        let mut prefix = owner.to_vec();
-        prefix.push(SEP);
+        let prefix = index_key(owner, &[]);
         let before = before.map(|b| index_key(owner, b));
         let mut out = Vec::new();
         for (k, _) in
@@ -515,8 +514,7 @@ impl WriteTx<'_> {
     /// Record keys listed in an index for one owner, as they stand in this transaction (the
     /// write lock is held, so nobody else changes them meanwhile).
     pub fn index_record_keys(&self, index_tree: &str, owner: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let mut prefix = owner.to_vec();
-        prefix.push(SEP);
+        let prefix = index_key(owner, &[]);
         let mut keys: Vec<Vec<u8>> = self
             .store
             .backend
@@ -544,19 +542,9 @@ impl WriteTx<'_> {
     /// Every stored record of a type that decodes (others are logged and skipped), as stored
     /// before this transaction.
     pub fn scan_records<R: Record>(&self) -> Result<Vec<R>> {
-        Ok(self
-            .store
-            .backend
-            .scan_prefix(R::TREE, &[])?
-            .into_iter()
-            .filter_map(|(k, v)| match decode(R::TREE, &k, &v) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::error!("skipped: {e}");
-                    None
-                }
-            })
-            .collect())
+        Ok(decode_lenient(
+            self.store.backend.scan_prefix(R::TREE, &[])?,
+        ))
     }
 
     pub fn len(&self) -> usize {
