@@ -23,7 +23,7 @@ use portico_core::Error;
 use portico_core::internal::ops::{self, OpRequest};
 use portico_core::internal::portal::SecureCookies;
 use portico_core::internal::{
-    Clock, DynamicPlugins, Portal, PortalOptions, control, demo, store::Store, web,
+    DynamicPlugins, Portal, PortalOptions, control, demo, store::Store, web,
 };
 use portico_core::rocket::fairing::AdHoc;
 
@@ -664,7 +664,7 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
     }
     #[cfg(debug_assertions)]
     if let Some(file) = args.test_clock_offset_file {
-        options.clock = Clock::offset_by_file(file);
+        options.clock = portico_core::internal::Clock::offset_by_file(file);
     }
     let portal = match Portal::open(options) {
         Ok(p) => p,

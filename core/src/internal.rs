@@ -34,6 +34,8 @@ pub mod passwords;
 pub mod portal;
 #[path = "registry.rs"]
 pub mod registry;
+#[path = "render_pool.rs"]
+pub mod render_pool;
 #[path = "settings.rs"]
 pub mod settings;
 #[path = "store/mod.rs"]

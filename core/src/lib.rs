@@ -23,5 +23,5 @@ pub mod internal;
 
 pub(crate) use internal::{
     audit, auth, dylib, error, hooks, i18n, import, lockout, mail, model, ops, passwords, portal,
-    registry, settings, store, text, theme, throttle, web,
+    registry, render_pool, settings, store, text, theme, throttle, web,
 };

@@ -369,6 +369,13 @@ pub fn core_settings() -> Vec<SettingDef> {
             60_000,
             "Deadline of one call into a dynamic plugin (a page or a hook); past it the client gets a 504 page.",
         ),
+        SettingDef::int(
+            "theme_render_timeout_ms",
+            250,
+            10,
+            10_000,
+            "Deadline of one page render. A template past it is answered with the compiled-in page and quarantined until the theme is edited again.",
+        ),
         SettingDef::text(
             "ci_login_form_allowed_origins",
             "",

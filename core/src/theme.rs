@@ -7,15 +7,18 @@
 //! access, and we register nothing that reads files, environment or the store.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use rust_embed::RustEmbed;
 
 use crate::error::{Error, Result};
 use crate::i18n::I18n;
+use crate::render_pool::{DeadlineWriter, RenderPool};
 
 /// The shipped default theme, compiled in so the portal renders even without a themes folder.
 #[derive(RustEmbed)]
@@ -37,11 +40,22 @@ pub struct ThemeManifest {
     pub extends: Option<String>,
 }
 
-/// One built theme: its Tera instance and the chain of theme folders it was built from.
+/// One built theme: its Tera instance, the chain of theme folders it was built from, and what
+/// went wrong with this version of it (each logged once).
 pub struct Engine {
     pub name: String,
     pub chain: Vec<String>,
     tera: tera::Tera,
+    pub built_at: chrono::DateTime<chrono::Utc>,
+    /// Theme templates left out because they do not build (the next version in the chain
+    /// serves instead), with the error.
+    pub build_errors: Vec<String>,
+    /// Render-time failures by template: logged once per version, listed by `theme status`.
+    failures: Mutex<BTreeMap<String, String>>,
+    /// Templates that ran past the render deadline: not tried again until the theme is edited.
+    quarantined: Mutex<BTreeSet<String>>,
+    /// Lets a render skip the lock while nothing is quarantined (the usual case).
+    any_quarantined: AtomicBool,
 }
 
 /// Plugin contributions that sit between themes and core defaults.
@@ -59,6 +73,29 @@ pub struct Themes {
     engines: RwLock<HashMap<String, Arc<Engine>>>,
     /// Built from compiled-in templates only: the fallback when a theme's template fails to render.
     safe: Arc<Engine>,
+    /// Where every render runs, never on the threads that accept requests.
+    pool: Arc<RenderPool>,
+    /// The outcome of the last reload, for `portico theme status`.
+    last_reload: Mutex<Option<ReloadReport>>,
+}
+
+/// What the last reload did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReloadReport {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// (theme, errors): empty errors means the new version went live.
+    pub themes: Vec<(String, Vec<String>)>,
+}
+
+/// A built theme's state, for `portico theme status`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EngineStatus {
+    pub theme: String,
+    pub chain: Vec<String>,
+    pub built_at: chrono::DateTime<chrono::Utc>,
+    pub build_errors: Vec<String>,
+    pub render_errors: Vec<(String, String)>,
+    pub quarantined: Vec<String>,
 }
 
 pub fn valid_theme_name(name: &str) -> bool {
@@ -116,6 +153,189 @@ fn register_functions(tera: &mut tera::Tera, i18n: Arc<I18n>) {
     });
 }
 
+/// Why a render gave no page.
+enum RenderFailure {
+    /// It ran past its deadline (and was stopped at its next write).
+    Overdue,
+    Failed(String),
+}
+
+impl Engine {
+    fn new(name: &str, chain: Vec<String>, tera: tera::Tera, build_errors: Vec<String>) -> Self {
+        Engine {
+            name: name.to_string(),
+            chain,
+            tera,
+            built_at: chrono::Utc::now(),
+            build_errors,
+            failures: Mutex::new(BTreeMap::new()),
+            quarantined: Mutex::new(BTreeSet::new()),
+            any_quarantined: AtomicBool::new(false),
+        }
+    }
+
+    fn is_quarantined(&self, template: &str) -> bool {
+        self.any_quarantined.load(Ordering::Acquire)
+            && self.quarantined.lock().is_ok_and(|q| q.contains(template))
+    }
+
+    /// Stops trying a template that ran past its deadline (logged once per version).
+    fn quarantine(&self, template: &str, timeout: Duration) {
+        let new = self
+            .quarantined
+            .lock()
+            .is_ok_and(|mut q| q.insert(template.to_string()));
+        if new {
+            self.any_quarantined.store(true, Ordering::Release);
+            tracing::error!(
+                theme = %self.name,
+                template,
+                "render ran past its deadline of {} ms: template quarantined; the compiled-in page serves instead until the theme is edited again",
+                timeout.as_millis()
+            );
+        }
+    }
+
+    /// Remembers a render-time failure (logged once per version).
+    fn note_failure(&self, template: &str, message: &str) {
+        let new = self.failures.lock().is_ok_and(|mut f| {
+            f.insert(template.to_string(), message.to_string())
+                .is_none()
+        });
+        if new {
+            tracing::error!(
+                theme = %self.name,
+                template,
+                "render failed; serving the compiled-in page instead (logged once until the theme is edited): {message}"
+            );
+        }
+    }
+
+    /// Renders into a buffer that stops the render at its first write after `deadline`.
+    fn render_until(
+        &self,
+        template: &str,
+        ctx: &tera::Context,
+        deadline: Instant,
+    ) -> std::result::Result<String, RenderFailure> {
+        let mut out = DeadlineWriter::new(deadline);
+        match self.tera.render_to(template, ctx, &mut out) {
+            Ok(()) => String::from_utf8(out.out).map_err(|e| RenderFailure::Failed(e.to_string())),
+            Err(_) if out.overdue => Err(RenderFailure::Overdue),
+            Err(e) => Err(RenderFailure::Failed(describe(&e))),
+        }
+    }
+
+    /// The compiled-in version of a page template, which extends the theme's own layout.
+    fn builtin_alias(&self, template: &str) -> Option<String> {
+        [format!("core/{template}"), format!("plugins/{template}")]
+            .into_iter()
+            .find(|name| self.tera.contains_template(name))
+    }
+
+    pub fn status(&self) -> EngineStatus {
+        EngineStatus {
+            theme: self.name.clone(),
+            chain: self.chain.clone(),
+            built_at: self.built_at,
+            build_errors: self.build_errors.clone(),
+            render_errors: self
+                .failures
+                .lock()
+                .map(|f| f.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            quarantined: self
+                .quarantined
+                .lock()
+                .map(|q| q.iter().cloned().collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Renders a page on a render thread: the theme's template; if it fails, the compiled-in page
+/// inside the theme's layout; if that fails too, or the template ran past its deadline (or
+/// did so before), the compiled-in page as a whole.
+fn render_contained(
+    engine: &Engine,
+    safe: &Engine,
+    template: &str,
+    ctx: &tera::Context,
+    timeout: Duration,
+) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    if !engine.is_quarantined(template) {
+        match engine.render_until(template, ctx, deadline) {
+            Ok(html) => return Ok(html),
+            Err(RenderFailure::Overdue) => engine.quarantine(template, timeout),
+            Err(RenderFailure::Failed(e)) => {
+                engine.note_failure(template, &e);
+                if let Some(alias) = engine.builtin_alias(template)
+                    && let Ok(html) = engine.render_until(&alias, ctx, deadline)
+                {
+                    return Ok(html);
+                }
+            }
+        }
+    }
+    safe.tera
+        .render(template, ctx)
+        .map_err(|e| Error::Template(describe(&e)))
+}
+
+/// A page being rendered on the render pool. Waiting for it takes at most about twice the
+/// deadline (queue time, then render time) and always gives a page: the template's, or the
+/// compiled-in fallback.
+pub struct PendingRender {
+    answer: Option<tokio::sync::oneshot::Receiver<Result<String>>>,
+    started: Arc<OnceLock<Instant>>,
+    queued_at: Instant,
+    timeout: Duration,
+    engine: Arc<Engine>,
+    safe: Arc<Engine>,
+    pool: Arc<RenderPool>,
+    template: String,
+    ctx: Arc<tera::Context>,
+}
+
+impl PendingRender {
+    pub async fn wait(mut self) -> Result<String> {
+        let Some(mut answer) = self.answer.take() else {
+            tracing::warn!(template = %self.template, "render queue full; serving the compiled-in page");
+            return self.fallback();
+        };
+        let queue_deadline = self.queued_at + self.timeout;
+        match tokio::time::timeout_at(queue_deadline.into(), &mut answer).await {
+            Ok(Ok(result)) => return result,
+            Ok(Err(_)) => return self.fallback(),
+            Err(_) => {}
+        }
+        // The render may have started late (a busy pool): it gets its whole deadline.
+        if let Some(started) = self.started.get().copied() {
+            let render_deadline = started + self.timeout;
+            if let Ok(Ok(result)) =
+                tokio::time::timeout_at(render_deadline.into(), &mut answer).await
+            {
+                return result;
+            }
+            // Running past its deadline and writing nothing that could stop it.
+            self.engine.quarantine(&self.template, self.timeout);
+            self.pool.replace_overdue();
+        } else if !self.engine.is_quarantined(&self.template) {
+            self.pool.note_saturated();
+        }
+        self.fallback()
+    }
+
+    /// The compiled-in page, rendered here: it is ours and quick.
+    fn fallback(&self) -> Result<String> {
+        self.safe
+            .tera
+            .render(&self.template, &self.ctx)
+            .map_err(|e| Error::Template(describe(&e)))
+    }
+}
+
 impl Themes {
     pub fn new(dir: Option<PathBuf>, builtins: Builtins, i18n: Arc<I18n>) -> Result<Self> {
         let safe = Arc::new(
@@ -132,6 +352,8 @@ impl Themes {
             i18n,
             engines: RwLock::new(HashMap::new()),
             safe,
+            pool: RenderPool::per_core(),
+            last_reload: Mutex::new(None),
         })
     }
 
@@ -167,11 +389,18 @@ impl Themes {
         }
         match self.build(theme) {
             Ok(engine) => {
-                let engine = Arc::new(engine);
-                if let Ok(mut m) = self.engines.write() {
-                    m.insert(theme.to_string(), engine.clone());
+                for e in &engine.build_errors {
+                    tracing::error!(
+                        theme,
+                        "template left out, the next version in the chain serves instead: {e}"
+                    );
                 }
-                engine
+                let engine = Arc::new(engine);
+                // Requests racing to build the same theme all use the first one built.
+                match self.engines.write() {
+                    Ok(mut m) => m.entry(theme.to_string()).or_insert(engine).clone(),
+                    Err(_) => engine,
+                }
             }
             Err(errors) => {
                 for e in &errors {
@@ -199,53 +428,115 @@ impl Themes {
     /// Builds a theme without installing it; returns every error with file and line.
     pub fn check(&self, theme: &str) -> Vec<String> {
         match self.build(theme) {
-            Ok(_) => vec![],
+            Ok(engine) => engine.build_errors,
             Err(e) => e,
         }
     }
 
-    /// Rebuilds every theme in use; a theme that fails keeps its last good engine.
+    /// Rebuilds every theme in use. A version with errors does not replace a good one: the
+    /// last good version keeps serving. (One that is degraded already, since start-up, is
+    /// replaced by any version that builds at all.)
     pub fn reload(&self) {
         let names: Vec<String> = match self.engines.read() {
             Ok(m) => m.keys().cloned().collect(),
             Err(_) => return,
         };
+        let mut report = ReloadReport {
+            at: chrono::Utc::now(),
+            themes: vec![],
+        };
         for name in names {
-            match self.build(&name) {
-                Ok(engine) => {
+            let current = self.engines.read().ok().and_then(|m| m.get(&name).cloned());
+            let current_good = current
+                .as_ref()
+                .is_some_and(|c| c.build_errors.is_empty() && !Arc::ptr_eq(c, &self.safe));
+            let errors = match self.build(&name) {
+                Ok(engine) if engine.build_errors.is_empty() || !current_good => {
+                    for e in &engine.build_errors {
+                        tracing::error!(theme = %name, "template left out, the next version in the chain serves instead: {e}");
+                    }
+                    let errors = engine.build_errors.clone();
                     if let Ok(mut m) = self.engines.write() {
                         m.insert(name.clone(), Arc::new(engine));
                     }
                     tracing::info!(theme = %name, "theme reloaded");
+                    errors
                 }
-                Err(errors) => {
-                    for e in errors {
+                Ok(engine) => {
+                    for e in &engine.build_errors {
                         tracing::error!(theme = %name, "edit not applied, last good version still serving: {e}");
                     }
+                    engine.build_errors
                 }
-            }
+                Err(errors) => {
+                    for e in &errors {
+                        tracing::error!(theme = %name, "edit not applied, last good version still serving: {e}");
+                    }
+                    errors
+                }
+            };
+            report.themes.push((name, errors));
+        }
+        if let Ok(mut last) = self.last_reload.lock() {
+            *last = Some(report);
         }
     }
 
-    /// Renders a page. If the theme's template fails at render time, the compiled-in template of
-    /// the same name is used instead and the failure is logged.
-    pub fn render(&self, theme: &str, template: &str, ctx: &tera::Context) -> Result<String> {
+    /// Starts rendering a page on the render pool with a deadline of `timeout`; await the
+    /// result with [`PendingRender::wait`].
+    pub fn start_render(
+        &self,
+        theme: &str,
+        template: &str,
+        ctx: tera::Context,
+        timeout: Duration,
+    ) -> PendingRender {
         let engine = self.engine(theme);
-        match engine.tera.render(template, ctx) {
-            Ok(html) => Ok(html),
-            Err(e) => {
-                tracing::error!(
-                    theme,
-                    template,
-                    "render failed, using built-in template: {}",
-                    describe(&e)
-                );
-                self.safe
-                    .tera
-                    .render(template, ctx)
-                    .map_err(|e| Error::Template(describe(&e)))
+        let ctx = Arc::new(ctx);
+        let started = Arc::new(OnceLock::new());
+        let queued_at = Instant::now();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = {
+            let (engine, safe, ctx, started) = (
+                engine.clone(),
+                self.safe.clone(),
+                ctx.clone(),
+                started.clone(),
+            );
+            let template = template.to_string();
+            move || {
+                // Nobody waits for a job that waited in the queue past its deadline.
+                if tx.is_closed() || queued_at.elapsed() > timeout * 2 {
+                    return;
+                }
+                let _ = started.set(Instant::now());
+                let _ = tx.send(render_contained(&engine, &safe, &template, &ctx, timeout));
             }
+        };
+        let queued = self.pool.submit(queued_at + timeout * 2, job).is_ok();
+        PendingRender {
+            answer: queued.then_some(rx),
+            started,
+            queued_at,
+            timeout,
+            engine,
+            safe: self.safe.clone(),
+            pool: self.pool.clone(),
+            template: template.to_string(),
+            ctx,
         }
+    }
+
+    /// State of every built theme, for `portico theme status`.
+    pub fn status(&self) -> (Vec<EngineStatus>, Option<ReloadReport>) {
+        let mut engines: Vec<EngineStatus> = self
+            .engines
+            .read()
+            .map(|m| m.values().map(|e| e.status()).collect())
+            .unwrap_or_default();
+        engines.sort_by(|a, b| a.theme.cmp(&b.theme));
+        let last = self.last_reload.lock().ok().and_then(|r| r.clone());
+        (engines, last)
     }
 
     /// A static file for a theme: the theme's own, a parent's, a plugin's, or core's.
@@ -441,8 +732,8 @@ fn build_engine(
     i18n: &Arc<I18n>,
 ) -> std::result::Result<Engine, Vec<String>> {
     let chain = theme_chain(dir, theme).map_err(|e| vec![e])?;
-    // name → (source, where it came from); later inserts override earlier ones.
-    let mut by_name: BTreeMap<String, (String, String)> = BTreeMap::new();
+    // name → every version (source, where it came from), the one that wins last.
+    let mut by_name: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut aliases: Vec<(String, String, String)> = vec![];
     for file in CoreDefault::iter() {
         if let Some(name) = file.strip_prefix("templates/")
@@ -451,14 +742,20 @@ fn build_engine(
             let src = String::from_utf8_lossy(&f.data).into_owned();
             let origin = format!("(built-in) themes/default/templates/{name}");
             aliases.push((format!("core/{name}"), src.clone(), origin.clone()));
-            by_name.insert(name.to_string(), (src, origin));
+            by_name
+                .entry(name.to_string())
+                .or_default()
+                .push((src, origin));
         }
     }
     for (owner, name, src) in &builtins.templates {
         let origin = format!("(built-in) plugin {owner}: {name}");
         // A theme may override `<id>/<name>`; the plugin's own version stays `plugins/<id>/<name>`.
         aliases.push((format!("plugins/{name}"), src.to_string(), origin.clone()));
-        by_name.insert(name.clone(), (src.to_string(), origin));
+        by_name
+            .entry(name.clone())
+            .or_default()
+            .push((src.to_string(), origin));
     }
     if let Some(dir) = dir {
         for (depth, t) in chain.iter().enumerate().rev() {
@@ -469,44 +766,62 @@ fn build_engine(
                 if depth > 0 {
                     aliases.push((format!("{t}/{name}"), src.clone(), origin.clone()));
                 }
-                by_name.insert(name, (src, origin));
+                by_name.entry(name).or_default().push((src, origin));
             }
         }
     }
-    let mut origins: HashMap<String, String> = HashMap::new();
-    let mut all: Vec<(String, String)> = vec![];
-    for (name, (src, origin)) in by_name {
-        origins.insert(name.clone(), origin);
-        all.push((name, src));
-    }
-    for (name, src, origin) in aliases {
-        if !origins.contains_key(&name) {
-            origins.insert(name.clone(), origin);
-            all.push((name, src));
+    // A theme file that does not build is left out, and the next version in the chain (a
+    // parent's or the compiled-in one) serves in its place; the rest of the theme goes live.
+    let mut left_out: BTreeSet<String> = BTreeSet::new();
+    let mut errors = vec![];
+    loop {
+        let mut origins: HashMap<String, String> = HashMap::new();
+        let mut all: Vec<(String, String)> = vec![];
+        for (name, versions) in &by_name {
+            if let Some((src, origin)) = versions.iter().rev().find(|(_, o)| !left_out.contains(o))
+            {
+                origins.insert(name.clone(), origin.clone());
+                all.push((name.clone(), src.clone()));
+            }
         }
+        for (name, src, origin) in &aliases {
+            if !origins.contains_key(name) && !left_out.contains(origin) {
+                origins.insert(name.clone(), origin.clone());
+                all.push((name.clone(), src.clone()));
+            }
+        }
+        let mut tera = tera::Tera::new();
+        tera.autoescape_on([".html", ".htm", ".xml"]);
+        register_functions(&mut tera, i18n.clone());
+        let Err(e) = tera.add_raw_templates(all) else {
+            return Ok(Engine::new(theme, chain, tera, errors));
+        };
+        let message = describe(&e);
+        let culprits: Vec<String> = origins
+            .iter()
+            .filter(|(name, origin)| !origin.starts_with("(built-in)") && mentions(&message, name))
+            .map(|(_, origin)| origin.clone())
+            .collect();
+        errors.push(with_origins(&message, &origins));
+        if culprits.is_empty() {
+            return Err(errors);
+        }
+        left_out.extend(culprits);
     }
-    let mut tera = tera::Tera::new();
-    tera.autoescape_on([".html", ".htm", ".xml"]);
-    register_functions(&mut tera, i18n.clone());
-    if let Err(e) = tera.add_raw_templates(all) {
-        return Err(vec![with_origins(&describe(&e), &origins)]);
-    }
-    Ok(Engine {
-        name: theme.to_string(),
-        chain,
-        tera,
-    })
+}
+
+/// Whether a Tera error message is about the template `name`.
+fn mentions(message: &str, name: &str) -> bool {
+    message.contains(&format!("{name}:"))
+        || message.contains(&format!("'{name}'"))
+        || message.contains(&format!("`{name}`"))
 }
 
 /// Tera names templates by their logical name; operators need the file. Append it.
 fn with_origins(message: &str, origins: &HashMap<String, String>) -> String {
     let mut files: Vec<&String> = origins
         .iter()
-        .filter(|(name, _)| {
-            message.contains(&format!("{name}:"))
-                || message.contains(&format!("'{name}'"))
-                || message.contains(&format!("`{name}`"))
-        })
+        .filter(|(name, _)| mentions(message, name))
         .map(|(_, origin)| origin)
         .collect();
     files.sort();

@@ -88,6 +88,26 @@ impl Server {
         self.data.take().expect("data folder")
     }
 
+    /// Sends SIGTERM and waits at most `limit` for the portal to exit; returns how long it
+    /// took, or `None` if it was still running (it is killed then).
+    pub fn terminate(&mut self, limit: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -TERM failed");
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+
     fn root(&self) -> &Path {
         self.data.as_ref().expect("data folder").path()
     }

@@ -7,7 +7,7 @@ use rocket::{Catcher, Request, catch, catchers};
 use serde::Serialize;
 
 use super::guards::{self, request_lang};
-use super::page::{PageHtml, base_context};
+use super::page::{PageHtml, base_context, plain_html, start_page};
 
 pub fn catchers() -> Vec<Catcher> {
     catchers![unauthorized, must_change_password, maintenance, any_error]
@@ -46,17 +46,13 @@ fn maintenance(req: &Request<'_>) -> PageHtml {
                 .is_some(),
         },
     );
-    match portal.themes.render(&theme, "maintenance.html", &ctx) {
-        Ok(html) => PageHtml {
-            html,
-            status: Status::ServiceUnavailable,
-            private: true,
-        },
-        Err(e) => {
-            tracing::error!("{e}");
-            plain(Status::ServiceUnavailable)
-        }
-    }
+    start_page(
+        portal,
+        &theme,
+        "maintenance.html",
+        ctx,
+        Status::ServiceUnavailable,
+    )
 }
 
 #[derive(Serialize)]
@@ -106,23 +102,9 @@ fn any_error(status: Status, req: &Request<'_>) -> PageHtml {
         },
     );
     let theme = portal.theme_for(viewer.as_ref().map(|s| s.client.invoice_group_id));
-    match portal.themes.render(&theme, "error.html", &ctx) {
-        Ok(html) => PageHtml {
-            html,
-            status,
-            private: true,
-        },
-        Err(e) => {
-            tracing::error!("{e}");
-            plain(status)
-        }
-    }
+    start_page(portal, &theme, "error.html", ctx, status)
 }
 
 fn plain(status: Status) -> PageHtml {
-    PageHtml {
-        html: format!("<!doctype html><title>{status}</title><p>{status}</p>"),
-        status,
-        private: true,
-    }
+    PageHtml::ready(plain_html(status), status)
 }

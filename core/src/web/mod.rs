@@ -32,6 +32,7 @@ pub fn build(mut portal: Portal, config: rocket::Config) -> Rocket<Build> {
         .manage(portal)
         .attach(SecurityHeaders)
         .attach(BodyLimits)
+        .attach(page::RenderedPages)
         .mount("/", rocket::routes![too_large])
         .mount("/", sign::routes())
         .mount("/", core_pages::routes())

@@ -17,25 +17,123 @@ use crate::model::{Client, InvoiceGroup};
 use crate::plugin::{ClientData, Namespace};
 use crate::portal::Portal;
 use crate::registry::ViewerCtx;
+use crate::theme::PendingRender;
 
 /// HTML for one viewer: never stored by caches.
 pub struct PageHtml {
-    pub html: String,
+    body: Body,
     pub status: Status,
     pub private: bool,
 }
 
+enum Body {
+    Ready(String),
+    /// Still rendering on the render pool; [`RenderedPages`] awaits it.
+    Rendering(PendingRender),
+}
+
+impl PageHtml {
+    /// A page whose HTML is ready.
+    pub fn ready(html: String, status: Status) -> Self {
+        PageHtml {
+            body: Body::Ready(html),
+            status,
+            private: true,
+        }
+    }
+
+    pub(crate) fn rendering(pending: PendingRender, status: Status) -> Self {
+        PageHtml {
+            body: Body::Rendering(pending),
+            status,
+            private: true,
+        }
+    }
+}
+
+/// Where a page's render waits for [`RenderedPages`] (Rocket responders cannot wait).
+#[derive(Default)]
+struct RenderSlot(std::sync::Mutex<Option<PendingRender>>);
+
 impl<'r> Responder<'r, 'static> for PageHtml {
-    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let mut r = Response::build();
-        r.status(self.status)
-            .header(ContentType::HTML)
-            .sized_body(self.html.len(), std::io::Cursor::new(self.html));
+        r.status(self.status).header(ContentType::HTML);
+        match self.body {
+            Body::Ready(html) => {
+                r.sized_body(html.len(), std::io::Cursor::new(html));
+            }
+            Body::Rendering(pending) => {
+                if let Ok(mut slot) = req.local_cache(RenderSlot::default).0.lock() {
+                    *slot = Some(pending);
+                }
+            }
+        }
         if self.private {
             r.header(Header::new("Cache-Control", "no-store"));
         }
         r.ok()
     }
+}
+
+/// Awaits the render of a page answered with a [`PageHtml`] still rendering, and sets it as
+/// the body: the request's async thread serves others meanwhile.
+pub struct RenderedPages;
+
+#[rocket::async_trait]
+impl rocket::fairing::Fairing for RenderedPages {
+    fn info(&self) -> rocket::fairing::Info {
+        rocket::fairing::Info {
+            name: "rendered pages",
+            kind: rocket::fairing::Kind::Response,
+        }
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        let pending = req
+            .local_cache(RenderSlot::default)
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        let Some(pending) = pending else {
+            return;
+        };
+        let html = match pending.wait().await {
+            Ok(html) => html,
+            Err(e) => {
+                tracing::error!("{e}");
+                res.set_status(Status::InternalServerError);
+                plain_html(Status::InternalServerError)
+            }
+        };
+        res.set_sized_body(html.len(), std::io::Cursor::new(html));
+    }
+}
+
+/// A bare page for when even the compiled-in template cannot render.
+pub fn plain_html(status: Status) -> String {
+    format!("<!doctype html><title>{status}</title><p>{status}</p>")
+}
+
+/// The render deadline (`theme_render_timeout_ms`).
+pub fn render_timeout(portal: &Portal) -> std::time::Duration {
+    let ms = portal.settings.int("theme_render_timeout_ms", None).max(1);
+    std::time::Duration::from_millis(ms as u64)
+}
+
+/// Starts rendering a page through the viewer's theme on the render pool.
+pub fn start_page(
+    portal: &Portal,
+    theme: &str,
+    template: &str,
+    ctx: tera::Context,
+    status: Status,
+) -> PageHtml {
+    let pending = portal
+        .themes
+        .start_render(theme, template, ctx, render_timeout(portal));
+    PageHtml::rendering(pending, status)
 }
 
 /// Errors from handlers: logged in full, shown as the themed error page.
@@ -131,14 +229,13 @@ pub fn render_public(
 ) -> Result<PageHtml, Error> {
     let mut ctx = base_context(portal, lang, path, None);
     ctx.insert("page", page);
-    let html = portal
-        .themes
-        .render(&portal.theme_for(None), template, &ctx)?;
-    Ok(PageHtml {
-        html,
+    Ok(start_page(
+        portal,
+        &portal.theme_for(None),
+        template,
+        ctx,
         status,
-        private: true,
-    })
+    ))
 }
 
 /// A logged-in client's page under construction. Tabs (core's and plugins') take this guard and
@@ -388,11 +485,6 @@ impl Page<'_> {
             ctx.insert("extra", &event.extra);
         }
         let theme = portal.theme_for(Some(self.client.invoice_group_id));
-        let html = portal.themes.render(&theme, &template, &ctx)?;
-        Ok(PageHtml {
-            html,
-            status,
-            private: true,
-        })
+        Ok(start_page(portal, &theme, &template, ctx, status))
     }
 }
