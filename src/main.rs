@@ -262,6 +262,12 @@ enum ThemeAction {
         #[arg(long, value_name = "DIR")]
         plugin_dir: Option<PathBuf>,
     },
+    /// Show the active theme per invoice group, each theme's errors and quarantined
+    /// templates, and the last reload (of the running portal).
+    Status {
+        #[command(flatten)]
+        data: DataArg,
+    },
 }
 
 fn main() {
@@ -445,6 +451,12 @@ fn run(cli: Cli) -> Result<(), String> {
             )?;
             theme_check(&cfg.themes, cfg.plugin_dir.clone(), name.as_deref())
         }
+        Command::Theme {
+            action: ThemeAction::Status { data },
+        } => {
+            let cfg = operator_config(&data)?;
+            operator(&cfg, OpRequest::ThemeStatus)
+        }
     }
 }
 
@@ -597,6 +609,9 @@ fn read_new_password() -> Result<String, String> {
     }
 }
 
+/// How long `theme check` lets one page render (the portal's default deadline).
+const THEME_CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn theme_check(
     themes_dir: &Path,
     plugin_dir: Option<PathBuf>,
@@ -611,9 +626,14 @@ fn theme_check(
         Some(n) => vec![n.to_string()],
         None => portal.themes.available(),
     };
+    // Every page template is rendered with the demo client's data, in every language.
+    let samples = web::samples::collect_blocking(portal_options(Path::new(""), None, None))
+        .map_err(|e| format!("cannot take the demo contexts to render with: {e}"))?;
     let mut failed = 0;
     for n in &names {
-        let errors = portal.themes.check(n);
+        let errors = portal
+            .themes
+            .check_rendering(n, samples.clone(), THEME_CHECK_DEADLINE);
         if errors.is_empty() {
             say!("{n}: ok");
         } else {
@@ -703,6 +723,21 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
     if cfg.scripts.is_dir() {
         tracing::info!(dir = %cfg.scripts.display(), "scripts folder noted; Rhai scripting is not built yet, nothing loaded");
     }
+    // The reloader renders a new theme version with demo contexts before it goes live; they
+    // are taken off to the side from a private in-memory demo portal.
+    let themes = portal.themes.clone();
+    std::thread::spawn(move || {
+        match web::samples::collect_blocking(portal_options(Path::new(""), None, None)) {
+            Ok(samples) => {
+                tracing::info!(
+                    "theme edits are checked with {} demo renders",
+                    samples.len()
+                );
+                themes.set_samples(samples);
+            }
+            Err(e) => tracing::warn!("theme edits go live without render checks: {e}"),
+        }
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

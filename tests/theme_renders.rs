@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, copy_tree, repo_root};
+use common::{Server, copy_tree, portico, repo_root};
 
 /// A private copy of the repository's themes to edit freely.
 fn themes_copy() -> tempfile::TempDir {
@@ -120,6 +120,15 @@ async fn contained(snippet: &str) {
         line.contains("sign.html") && line.contains("default"),
         "{line}"
     );
+    let status = s.cli_ok(&["theme", "status"]);
+    assert!(
+        status.contains("active theme: default (global)"),
+        "{status}"
+    );
+    assert!(
+        status.contains("quarantined (ran past the render deadline): sign.html"),
+        "{status}"
+    );
 
     let took = s.terminate(Duration::from_secs(10));
     assert!(took.is_some(), "SIGTERM stopped the portal within 10 s");
@@ -213,4 +222,123 @@ async fn a_theme_broken_at_start_loses_only_its_broken_templates() {
         "a render failure is logged once per template version:\n{log}"
     );
     assert!(log.contains("no_such_thing"), "{log}");
+}
+
+#[test]
+fn theme_check_renders_every_page_with_demo_data_and_names_the_line() {
+    let themes = themes_copy();
+    let file = themes.path().join("default/templates/services.html");
+    let src = std::fs::read_to_string(&file).expect("read");
+    // Parses fine; fails only when rendered with a real context.
+    std::fs::write(
+        &file,
+        src.replacen(
+            "{% block content %}",
+            "{% block content %}\n<p>{{ page.missing_thing }}</p>",
+            1,
+        ),
+    )
+    .expect("write");
+    let dir = themes.path().to_str().expect("utf-8");
+    let (ok, out, err) = portico(&["theme", "check", "default", "--themes", dir], None);
+    assert!(!ok, "{out}{err}");
+    assert!(out.contains("default: 1 error(s)"), "{out}");
+    assert!(out.contains("`missing_thing` is not defined"), "{out}");
+    assert!(out.contains("services.html:4:"), "the line: {out}");
+    assert!(
+        out.contains("default/templates/services.html"),
+        "the file: {out}"
+    );
+    // A loop is reported as over the deadline.
+    std::fs::write(&file, &src).expect("write");
+    inject(themes.path(), "services.html", LOOP_WITHOUT_OUTPUT);
+    let (ok, out, _) = portico(&["theme", "check", "default", "--themes", dir], None);
+    assert!(!ok);
+    assert!(out.contains("ran past the render deadline"), "{out}");
+    // The shipped themes pass.
+    let shipped = repo_root().join("themes");
+    let (ok, out, err) = portico(
+        &[
+            "theme",
+            "check",
+            "--themes",
+            shipped.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+}
+
+#[tokio::test]
+async fn the_reloader_refuses_an_edit_that_fails_with_demo_data_and_keeps_the_last_good_version() {
+    let themes = themes_copy();
+    let s = Server::demo_with_themes(themes.path());
+    let wait = Duration::from_secs(20);
+    let ready = Server::wait_for(wait, || {
+        let log = s.log_text();
+        async move { log.contains("theme edits are checked with") }
+    })
+    .await;
+    assert!(ready.is_some(), "{}", s.log_text());
+    let c = s.client();
+    let (status, _) = s.get_text(&c, "/sign/").await;
+    assert_eq!(status, 200);
+    let file = themes.path().join("default/templates/sign.html");
+    let good = std::fs::read_to_string(&file).expect("read");
+    let edit = |snippet: &str| {
+        let text = good.replacen(
+            "{% block content %}",
+            &format!("{{% block content %}}{snippet}"),
+            1,
+        );
+        let tmp = file.with_extension("swp");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, &file).expect("rename");
+    };
+    let refusals = |s: &Server| s.log_text().matches("edit not applied").count();
+
+    // Parses, but fails with a real context: refused, the last good version serves.
+    edit("<p id=\"mark\">{{ page.missing_thing }}</p>");
+    let refused = Server::wait_for(wait, || {
+        let n = refusals(&s);
+        async move { n >= 1 }
+    })
+    .await;
+    assert!(refused.is_some(), "{}", s.log_text());
+    assert!(s.log_text().contains("sign.html:3:"), "{}", s.log_text());
+    let (status, html) = s.get_text(&c, "/sign/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("name=\"username\"") && !html.contains("id=\"mark\""));
+
+    // Loops: refused too, and no client ever waits for it.
+    edit(LOOP_WITH_OUTPUT);
+    let refused = Server::wait_for(wait, || {
+        let n = refusals(&s);
+        async move { n >= 2 }
+    })
+    .await;
+    assert!(refused.is_some(), "{}", s.log_text());
+    assert!(s.log_text().contains("ran past the render deadline"));
+    let start = Instant::now();
+    let (status, html) = s.get_text(&c, "/sign/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("name=\"username\""));
+    assert!(start.elapsed() < Duration::from_millis(200));
+    assert_eq!(s.log_text().matches("quarantined").count(), 0);
+
+    // A good edit goes live.
+    edit("<p id=\"mark\">EDIT-GOOD</p>");
+    let live = Server::wait_for(wait, || {
+        let c = c.clone();
+        let url = s.url("/sign/");
+        async move {
+            let r = c.get(url).send().await.expect("get");
+            r.text().await.expect("body").contains("EDIT-GOOD")
+        }
+    })
+    .await;
+    assert!(live.is_some(), "{}", s.log_text());
+    let status = s.cli_ok(&["theme", "status"]);
+    assert!(status.contains("last reload:"), "{status}");
+    assert!(status.contains("default: applied"), "{status}");
 }

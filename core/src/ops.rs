@@ -68,6 +68,7 @@ pub enum OpRequest {
     },
     PluginsList,
     Hooks,
+    ThemeStatus,
     /// `portico <command> ARGS...` of a plugin; `args[0]` is the command.
     PluginCommand {
         args: Vec<String>,
@@ -85,6 +86,7 @@ pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
     match req {
         OpRequest::PluginsList => Ok(plugins_list(portal)),
         OpRequest::Hooks => Ok(hooks_list(portal)),
+        OpRequest::ThemeStatus => theme_status(portal),
         OpRequest::PluginCommand { args } => {
             let Some(name) = args.first() else {
                 return Err(Error::Invalid("no command given".into()));
@@ -620,4 +622,84 @@ fn hooks_list(portal: &Portal) -> String {
         }
     }
     out
+}
+
+/// `portico theme status`: the active theme per invoice group, each built theme's errors and
+/// quarantined templates, and the last reload.
+fn theme_status(portal: &Portal) -> Result<String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let global = portal.theme_for(None);
+    let _ = writeln!(out, "active theme: {global} (global)");
+    let mut active = vec![global];
+    for g in portal.store.all::<crate::model::InvoiceGroup>()? {
+        let theme = portal.theme_for(Some(g.id));
+        if portal.settings.is_set("ci_skin_theme", Some(g.id)) {
+            let _ = writeln!(
+                out,
+                "  invoice group {} ({}): {theme}",
+                g.id,
+                escape(&g.name)
+            );
+        }
+        if !active.contains(&theme) {
+            active.push(theme);
+        }
+    }
+    // Builds the active themes that no request has used yet, so their errors show too.
+    for t in &active {
+        portal.themes.engine(t);
+    }
+    let (engines, last) = portal.themes.status();
+    for e in engines {
+        let _ = writeln!(
+            out,
+            "\ntheme {} (chain: {}), built {}",
+            e.theme,
+            e.chain.join(" → "),
+            e.built_at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        if e.build_errors.is_empty() && e.render_errors.is_empty() && e.quarantined.is_empty() {
+            let _ = writeln!(out, "  no errors");
+        }
+        for err in &e.build_errors {
+            let _ = writeln!(out, "  left out (does not build):");
+            for line in err.lines() {
+                let _ = writeln!(out, "    {}", escape(line));
+            }
+        }
+        for (template, err) in &e.render_errors {
+            let _ = writeln!(out, "  render error in {}:", escape(template));
+            for line in err.lines() {
+                let _ = writeln!(out, "    {}", escape(line));
+            }
+        }
+        for template in &e.quarantined {
+            let _ = writeln!(
+                out,
+                "  quarantined (ran past the render deadline): {}",
+                escape(template)
+            );
+        }
+    }
+    match last {
+        Some(r) => {
+            let _ = writeln!(
+                out,
+                "\nlast reload: {}",
+                r.at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            for (theme, errors) in r.themes {
+                if errors.is_empty() {
+                    let _ = writeln!(out, "  {theme}: applied");
+                } else {
+                    let _ = writeln!(out, "  {theme}: {} error(s), not applied", errors.len());
+                }
+            }
+        }
+        None => {
+            let _ = writeln!(out, "\nno reload since start");
+        }
+    }
+    Ok(out)
 }

@@ -56,6 +56,8 @@ pub struct Engine {
     quarantined: Mutex<BTreeSet<String>>,
     /// Lets a render skip the lock while nothing is quarantined (the usual case).
     any_quarantined: AtomicBool,
+    /// Template name → the file (or built-in) it came from, for error messages.
+    origins: HashMap<String, String>,
 }
 
 /// Plugin contributions that sit between themes and core defaults.
@@ -77,6 +79,21 @@ pub struct Themes {
     pool: Arc<RenderPool>,
     /// The outcome of the last reload, for `portico theme status`.
     last_reload: Mutex<Option<ReloadReport>>,
+    /// While on, every render's template and context is kept (for [`Sample`]s).
+    recording: AtomicBool,
+    recorded: Mutex<Vec<(String, tera::Context)>>,
+    /// Demo contexts the reloader renders a new version with before it goes live.
+    samples: RwLock<Arc<Vec<Sample>>>,
+    /// The render deadline pages were last given, which checks use too.
+    timeout_ms: std::sync::atomic::AtomicU64,
+}
+
+/// A page template with a context it receives, in one language.
+#[derive(Clone)]
+pub struct Sample {
+    pub template: String,
+    pub lang: &'static str,
+    pub ctx: tera::Context,
 }
 
 /// What the last reload did.
@@ -161,8 +178,15 @@ enum RenderFailure {
 }
 
 impl Engine {
-    fn new(name: &str, chain: Vec<String>, tera: tera::Tera, build_errors: Vec<String>) -> Self {
+    fn new(
+        name: &str,
+        chain: Vec<String>,
+        tera: tera::Tera,
+        build_errors: Vec<String>,
+        origins: HashMap<String, String>,
+    ) -> Self {
         Engine {
+            origins,
             name: name.to_string(),
             chain,
             tera,
@@ -283,6 +307,53 @@ fn render_contained(
         .map_err(|e| Error::Template(describe(&e)))
 }
 
+/// Renders every sample with `engine` on a thread of its own, each within `timeout`. Returns
+/// each distinct failure with file and line, and the first template past the deadline (the
+/// check stops there: that thread may not come back).
+fn check_renders(engine: Arc<Engine>, samples: Arc<Vec<Sample>>, timeout: Duration) -> Vec<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let checker = {
+        let (engine, samples) = (engine.clone(), samples.clone());
+        std::thread::Builder::new()
+            .name("theme-check".into())
+            .spawn(move || {
+                for s in samples.iter() {
+                    let deadline = Instant::now() + timeout;
+                    if tx
+                        .send(engine.render_until(&s.template, &s.ctx, deadline))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+    };
+    if let Err(e) = checker {
+        return vec![format!("cannot start a check thread: {e}")];
+    }
+    let mut errors: Vec<String> = Vec::new();
+    for s in samples.iter() {
+        let failure = match rx.recv_timeout(timeout + Duration::from_secs(1)) {
+            Ok(Ok(_)) => continue,
+            Ok(Err(RenderFailure::Failed(e))) => with_origins(&e, &engine.origins),
+            Ok(Err(RenderFailure::Overdue)) | Err(_) => {
+                let origin = engine.origins.get(&s.template).cloned().unwrap_or_default();
+                errors.push(format!(
+                    "`{}` ({}) ran past the render deadline of {} ms with demo data\n  file: {origin}",
+                    s.template,
+                    s.lang,
+                    timeout.as_millis()
+                ));
+                break;
+            }
+        };
+        if !errors.contains(&failure) {
+            errors.push(failure);
+        }
+    }
+    errors
+}
+
 /// A page being rendered on the render pool. Waiting for it takes at most about twice the
 /// deadline (queue time, then render time) and always gives a page: the template's, or the
 /// compiled-in fallback.
@@ -354,6 +425,10 @@ impl Themes {
             safe,
             pool: RenderPool::per_core(),
             last_reload: Mutex::new(None),
+            recording: AtomicBool::new(false),
+            recorded: Mutex::new(Vec::new()),
+            samples: RwLock::new(Arc::new(Vec::new())),
+            timeout_ms: std::sync::atomic::AtomicU64::new(250),
         })
     }
 
@@ -433,6 +508,27 @@ impl Themes {
         }
     }
 
+    /// Builds a theme without installing it and renders every sample with it, each within
+    /// `timeout`; returns every error with file and line, and every template past the deadline.
+    pub fn check_rendering(
+        &self,
+        theme: &str,
+        samples: Vec<Sample>,
+        timeout: Duration,
+    ) -> Vec<String> {
+        match self.build(theme) {
+            Ok(engine) if engine.build_errors.is_empty() => {
+                check_renders(Arc::new(engine), Arc::new(samples), timeout)
+            }
+            Ok(engine) => engine.build_errors,
+            Err(e) => e,
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed).max(1))
+    }
+
     /// Rebuilds every theme in use. A version with errors does not replace a good one: the
     /// last good version keeps serving. (One that is degraded already, since start-up, is
     /// replaced by any version that builds at all.)
@@ -450,23 +546,34 @@ impl Themes {
             let current_good = current
                 .as_ref()
                 .is_some_and(|c| c.build_errors.is_empty() && !Arc::ptr_eq(c, &self.safe));
-            let errors = match self.build(&name) {
-                Ok(engine) if engine.build_errors.is_empty() || !current_good => {
-                    for e in &engine.build_errors {
-                        tracing::error!(theme = %name, "template left out, the next version in the chain serves instead: {e}");
-                    }
+            let samples = self.samples.read().map(|s| s.clone()).unwrap_or_default();
+            // A version that builds is rendered with the demo contexts before it goes live.
+            let built = self.build(&name).map(|engine| {
+                let engine = Arc::new(engine);
+                if engine.build_errors.is_empty() && !samples.is_empty() {
+                    let errors = check_renders(engine.clone(), samples, self.timeout());
+                    (engine, errors)
+                } else {
                     let errors = engine.build_errors.clone();
+                    (engine, errors)
+                }
+            });
+            let errors = match built {
+                Ok((engine, errors)) if errors.is_empty() || !current_good => {
+                    for e in &errors {
+                        tracing::error!(theme = %name, "theme has errors; the failing templates fall back to the next version in the chain: {e}");
+                    }
                     if let Ok(mut m) = self.engines.write() {
-                        m.insert(name.clone(), Arc::new(engine));
+                        m.insert(name.clone(), engine);
                     }
                     tracing::info!(theme = %name, "theme reloaded");
                     errors
                 }
-                Ok(engine) => {
-                    for e in &engine.build_errors {
+                Ok((_, errors)) => {
+                    for e in &errors {
                         tracing::error!(theme = %name, "edit not applied, last good version still serving: {e}");
                     }
-                    engine.build_errors
+                    errors
                 }
                 Err(errors) => {
                     for e in &errors {
@@ -492,6 +599,13 @@ impl Themes {
         timeout: Duration,
     ) -> PendingRender {
         let engine = self.engine(theme);
+        self.timeout_ms
+            .store(timeout.as_millis() as u64, Ordering::Relaxed);
+        if self.recording.load(Ordering::Relaxed)
+            && let Ok(mut r) = self.recorded.lock()
+        {
+            r.push((template.to_string(), ctx.clone()));
+        }
         let ctx = Arc::new(ctx);
         let started = Arc::new(OnceLock::new());
         let queued_at = Instant::now();
@@ -524,6 +638,23 @@ impl Themes {
             pool: self.pool.clone(),
             template: template.to_string(),
             ctx,
+        }
+    }
+
+    /// Starts or stops keeping every render's template and context.
+    pub fn record(&self, on: bool) {
+        self.recording.store(on, Ordering::Relaxed);
+    }
+
+    /// The renders kept while recording.
+    pub fn recorded(&self) -> Vec<(String, tera::Context)> {
+        self.recorded.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Gives the reloader demo contexts to render new versions with (see `web::samples`).
+    pub fn set_samples(&self, samples: Vec<Sample>) {
+        if let Ok(mut s) = self.samples.write() {
+            *s = Arc::new(samples);
         }
     }
 
@@ -794,7 +925,7 @@ fn build_engine(
         tera.autoescape_on([".html", ".htm", ".xml"]);
         register_functions(&mut tera, i18n.clone());
         let Err(e) = tera.add_raw_templates(all) else {
-            return Ok(Engine::new(theme, chain, tera, errors));
+            return Ok(Engine::new(theme, chain, tera, errors, origins));
         };
         let message = describe(&e);
         let culprits: Vec<String> = origins

@@ -7,6 +7,7 @@ mod errors;
 pub mod guards;
 pub mod page;
 mod password;
+pub mod samples;
 mod sign;
 
 use std::sync::Arc;
