@@ -56,6 +56,8 @@ pub struct Options {
     pub smtp_url: Option<String>,
     /// Folder of dynamic plugins (`--plugin-dir`).
     pub plugin_dir: Option<PathBuf>,
+    /// `--dev`: live reload of open pages when the theme changes.
+    pub dev: bool,
 }
 
 impl Server {
@@ -86,6 +88,24 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.data.take().expect("data folder")
+    }
+
+    /// Sends SIGTERM (what a service manager sends) and waits up to `limit` for the process to
+    /// end; returns how long it took, or `None` if it was still running (it is killed then).
+    pub fn terminate(mut self, limit: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        while start.elapsed() < limit {
+            if self.child.try_wait().expect("try_wait").is_some() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     fn root(&self) -> &Path {
@@ -130,6 +150,9 @@ impl Server {
         }
         if let Some(dir) = &opts.plugin_dir {
             cmd.arg("--plugin-dir").arg(dir);
+        }
+        if opts.dev {
+            cmd.arg("--dev");
         }
         let mut child = cmd.spawn().expect("spawn portico");
         let stdout = child.stdout.take().expect("stdout");
