@@ -472,5 +472,30 @@ async fn with_dev_an_open_page_reloads_itself_when_the_theme_changes() {
         Vec::<String>::new(),
         "/sign/ restyled"
     );
+
+    // A page that answered a form is fetched again with GET: the form is not sent twice.
+    fill_login(&c, LoginForm::Portal, "alice", "wrong-password").await;
+    c.wait()
+        .for_element(Locator::Css("#sign-error"))
+        .await
+        .expect("the failed login's page");
+    std::fs::write(&sign, template("Studio three")).expect("edit");
+    if let Err(shown) = wait_for_text(&c, "#studio-mark", "Studio three").await {
+        panic!("the page did not reload after a form was sent; it shows {shown:?}");
+    }
+    let errors = c
+        .execute(
+            "return document.querySelectorAll('#sign-error').length;",
+            vec![],
+        )
+        .await
+        .expect("js");
+    assert_eq!(errors, serde_json::json!(0), "a fresh login page");
+    let audit = s.cli_ok(&["audit", "--client", "alice"]);
+    assert_eq!(
+        audit.matches("LoginFailed").count(),
+        1,
+        "the login was not sent again:\n{audit}"
+    );
     c.close().await.expect("close");
 }

@@ -507,6 +507,10 @@ async fn with_dev_pages_get_the_script_and_css_and_template_edits_send_events() 
     assert_eq!(data, current.to_string());
     // An up-to-date one does not.
     let mut fresh = open_events(&s, &c, current).await;
+    s.cli_ok(&["maintenance", "on"]);
+    let (status, html) = s.get_text(&c, "/").await;
+    assert_eq!(status, 503);
+    assert!(html.contains(&tag), "maintenance page: {html}");
     assert_eq!(
         next_theme_event(&mut fresh, &mut String::new(), Duration::from_millis(300)).await,
         None
