@@ -51,7 +51,7 @@ fn script() -> Script {
 /// One `theme-changed` event per change of the theme, until the client goes away or the server
 /// shuts down. `since` is the generation the page was rendered at (the script sends it): if the
 /// theme changed between the page and this request, the event comes at once, so no edit is
-/// missed, and a page from before a restart reloads when the restarted portal answers.
+/// missed.
 #[get("/dev/theme-events?<since>")]
 fn theme_events(
     portal: &State<Arc<Portal>>,
