@@ -180,6 +180,10 @@ struct ServeArgs {
     /// Configuration file (default: ./portico.toml when present).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// For theme designers: open pages reload themselves when the theme changes. Not for
+    /// production.
+    #[arg(long)]
+    dev: bool,
     /// For tests only: move the clock by the number of seconds written in FILE. Debug builds
     /// only; a release build refuses the flag.
     #[cfg(debug_assertions)]
@@ -677,6 +681,12 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
         );
     }
     options.secure_cookies = cfg.secure_cookies;
+    options.dev_reload = args.dev;
+    if args.dev {
+        tracing::info!(
+            "--dev: open pages reload themselves when the theme changes (events at /dev/theme-events)"
+        );
+    }
     if cfg.secure_cookies == SecureCookies::Off {
         tracing::warn!(
             "secure_cookies = false: session cookies are not marked Secure, so a browser also sends them over plain http; use it only when clients never reach the portal over https"

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
-use common::Server;
+use common::{Options, Server};
 
 /// chromedriver on a free local port, stopped when dropped.
 struct Driver {
@@ -366,6 +366,136 @@ async fn the_isps_own_login_form_works_only_when_allowed() {
     assert!(
         page.contains("Alice Nováková"),
         "origin on the list: {page}"
+    );
+    c.close().await.expect("close");
+}
+
+/// The text of `css` once it contains `needle`, polling the open page for at most 5 s (the page
+/// must change by itself: nothing here reloads it).
+async fn wait_for_text(c: &Client, css: &str, needle: &str) -> Result<(), String> {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < Duration::from_secs(5) {
+        let text = c
+            .execute(
+                "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .expect("js");
+        last = text.as_str().unwrap_or("").to_string();
+        if last.contains(needle) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(last)
+}
+
+#[tokio::test]
+async fn with_dev_an_open_page_reloads_itself_when_the_theme_changes() {
+    // A themes folder with one child theme of the (compiled-in) default.
+    let themes = tempfile::tempdir().expect("themes");
+    let studio = themes.path().join("studio");
+    std::fs::create_dir_all(studio.join("templates")).expect("mkdir");
+    std::fs::create_dir_all(studio.join("static")).expect("mkdir");
+    std::fs::write(studio.join("theme.toml"), "extends = \"default\"\n").expect("write");
+    let sign = studio.join("templates/sign.html");
+    let template = |text: &str| {
+        format!(
+            "{{% extends \"core/sign.html\" %}}\
+             {{% block content %}}<p id=\"studio-mark\">{text}</p>{{{{ super() }}}}{{% endblock %}}"
+        )
+    };
+    std::fs::write(&sign, template("Studio one")).expect("write");
+    let s = Server::demo_with(Options {
+        themes: Some(themes.path().to_path_buf()),
+        dev: true,
+        ..Options::default()
+    });
+    s.cli_ok(&["settings", "set", "ci_skin_theme", "studio"]);
+    let (_driver, c) = browser().await;
+
+    c.goto(&s.url("/sign/")).await.expect("open");
+    assert_eq!(text_of(&c, "#studio-mark").await, "Studio one");
+    assert_eq!(
+        axe_violations(&c).await,
+        Vec::<String>::new(),
+        "/sign/ with --dev"
+    );
+
+    // A template edit, saved in place.
+    std::fs::write(&sign, template("Studio two")).expect("edit");
+    if let Err(shown) = wait_for_text(&c, "#studio-mark", "Studio two").await {
+        panic!(
+            "the page did not reload after the template edit; it shows {shown:?}; log:\n{}",
+            s.log_text()
+        );
+    }
+
+    // A CSS edit needs no rebuild; the page reloads too and shows the new style.
+    c.execute("window.beforeCssEdit = true;", vec![])
+        .await
+        .expect("js");
+    std::fs::write(
+        studio.join("static/colors.css"),
+        ":root { --accent: #204080; --accent-dark: #102040; --accent-soft: #eef2fa; --on-accent: #ffffff; }\n\
+         #studio-mark::after { content: \" (restyled)\"; }\n",
+    )
+    .expect("write css");
+    let start = Instant::now();
+    loop {
+        let reloaded = c
+            .execute("return window.beforeCssEdit === undefined;", vec![])
+            .await
+            .expect("js");
+        if reloaded == serde_json::json!(true) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the page did not reload after the CSS edit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = c
+        .execute(
+            "return getComputedStyle(document.getElementById('studio-mark'), '::after').content;",
+            vec![],
+        )
+        .await
+        .expect("js");
+    assert_eq!(after, serde_json::json!("\" (restyled)\""));
+    assert_eq!(text_of(&c, "#studio-mark").await, "Studio two");
+    assert_eq!(
+        axe_violations(&c).await,
+        Vec::<String>::new(),
+        "/sign/ restyled"
+    );
+
+    // A page that answered a form is fetched again with GET: the form is not sent twice.
+    fill_login(&c, LoginForm::Portal, "alice", "wrong-password").await;
+    c.wait()
+        .for_element(Locator::Css("#sign-error"))
+        .await
+        .expect("the failed login's page");
+    std::fs::write(&sign, template("Studio three")).expect("edit");
+    if let Err(shown) = wait_for_text(&c, "#studio-mark", "Studio three").await {
+        panic!("the page did not reload after a form was sent; it shows {shown:?}");
+    }
+    let errors = c
+        .execute(
+            "return document.querySelectorAll('#sign-error').length;",
+            vec![],
+        )
+        .await
+        .expect("js");
+    assert_eq!(errors, serde_json::json!(0), "a fresh login page");
+    let audit = s.cli_ok(&["audit", "--client", "alice"]);
+    assert_eq!(
+        audit.matches("LoginFailed").count(),
+        1,
+        "the login was not sent again:\n{audit}"
     );
     c.close().await.expect("close");
 }

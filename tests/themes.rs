@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Server, copy_tree, portico, raw_http, raw_status, repo_root};
+use common::{Options, Server, copy_tree, portico, raw_http, raw_status, repo_root};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -325,4 +325,209 @@ async fn a_theme_overrides_a_plugin_template_under_the_plugin_id_and_can_extend_
         "the original body: {html}"
     );
     assert!(!html.contains("NOT USED"));
+}
+
+const SCRIPT_TAG: &str = "/static/portico-dev-reload.js";
+
+/// A theme of the operator's must not stand in for core's live reload script.
+fn plant_fake_reload_script(themes: &Path) {
+    std::fs::write(
+        themes.join("default/static/portico-dev-reload.js"),
+        "/* THEME-FILE */",
+    )
+    .expect("write");
+}
+
+fn dev_server(themes: &Path) -> Server {
+    Server::demo_with(Options {
+        themes: Some(themes.to_path_buf()),
+        dev: true,
+        ..Options::default()
+    })
+}
+
+/// The generation a page was rendered at, from its live reload script tag.
+fn generation_of(html: &str) -> u64 {
+    let marker = "data-generation=\"";
+    let start = html.find(marker).expect("script tag with a generation") + marker.len();
+    let end = start + html[start..].find('"').expect("closing quote");
+    html[start..end].parse().expect("a number")
+}
+
+/// Reads server-sent events until a `theme-changed` one arrives; returns its data, or `None`
+/// when none came within `limit`.
+async fn next_theme_event(
+    events: &mut reqwest::Response,
+    buf: &mut String,
+    limit: Duration,
+) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            // `field:value` or `field: value` (comments, such as heartbeats, start with `:`).
+            let field = |name: &str| {
+                block.lines().find_map(|l| {
+                    let v = l.strip_prefix(name)?.strip_prefix(':')?;
+                    Some(v.strip_prefix(' ').unwrap_or(v).to_string())
+                })
+            };
+            if field("event").as_deref() == Some("theme-changed") {
+                return Some(field("data").unwrap_or_default());
+            }
+        }
+        match tokio::time::timeout_at(deadline, events.chunk()).await {
+            Ok(Ok(Some(bytes))) => buf.push_str(&String::from_utf8_lossy(&bytes)),
+            Ok(Ok(None)) => panic!("the event stream ended"),
+            Ok(Err(e)) => panic!("reading events: {e}"),
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn open_events(s: &Server, c: &reqwest::Client, since: u64) -> reqwest::Response {
+    let r = c
+        .get(s.url(&format!("/dev/theme-events?since={since}")))
+        .send()
+        .await
+        .expect("open events");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    r
+}
+
+#[tokio::test]
+async fn without_dev_there_is_no_live_reload_script_or_event_stream() {
+    let themes = themes_copy();
+    plant_fake_reload_script(themes.path());
+    let s = Server::demo_with_themes(themes.path());
+    let c = s.client();
+    for path in [SCRIPT_TAG, "/dev/theme-events", "/dev/theme-events?since=0"] {
+        let (status, body) = s.get_text(&c, path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(!body.contains("THEME-FILE"), "{path}: the name is reserved");
+    }
+    let (_, sign) = s.get_text(&c, "/sign/").await;
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (_, home) = s.get_text(&alice, "/").await;
+    let (_, missing) = s.get_text(&alice, "/no-such-page").await;
+    s.cli_ok(&["maintenance", "on"]);
+    let (_, maintenance) = s.get_text(&c, "/").await;
+    for (name, html) in [
+        ("sign", sign),
+        ("home", home),
+        ("404", missing),
+        ("maintenance", maintenance),
+    ] {
+        assert!(html.contains("</html>"), "{name}: {html}");
+        assert!(
+            !html.contains("portico-dev-reload"),
+            "{name} has the script: {html}"
+        );
+        assert!(!html.contains("<script"), "{name} has a script: {html}");
+    }
+}
+
+#[tokio::test]
+async fn with_dev_pages_get_the_script_and_css_and_template_edits_send_events() {
+    let themes = themes_copy();
+    plant_fake_reload_script(themes.path());
+    let s = dev_server(themes.path());
+    let c = s.client();
+
+    let r = c.get(s.url(SCRIPT_TAG)).send().await.expect("get script");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/javascript");
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let js = r.text().await.expect("body");
+    assert!(
+        js.contains("EventSource(") && !js.contains("THEME-FILE"),
+        "core's script: {js}"
+    );
+
+    let (_, sign) = s.get_text(&c, "/sign/").await;
+    let tag = format!("<script src=\"{SCRIPT_TAG}\" data-generation=\"");
+    assert!(sign.contains(&tag), "{sign}");
+    let alice = s.login("alice", "alice-demo-pass").await;
+    for path in ["/", "/invoicing/", "/no-such-page"] {
+        let (_, html) = s.get_text(&alice, path).await;
+        assert!(html.contains(&tag), "{path}: {html}");
+    }
+    let since = generation_of(&sign);
+
+    // A CSS edit needs no rebuild, but open pages must still reload.
+    let mut events = open_events(&s, &c, since).await;
+    let mut buf = String::new();
+    let css = themes.path().join("default/static/colors.css");
+    let text = std::fs::read_to_string(&css).expect("read");
+    save(&css, &text.replace("#b3122a", "#123456"));
+    let after_css = next_theme_event(&mut events, &mut buf, WAIT)
+        .await
+        .expect("a theme-changed event after the CSS edit");
+    let after_css: u64 = after_css.parse().expect("generation");
+    assert!(after_css > since);
+
+    // A template edit: the event comes once the new version is what a page gets.
+    let sign_file = themes.path().join("default/templates/sign.html");
+    let original = std::fs::read_to_string(&sign_file).expect("read");
+    save(
+        &sign_file,
+        &original.replace("<h1>", "<p>LIVE-EDIT</p><h1>"),
+    );
+    next_theme_event(&mut events, &mut buf, WAIT)
+        .await
+        .expect("a theme-changed event after the template edit");
+    let (_, html) = s.get_text(&c, "/sign/").await;
+    assert!(html.contains("LIVE-EDIT"), "{html}");
+    let current = generation_of(&html);
+
+    // A broken edit is not applied, so there is nothing to reload.
+    save(
+        &sign_file,
+        &original.replace("<h1>", "<p>{{ broken </p><h1>"),
+    );
+    Server::wait_for(WAIT, || {
+        let n = s.log_text().matches("edit not applied").count();
+        async move { n > 0 }
+    })
+    .await
+    .expect("the broken edit was seen");
+    assert_eq!(next_theme_event(&mut events, &mut buf, QUIET).await, None);
+
+    // A page rendered before the last change hears about it as soon as it connects.
+    let mut late = open_events(&s, &c, since).await;
+    let data = next_theme_event(&mut late, &mut String::new(), WAIT)
+        .await
+        .expect("an event at once for an outdated page");
+    assert_eq!(data, current.to_string());
+    // An up-to-date one does not.
+    let mut fresh = open_events(&s, &c, current).await;
+    s.cli_ok(&["maintenance", "on"]);
+    let (status, html) = s.get_text(&c, "/").await;
+    assert_eq!(status, 503);
+    assert!(html.contains(&tag), "maintenance page: {html}");
+    assert_eq!(
+        next_theme_event(&mut fresh, &mut String::new(), Duration::from_millis(300)).await,
+        None
+    );
+}
+
+#[tokio::test]
+async fn sigterm_is_not_held_up_by_open_event_streams() {
+    let mut s = Server::demo_with(Options {
+        dev: true,
+        ..Options::default()
+    });
+    let c = s.client();
+    let _one = open_events(&s, &c, 0).await;
+    let _two = open_events(&s, &c, 0).await;
+    // Shutdown's grace period is 2 s: streams that ignored shutdown would wait it out.
+    let took = s.terminate(Duration::from_millis(1500));
+    let took = took.expect("the portal ended within 1.5 s of SIGTERM");
+    println!("stopped {} ms after SIGTERM", took.as_millis());
 }

@@ -68,12 +68,14 @@ pub struct PortalOptions {
     pub trusted_proxies: Vec<IpNet>,
     /// Whether session cookies are `Secure` (config `secure_cookies`).
     pub secure_cookies: SecureCookies,
+    /// `portico serve --dev`: open pages reload themselves when the theme changes.
+    pub dev_reload: bool,
 }
 
 impl PortalOptions {
     /// Options for a data folder and plugins, everything else at its default: no themes folder
     /// (compiled-in default theme), the system clock, no SMTP server, the server's cache size,
-    /// no dynamic plugins, no trusted proxies, `secure_cookies = "auto"`.
+    /// no dynamic plugins, no trusted proxies, `secure_cookies = "auto"`, no live reload.
     pub fn new(data_dir: impl Into<PathBuf>, plugins: Vec<Box<dyn Plugin>>) -> Self {
         PortalOptions {
             data_dir: data_dir.into(),
@@ -85,6 +87,7 @@ impl PortalOptions {
             dynamic: DynamicPlugins::default(),
             trusted_proxies: Vec::new(),
             secure_cookies: SecureCookies::default(),
+            dev_reload: false,
         }
     }
 }
@@ -115,6 +118,8 @@ pub struct Portal {
     /// Proxies whose `X-Forwarded-For` / `X-Real-IP` are believed; see [`Portal::client_source`].
     pub trusted_proxies: Vec<IpNet>,
     pub secure_cookies: SecureCookies,
+    /// `portico serve --dev`: see [`crate::web::live_reload`].
+    pub dev_reload: bool,
     last_id: std::sync::atomic::AtomicU64,
 }
 
@@ -243,6 +248,7 @@ impl Portal {
             dynamic,
             trusted_proxies: opts.trusted_proxies,
             secure_cookies: opts.secure_cookies,
+            dev_reload: opts.dev_reload,
             throttles: Default::default(),
             last_id: std::sync::atomic::AtomicU64::new(0),
         })

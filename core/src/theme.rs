@@ -86,6 +86,8 @@ pub struct Themes {
     samples: RwLock<Arc<Vec<Sample>>>,
     /// The render deadline pages were last given, which checks use too.
     timeout_ms: std::sync::atomic::AtomicU64,
+    /// Counts the changes clients would see: a rebuilt theme, an edited CSS or image file.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 /// A page template with a context it receives, in one language.
@@ -429,7 +431,22 @@ impl Themes {
             recorded: Mutex::new(Vec::new()),
             samples: RwLock::new(Arc::new(Vec::new())),
             timeout_ms: std::sync::atomic::AtomicU64::new(250),
+            generation: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// How many times the theme changed (a theme was rebuilt, a static file edited) since start.
+    pub fn generation(&self) -> u64 {
+        *self.generation.borrow()
+    }
+
+    /// Tells the receiver about every later change (see [`Themes::generation`]).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    fn changed(&self) {
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -566,6 +583,7 @@ impl Themes {
                     if let Ok(mut m) = self.engines.write() {
                         m.insert(name.clone(), engine);
                     }
+                    self.changed();
                     tracing::info!(theme = %name, "theme reloaded");
                     errors
                 }
@@ -689,7 +707,8 @@ impl Themes {
     }
 
     /// Watches the themes folder and reloads on template changes. CSS and images need no reload:
-    /// they are read from disk on every request. Returns the watcher, which must be kept alive.
+    /// they are read from disk on every request, so their edits only count as a change (see
+    /// [`Themes::subscribe`]). Returns the watcher, which must be kept alive.
     pub fn watch(self: &Arc<Self>) -> Result<Option<ThemeWatcher>> {
         use notify::Watcher as _;
         let Some(dir) = self.dir.clone() else {
@@ -699,13 +718,15 @@ impl Themes {
             tracing::warn!(dir = %dir.display(), "themes folder not found; using compiled-in default theme only");
             return Ok(None);
         }
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (tx, rx) = std::sync::mpsc::channel::<Change>();
+        let root = dir.clone();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(event) = res
                 && is_edit(&event.kind)
-                && event.paths.iter().any(|p| needs_rebuild(p))
             {
-                let _ = tx.send(());
+                for change in event.paths.iter().filter_map(|p| classify(&root, p)) {
+                    let _ = tx.send(change);
+                }
             }
         })
         .map_err(|e| Error::Internal(format!("cannot watch themes: {e}")))?;
@@ -714,11 +735,19 @@ impl Themes {
             .map_err(|e| Error::Internal(format!("cannot watch {}: {e}", dir.display())))?;
         let themes = Arc::clone(self);
         std::thread::spawn(move || {
-            // An editor's save is several events: rebuild once they have been quiet for a moment.
+            // An editor's save is several events: act once they have been quiet for a moment.
             // The thread ends when the watcher (the sender) is dropped.
-            while rx.recv().is_ok() {
-                while rx.recv_timeout(Duration::from_millis(100)).is_ok() {}
-                themes.reload();
+            while let Ok(first) = rx.recv() {
+                let mut seen = vec![first];
+                while let Ok(more) = rx.recv_timeout(Duration::from_millis(100)) {
+                    seen.push(more);
+                }
+                if seen.contains(&Change::Rebuild) {
+                    themes.reload();
+                }
+                if seen.contains(&Change::Static) {
+                    themes.changed();
+                }
             }
         });
         tracing::info!(dir = %dir.display(), "watching themes for changes");
@@ -743,6 +772,32 @@ fn is_edit(kind: &notify::EventKind) -> bool {
             | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
             | EventKind::Access(AccessKind::Close(AccessMode::Write))
     )
+}
+
+/// What an edited file needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// CSS, images…: read from disk on every request, so only open pages need to know.
+    Static,
+    /// Templates and `theme.toml`.
+    Rebuild,
+}
+
+/// `path` is in the themes folder `root`; a static file is `<theme>/static/…`.
+fn classify(root: &Path, path: &Path) -> Option<Change> {
+    let in_static = || {
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        rel.components()
+            .nth(1)
+            .is_some_and(|c| c.as_os_str() == "static")
+    };
+    if needs_rebuild(path) {
+        Some(Change::Rebuild)
+    } else if !is_temp_file(path) && in_static() {
+        Some(Change::Static)
+    } else {
+        None
+    }
 }
 
 /// Templates and theme manifests need a rebuild; editor droppings do not.

@@ -56,6 +56,8 @@ pub struct Options {
     pub smtp_url: Option<String>,
     /// Folder of dynamic plugins (`--plugin-dir`).
     pub plugin_dir: Option<PathBuf>,
+    /// `--dev`: live reload of open pages when the theme changes.
+    pub dev: bool,
 }
 
 impl Server {
@@ -150,6 +152,9 @@ impl Server {
         }
         if let Some(dir) = &opts.plugin_dir {
             cmd.arg("--plugin-dir").arg(dir);
+        }
+        if opts.dev {
+            cmd.arg("--dev");
         }
         let mut child = cmd.spawn().expect("spawn portico");
         let stdout = child.stdout.take().expect("stdout");

@@ -273,6 +273,10 @@ impl<'r> Responder<'r, 'static> for Asset {
 #[get("/static/<path..>")]
 fn static_file(path: PathBuf, portal: &State<Arc<Portal>>, viewer: Viewer) -> Option<Asset> {
     let path = path.to_str()?.replace('\\', "/");
+    // Reserved for `portico serve --dev` (served by `live_reload` when on, by nobody when off).
+    if path == super::live_reload::SCRIPT {
+        return None;
+    }
     let group = viewer.signed_in.as_ref().map(|s| s.client.invoice_group_id);
     let theme = portal.theme_for(group);
     let bytes = portal.themes.asset(&theme, &path)?;

@@ -5,6 +5,7 @@ mod core_pages;
 pub(crate) mod dynamic;
 mod errors;
 pub mod guards;
+pub mod live_reload;
 pub mod page;
 mod password;
 pub mod samples;
@@ -28,6 +29,7 @@ pub const FORM_LIMIT_BYTES: u64 = 16 * 1024;
 /// their base paths.
 pub fn build(mut portal: Portal, config: rocket::Config) -> Rocket<Build> {
     let plugin_routes = std::mem::take(&mut portal.registry.routes);
+    let dev_reload = portal.dev_reload;
     let portal = Arc::new(portal);
     let mut rocket = rocket::custom(config)
         .manage(portal)
@@ -39,6 +41,9 @@ pub fn build(mut portal: Portal, config: rocket::Config) -> Rocket<Build> {
         .mount("/", core_pages::routes())
         .mount("/", password::routes())
         .register("/", errors::catchers());
+    if dev_reload {
+        rocket = rocket.mount("/", live_reload::routes());
+    }
     for (base, routes) in plugin_routes {
         rocket = rocket.mount(base, routes);
     }

@@ -166,8 +166,8 @@ struct ClientView<'a> {
     username: Option<&'a str>,
 }
 
-/// What every template may use: language, languages, theme, and when logged in the client,
-/// the menu, the CSRF token and the supplier footer.
+/// What every template may use: language, languages, theme, whether live reload is on, and when
+/// logged in the client, the menu, the CSRF token and the supplier footer.
 pub fn base_context(
     portal: &Portal,
     lang: &'static str,
@@ -197,6 +197,9 @@ pub fn base_context(
     ctx.insert("menu", &Vec::<crate::registry::MenuItem>::new());
     ctx.insert("active_tab", "");
     ctx.insert("extra", &serde_json::Map::new());
+    // `portico serve --dev`: the layout adds the live reload script (see `live_reload`).
+    ctx.insert("dev_reload", &portal.dev_reload);
+    ctx.insert("theme_generation", &portal.themes.generation());
     if let Some((client, csrf)) = viewer {
         ctx.insert(
             "client",
