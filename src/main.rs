@@ -613,7 +613,8 @@ fn theme_check(
     };
     let mut failed = 0;
     for n in &names {
-        let errors = portal.themes.check(n);
+        let mut errors = portal.themes.refused_links(n);
+        errors.extend(portal.themes.check(n));
         if errors.is_empty() {
             say!("{n}: ok");
         } else {

@@ -326,3 +326,135 @@ async fn a_theme_overrides_a_plugin_template_under_the_plugin_id_and_can_extend_
     );
     assert!(!html.contains("NOT USED"));
 }
+
+/// GET over HTTP; (status, body) with the body read as (lossy) text.
+async fn get_lossy(s: &Server, c: &reqwest::Client, path: &str) -> (u16, String) {
+    let r = c.get(s.url(path)).send().await.expect("get");
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.expect("body");
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn a_static_symlink_out_of_the_theme_folder_is_refused() {
+    let themes = themes_copy();
+    let stat = themes.path().join("default/static");
+    std::os::unix::fs::symlink("/etc/passwd", stat.join("x")).expect("symlink");
+    // A symlink that stays inside the theme's static folder is fine.
+    std::os::unix::fs::symlink("images/logo.svg", stat.join("logo-again.svg")).expect("symlink");
+    let s = Server::demo_with_themes(themes.path());
+    let c = s.client();
+    let (status, body) = get_lossy(&s, &c, "/static/x").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("root:"), "{body}");
+    let log = s.log_text();
+    assert!(
+        log.contains("leads out of the theme folder") && log.contains("static/x"),
+        "one log line names theme and file:\n{log}"
+    );
+    assert!(log.contains("theme=default"), "{log}");
+    let (status, body) = s.get_text(&c, "/static/logo-again.svg").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<svg"), "{body}");
+    // Logged in, too: the theme of the client's group is looked up the same way.
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (status, body) = get_lossy(&s, &alice, "/static/x").await;
+    assert_eq!(status, 404);
+    assert!(!body.contains("root:"), "{body}");
+}
+
+#[tokio::test]
+async fn a_static_folder_symlink_to_the_data_folder_does_not_serve_the_store() {
+    let themes = themes_copy();
+    let s = Server::demo_with_themes(themes.path());
+    let data = s.data_dir();
+    assert!(data.join("store/conf").is_file() || data.join("store/db").is_file());
+    std::os::unix::fs::symlink(&data, themes.path().join("default/static/d")).expect("symlink");
+    let c = s.client();
+    for path in ["/static/d/store/db", "/static/d/store/conf"] {
+        let (status, body) = get_lossy(&s, &c, path).await;
+        assert_eq!(status, 404, "{path} served: {} bytes", body.len());
+    }
+    // The whole static folder as a symlink out of the theme folder is refused the same way.
+    let blue = themes.path().join("blue/static");
+    std::fs::remove_dir_all(&blue).expect("rm");
+    std::os::unix::fs::symlink("/etc", &blue).expect("symlink");
+    s.cli_ok(&["settings", "set", "ci_skin_theme", "blue"]);
+    let (status, body) = get_lossy(&s, &c, "/static/passwd").await;
+    assert_eq!(status, 404);
+    assert!(!body.contains("root:"), "{body}");
+}
+
+#[tokio::test]
+async fn a_template_symlink_out_of_the_theme_folder_is_skipped_and_reported() {
+    let themes = themes_copy();
+    let t = themes.path().join("default/templates");
+    std::os::unix::fs::symlink("/etc/passwd", t.join("evil.html")).expect("symlink");
+    let sign = t.join("sign.html");
+    let text = std::fs::read_to_string(&sign).expect("read");
+    std::fs::write(
+        &sign,
+        text.replace("<h1>", "<pre>{% include \"evil.html\" %}</pre><h1>"),
+    )
+    .expect("write");
+    let s = Server::demo_with_themes(themes.path());
+    let c = s.client();
+    let (status, body) = s.get_text(&c, "/sign/").await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("root:"), "{body}");
+    assert!(body.contains("name=\"password\""), "the login form: {body}");
+    let log = s.log_text();
+    assert!(
+        log.contains("leads out of the theme folder")
+            && log.contains("default/templates/evil.html"),
+        "{log}"
+    );
+
+    let dir = themes.path().to_str().expect("path");
+    let (ok, out, _) = portico(&["theme", "check", "default", "--themes", dir], None);
+    assert!(!ok, "{out}");
+    assert!(out.contains("default/templates/evil.html"), "{out}");
+    assert!(out.contains("leads out of the theme folder"), "{out}");
+    assert!(!out.contains("root:"), "{out}");
+}
+
+#[tokio::test]
+async fn a_symlink_to_a_parent_themes_file_is_refused() {
+    let themes = themes_copy();
+    let base = themes.path().join("base/templates");
+    std::fs::create_dir_all(&base).expect("mkdir");
+    std::fs::write(
+        base.join("extra.html"),
+        "{% extends \"layout.html\" %}{% block content %}PARENT-LINKED{% endblock %}",
+    )
+    .expect("write");
+    let kid = themes.path().join("kid");
+    std::fs::create_dir_all(kid.join("templates")).expect("mkdir");
+    std::fs::create_dir_all(kid.join("static")).expect("mkdir");
+    std::fs::write(kid.join("theme.toml"), "extends = \"base\"\n").expect("write");
+    std::os::unix::fs::symlink(
+        "../../base/templates/extra.html",
+        kid.join("templates/services.html"),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink(
+        "../../default/static/colors.css",
+        kid.join("static/colors.css"),
+    )
+    .expect("symlink");
+    let s = Server::demo_with_themes(themes.path());
+    s.cli_ok(&["settings", "set", "ci_skin_theme", "kid"]);
+    let c = s.login("alice", "alice-demo-pass").await;
+    let (status, body) = s.get_text(&c, "/services/").await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("PARENT-LINKED"), "{body}");
+    assert!(body.contains("Via DHCP"), "default's services page: {body}");
+    let (status, _) = s.get_text(&c, "/static/colors.css").await;
+    assert_eq!(status, 404, "a static symlink to the parent is refused too");
+
+    let dir = themes.path().to_str().expect("path");
+    let (ok, out, _) = portico(&["theme", "check", "kid", "--themes", dir], None);
+    assert!(!ok, "{out}");
+    assert!(out.contains("kid/templates/services.html"), "{out}");
+    assert!(out.contains("kid/static/colors.css"), "{out}");
+}
