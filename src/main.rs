@@ -14,6 +14,8 @@ macro_rules! say {
     }};
 }
 
+mod theme_context;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -262,6 +264,13 @@ enum ThemeAction {
         #[arg(long, value_name = "DIR")]
         plugin_dir: Option<PathBuf>,
     },
+    /// The variables a page template receives, each with what it is and an example from the
+    /// demo data. Without PAGE (or with an unknown one), the list of pages.
+    Context {
+        /// The page: login, forgot, password-link, notice, information, services, invoices,
+        /// password, error, maintenance.
+        page: Option<String>,
+    },
 }
 
 fn main() {
@@ -444,6 +453,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 },
             )?;
             theme_check(&cfg.themes, cfg.plugin_dir.clone(), name.as_deref())
+        }
+        Command::Theme {
+            action: ThemeAction::Context { page },
+        } => {
+            init_logging("error");
+            theme_context::run(page.as_deref())
         }
     }
 }
