@@ -12,7 +12,7 @@ const TEXT: &str = "outage_native_text";
 
 /// examples/outage-notice/templates/outages.html with this plugin's message ids.
 const TEMPLATE: &str = r#"{% extends "layout.html" %}
-{% block title %}{{ t(key="outage-native-tab") }} – {{ t(key="portal-title") }}{% endblock %}
+{% block title %}{{ t(key="outage-native-tab") }} – {{ portal_name }}{% endblock %}
 {% block content %}
 <h1>{{ t(key="outage-native-tab") }}</h1>
 <section class="card" aria-labelledby="outage-heading">

@@ -14,6 +14,8 @@ macro_rules! say {
     }};
 }
 
+mod theme_context;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -272,6 +274,13 @@ enum ThemeAction {
         #[command(flatten)]
         data: DataArg,
     },
+    /// The variables a page template receives, each with what it is and an example from the
+    /// demo data. Without PAGE (or with an unknown one), the list of pages.
+    Context {
+        /// The page: login, forgot, password-link, notice, information, services, invoices,
+        /// password, error, maintenance.
+        page: Option<String>,
+    },
 }
 
 fn main() {
@@ -461,6 +470,12 @@ fn run(cli: Cli) -> Result<(), String> {
             let cfg = operator_config(&data)?;
             operator(&cfg, OpRequest::ThemeStatus)
         }
+        Command::Theme {
+            action: ThemeAction::Context { page },
+        } => {
+            init_logging("error");
+            theme_context::run(page.as_deref())
+        }
     }
 }
 
@@ -635,9 +650,12 @@ fn theme_check(
         .map_err(|e| format!("cannot take the demo contexts to render with: {e}"))?;
     let mut failed = 0;
     for n in &names {
-        let errors = portal
-            .themes
-            .check_rendering(n, samples.clone(), THEME_CHECK_DEADLINE);
+        let mut errors = portal.themes.refused_links(n);
+        errors.extend(
+            portal
+                .themes
+                .check_rendering(n, samples.clone(), THEME_CHECK_DEADLINE),
+        );
         if errors.is_empty() {
             say!("{n}: ok");
         } else {

@@ -506,3 +506,63 @@ fn the_audit_log_pages_back_with_before() {
     assert_eq!(eva.lines().count(), 2, "{eva}");
     assert!(eva.lines().all(|l| l.contains("client=1 ")), "{eva}");
 }
+
+#[test]
+fn theme_context_lists_each_pages_variables_from_the_real_page() {
+    let (ok, out, err) = portico(&["theme", "context"], None);
+    assert!(ok, "{err}");
+    let pages: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for page in [
+        "login",
+        "information",
+        "services",
+        "invoices",
+        "error",
+        "maintenance",
+    ] {
+        assert!(pages.contains(&page), "{page} listed: {out}");
+    }
+    let (ok, out, err) = portico(&["theme", "context", "nosuch"], None);
+    assert!(!ok && err.contains("unknown page `nosuch`"), "{err}");
+    assert!(
+        out.contains("information.html"),
+        "the pages are listed: {out}"
+    );
+
+    // Every page: the variables of base_context, the page's own, each described.
+    for page in &pages {
+        let (ok, out, err) = portico(&["theme", "context", page], None);
+        assert!(ok, "{page}: {err}");
+        for var in ["lang ", "portal_name ", "theme ", "menu ", "page "] {
+            assert!(
+                out.lines().any(|l| l.trim_start().starts_with(var)),
+                "{page} has {var}: {out}"
+            );
+        }
+        assert!(!out.contains("(no description yet)"), "{page}: {out}");
+    }
+    let (_, out, _) = portico(&["theme", "context", "information"], None);
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in {out}"))
+            .to_string()
+    };
+    assert!(line("client.name").contains("\"Alice Nováková\""), "{out}");
+    assert!(line("portal_name").contains("\"Client portal\""), "{out}");
+    assert!(line("page.messages[].subject").contains("string"), "{out}");
+    assert!(line("page.can_set_login_name").contains("bool"), "{out}");
+    let (_, out, _) = portico(&["theme", "context", "invoices"], None);
+    assert!(out.contains("page.invoices[].overdue"), "{out}");
+    assert!(
+        out.contains("page.currency") && out.contains("\"CZK\""),
+        "{out}"
+    );
+    let (_, out, _) = portico(&["theme", "context", "login"], None);
+    assert!(out.contains("page.can_reset"), "{out}");
+    assert!(!out.contains("page.services"), "{out}");
+}

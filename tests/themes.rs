@@ -327,6 +327,345 @@ async fn a_theme_overrides_a_plugin_template_under_the_plugin_id_and_can_extend_
     assert!(!html.contains("NOT USED"));
 }
 
+/// GET over HTTP; (status, body) with the body read as (lossy) text.
+async fn get_lossy(s: &Server, c: &reqwest::Client, path: &str) -> (u16, String) {
+    let r = c.get(s.url(path)).send().await.expect("get");
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.expect("body");
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn a_static_symlink_out_of_the_theme_folder_is_refused() {
+    let themes = themes_copy();
+    let stat = themes.path().join("default/static");
+    std::os::unix::fs::symlink("/etc/passwd", stat.join("x")).expect("symlink");
+    // A symlink that stays inside the theme's static folder is fine.
+    std::os::unix::fs::symlink("images/logo.svg", stat.join("logo-again.svg")).expect("symlink");
+    let s = Server::demo_with_themes(themes.path());
+    let c = s.client();
+    let (status, body) = get_lossy(&s, &c, "/static/x").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("root:"), "{body}");
+    let log = s.log_text();
+    assert!(
+        log.contains("leads out of the theme folder") && log.contains("static/x"),
+        "one log line names theme and file:\n{log}"
+    );
+    assert!(log.contains("theme=default"), "{log}");
+    let (status, body) = s.get_text(&c, "/static/logo-again.svg").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<svg"), "{body}");
+    // Logged in, too: the theme of the client's group is looked up the same way.
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (status, body) = get_lossy(&s, &alice, "/static/x").await;
+    assert_eq!(status, 404);
+    assert!(!body.contains("root:"), "{body}");
+}
+
+#[tokio::test]
+async fn a_static_folder_symlink_to_the_data_folder_does_not_serve_the_store() {
+    let themes = themes_copy();
+    let s = Server::demo_with_themes(themes.path());
+    let data = s.data_dir();
+    assert!(data.join("store/conf").is_file() || data.join("store/db").is_file());
+    std::os::unix::fs::symlink(&data, themes.path().join("default/static/d")).expect("symlink");
+    let c = s.client();
+    for path in ["/static/d/store/db", "/static/d/store/conf"] {
+        let (status, body) = get_lossy(&s, &c, path).await;
+        assert_eq!(status, 404, "{path} served: {} bytes", body.len());
+    }
+    // The whole static folder as a symlink out of the theme folder is refused the same way.
+    let blue = themes.path().join("blue/static");
+    std::fs::remove_dir_all(&blue).expect("rm");
+    std::os::unix::fs::symlink("/etc", &blue).expect("symlink");
+    s.cli_ok(&["settings", "set", "ci_skin_theme", "blue"]);
+    let (status, body) = get_lossy(&s, &c, "/static/passwd").await;
+    assert_eq!(status, 404);
+    assert!(!body.contains("root:"), "{body}");
+}
+
+#[tokio::test]
+async fn a_template_symlink_out_of_the_theme_folder_is_skipped_and_reported() {
+    let themes = themes_copy();
+    let t = themes.path().join("default/templates");
+    std::os::unix::fs::symlink("/etc/passwd", t.join("evil.html")).expect("symlink");
+    let sign = t.join("sign.html");
+    let text = std::fs::read_to_string(&sign).expect("read");
+    std::fs::write(
+        &sign,
+        text.replace("<h1>", "<pre>{% include \"evil.html\" %}</pre><h1>"),
+    )
+    .expect("write");
+    let s = Server::demo_with_themes(themes.path());
+    let c = s.client();
+    let (status, body) = s.get_text(&c, "/sign/").await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("root:"), "{body}");
+    assert!(body.contains("name=\"password\""), "the login form: {body}");
+    let log = s.log_text();
+    assert!(
+        log.contains("leads out of the theme folder")
+            && log.contains("default/templates/evil.html"),
+        "{log}"
+    );
+
+    let dir = themes.path().to_str().expect("path");
+    let (ok, out, _) = portico(&["theme", "check", "default", "--themes", dir], None);
+    assert!(!ok, "{out}");
+    assert!(out.contains("default/templates/evil.html"), "{out}");
+    assert!(out.contains("leads out of the theme folder"), "{out}");
+    assert!(!out.contains("root:"), "{out}");
+}
+
+#[tokio::test]
+async fn a_symlink_to_a_parent_themes_file_is_refused() {
+    let themes = themes_copy();
+    let base = themes.path().join("base/templates");
+    std::fs::create_dir_all(&base).expect("mkdir");
+    std::fs::write(
+        base.join("extra.html"),
+        "{% extends \"layout.html\" %}{% block content %}PARENT-LINKED{% endblock %}",
+    )
+    .expect("write");
+    let kid = themes.path().join("kid");
+    std::fs::create_dir_all(kid.join("templates")).expect("mkdir");
+    std::fs::create_dir_all(kid.join("static")).expect("mkdir");
+    std::fs::write(kid.join("theme.toml"), "extends = \"base\"\n").expect("write");
+    std::os::unix::fs::symlink(
+        "../../base/templates/extra.html",
+        kid.join("templates/services.html"),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink(
+        "../../default/static/colors.css",
+        kid.join("static/colors.css"),
+    )
+    .expect("symlink");
+    let s = Server::demo_with_themes(themes.path());
+    s.cli_ok(&["settings", "set", "ci_skin_theme", "kid"]);
+    let c = s.login("alice", "alice-demo-pass").await;
+    let (status, body) = s.get_text(&c, "/services/").await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("PARENT-LINKED"), "{body}");
+    assert!(body.contains("Via DHCP"), "default's services page: {body}");
+    let (status, _) = s.get_text(&c, "/static/colors.css").await;
+    assert_eq!(status, 404, "a static symlink to the parent is refused too");
+
+    let dir = themes.path().to_str().expect("path");
+    let (ok, out, _) = portico(&["theme", "check", "kid", "--themes", dir], None);
+    assert!(!ok, "{out}");
+    assert!(out.contains("kid/templates/services.html"), "{out}");
+    assert!(out.contains("kid/static/colors.css"), "{out}");
+}
+
+#[tokio::test]
+async fn pages_link_a_favicon_and_the_colour_themes_recolour_logo_and_favicon() {
+    let themes = themes_copy();
+    let s = Server::demo_with_themes(themes.path());
+    let c = s.client();
+    let (_, html) = s.get_text(&c, "/sign/").await;
+    assert!(
+        html.contains("<link rel=\"icon\" href=\"/static/favicon.svg\" type=\"image/svg+xml\">"),
+        "{html}"
+    );
+    let r = c.get(s.url("/favicon.ico")).send().await.expect("get");
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "/static/favicon.svg");
+    let r = c
+        .get(s.url("/static/favicon.svg"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+
+    for theme in ["default", "orange", "blue", "green"] {
+        s.cli_ok(&["settings", "set", "ci_skin_theme", theme]);
+        let (_, colors) = s.get_text(&c, "/static/colors.css").await;
+        let accent = colors
+            .split("--accent:")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .expect("--accent")
+            .trim()
+            .to_string();
+        for file in ["/static/images/logo.svg", "/static/favicon.svg"] {
+            let (status, svg) = s.get_text(&c, file).await;
+            assert_eq!(status, 200, "{theme} {file}");
+            assert!(
+                svg.contains(&accent),
+                "{theme}: {file} uses {accent}: {svg}"
+            );
+        }
+    }
+
+    // A theme's own favicon.ico is served as it is.
+    std::fs::write(themes.path().join("green/static/favicon.ico"), b"ICO-MARK").expect("write");
+    let r = c.get(s.url("/favicon.ico")).send().await.expect("get");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/x-icon");
+    assert_eq!(r.text().await.expect("body"), "ICO-MARK");
+}
+
+#[tokio::test]
+async fn a_page_template_can_add_to_the_head_block() {
+    let themes = themes_copy();
+    let t = themes.path().join("company/templates");
+    std::fs::write(
+        t.join("sign.html"),
+        "{% extends \"default/sign.html\" %}\
+         {% block head %}<link rel=\"stylesheet\" href=\"/static/extra.css\">{% endblock %}",
+    )
+    .expect("write");
+    let s = Server::demo_with_themes(themes.path());
+    s.cli_ok(&["settings", "set", "ci_skin_theme", "company"]);
+    let (status, html) = s.get_text(&s.client(), "/sign/").await;
+    assert_eq!(status, 200);
+    let head = html.split("</head>").next().expect("head");
+    assert!(
+        head.contains("<link rel=\"stylesheet\" href=\"/static/colors.css\">")
+            && head.ends_with("<link rel=\"stylesheet\" href=\"/static/extra.css\">\n"),
+        "after the stylesheets, inside <head>: {html}"
+    );
+    assert!(html.contains("name=\"password\""), "the login form");
+}
+
+#[tokio::test]
+async fn the_portal_name_setting_names_titles_logo_and_footer() {
+    let s = Server::demo();
+    let c = s.client();
+    let (_, html) = s.get_text(&c, "/sign/").await;
+    assert!(
+        html.contains("<title>Log in – Client portal</title>"),
+        "{html}"
+    );
+    assert!(html.contains("alt=\"Client portal\""), "{html}");
+    assert!(html.contains("Client portal powered by Portico"), "{html}");
+
+    s.cli_ok(&["settings", "set", "ci_portal_name", "Net & Co portal"]);
+    let (_, html) = s.get_text(&c, "/sign/").await;
+    assert!(
+        html.contains("<title>Log in – Net &amp; Co portal</title>"),
+        "{html}"
+    );
+    assert!(html.contains("alt=\"Net &amp; Co portal\""), "{html}");
+    assert!(
+        html.contains("Net &amp; Co portal powered by Portico"),
+        "{html}"
+    );
+    assert!(!html.contains("Client portal"), "{html}");
+
+    // Per invoice group: bob's group 2 gets its own name, alice (group 1) the global one.
+    s.cli_ok(&[
+        "settings",
+        "set",
+        "ci_portal_name",
+        "Bob's ISP",
+        "--group",
+        "2",
+    ]);
+    let bob = s.login("bob", "bob-demo-pass").await;
+    let (_, html) = s.get_text(&bob, "/services/").await;
+    assert!(
+        html.contains("<title>Services – Bob&#39;s ISP</title>"),
+        "{html}"
+    );
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (_, html) = s.get_text(&alice, "/services/").await;
+    assert!(
+        html.contains("<title>Services – Net &amp; Co portal</title>"),
+        "{html}"
+    );
+
+    // Empty again: the translation, in the page's language.
+    s.cli_ok(&["settings", "set", "ci_portal_name", ""]);
+    let (_, html) = s.get_text(&c, "/sign/?lang=cs").await;
+    assert!(
+        html.contains("<title>Přihlášení – Klientský portál</title>"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn lang_in_the_query_previews_a_page_without_changing_the_profile() {
+    let s = Server::demo();
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (_, html) = s.get_text(&alice, "/services/").await;
+    let r = alice
+        .post(s.url("/lang/"))
+        .form(&[
+            ("lang", "en"),
+            ("next", "/services/"),
+            ("csrf", common::csrf_of(&html).as_str()),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 303);
+
+    let r = alice
+        .get(s.url("/services/?lang=cs"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("set-cookie").is_none(), "no cookie is set");
+    let html = r.text().await.expect("body");
+    assert!(html.contains("<html lang=\"cs\">"), "{html}");
+    assert!(
+        html.contains("<title>Služby – Klientský portál</title>"),
+        "{html}"
+    );
+    let (_, html) = s.get_text(&alice, "/services/").await;
+    assert!(
+        html.contains("<title>Services – Client portal</title>"),
+        "{html}"
+    );
+    for ignored in [
+        "/services/?lang=de",
+        "/services/?lang=",
+        "/services/?lang=cs-CZ",
+    ] {
+        let (status, html) = s.get_text(&alice, ignored).await;
+        assert_eq!(status, 200, "{ignored}");
+        assert!(html.contains("<title>Services –"), "{ignored}: {html}");
+    }
+    // The profile still says English: a new login from a Czech browser gets English.
+    let fresh = s.client();
+    let r = fresh
+        .post(s.url("/sign/"))
+        .header("Accept-Language", "cs")
+        .form(&[("username", "alice"), ("password", "alice-demo-pass")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 303);
+    let r = fresh
+        .get(s.url("/services/"))
+        .header("Accept-Language", "cs")
+        .send()
+        .await
+        .expect("get");
+    let html = r.text().await.expect("body");
+    assert!(
+        html.contains("<title>Services – Client portal</title>"),
+        "{html}"
+    );
+
+    // Public pages too, and the cookie is not touched.
+    let visitor = s.client();
+    let r = visitor
+        .get(s.url("/sign/?lang=cs"))
+        .send()
+        .await
+        .expect("get");
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(r.text().await.expect("body").contains("Přihlášení"));
+    let (_, html) = s.get_text(&visitor, "/sign/").await;
+    assert!(html.contains("<h1>Log in</h1>"), "{html}");
+}
+
 const SCRIPT_TAG: &str = "/static/portico-dev-reload.js";
 
 /// A theme of the operator's must not stand in for core's live reload script.

@@ -52,6 +52,7 @@ supplier-phone = Telefon
 supplier-email = E-mail
 supplier-bank-account = Bankovní účet
 footer-copyright = © { $year } · Klientský portál běží na systému Portico
+footer-portal = © { $year } · { $name } běží na systému Portico
 error-back-home = Zpět do portálu
 error-400-title = Požadavek nelze přečíst
 error-400-text = Něco ve formuláři nebo v adrese nebylo platné. Vraťte se prosím a zkuste to znovu.

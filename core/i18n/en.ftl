@@ -52,6 +52,7 @@ supplier-phone = Phone
 supplier-email = E-mail
 supplier-bank-account = Bank account
 footer-copyright = © { $year } · Client portal powered by Portico
+footer-portal = © { $year } · { $name } powered by Portico
 error-back-home = Back to the portal
 error-400-title = The request could not be read
 error-400-text = Something in the form or address was not valid. Please go back and try again.

@@ -208,6 +208,12 @@ pub fn core_settings() -> Vec<SettingDef> {
             "Theme folder name under themes/ (default, orange, blue, green or your own).",
         )
         .per_invoice_group(),
+        SettingDef::text(
+            "ci_portal_name",
+            "",
+            "The portal's name in page titles, the logo's alt text and the footer (empty: \"Client portal\" in the page's language).",
+        )
+        .per_invoice_group(),
         SettingDef::url(
             "ci_webmail_url",
             "Address of the webmail; when set, the menu shows a Webmail button.",

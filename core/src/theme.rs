@@ -518,11 +518,14 @@ impl Themes {
     }
 
     /// Builds a theme without installing it; returns every error with file and line.
+    /// Symlinks that lead out of the theme's folder count as errors too.
     pub fn check(&self, theme: &str) -> Vec<String> {
+        let mut errors = self.refused_links(theme);
         match self.build(theme) {
-            Ok(engine) => engine.build_errors,
-            Err(e) => e,
+            Ok(engine) => errors.extend(engine.build_errors),
+            Err(e) => errors.extend(e),
         }
+        errors
     }
 
     /// Builds a theme without installing it and renders every sample with it, each within
@@ -688,14 +691,24 @@ impl Themes {
         (engines, last)
     }
 
-    /// A static file for a theme: the theme's own, a parent's, a plugin's, or core's.
+    /// A static file for a theme: the theme's own, a parent's, a plugin's, or core's. A file on
+    /// disk must lie inside its theme's own `static/` folder once symlinks are resolved: one that
+    /// leads out (to `/etc/passwd`, the data folder, another theme) is refused with a log line,
+    /// and the request gets nothing (404), not a parent's file.
     pub fn asset(&self, theme: &str, path: &str) -> Option<Cow<'static, [u8]>> {
         let path = safe_relative(path)?;
         let engine = self.engine(theme);
         if let Some(dir) = &self.dir {
             for t in &engine.chain {
                 let file = dir.join(t).join("static").join(path);
-                if let Ok(bytes) = std::fs::read(&file) {
+                let Ok(real) = std::fs::canonicalize(&file) else {
+                    continue;
+                };
+                if let Err(reason) = inside_theme(dir, t, "static", &real) {
+                    tracing::warn!(theme = %t, file = %file.display(), "refused: {reason}");
+                    return None;
+                }
+                if let Ok(bytes) = std::fs::read(&real) {
                     return Some(Cow::Owned(bytes));
                 }
             }
@@ -704,6 +717,28 @@ impl Themes {
             return Some(bytes.clone());
         }
         CoreDefault::get(&format!("static/{path}")).map(|f| f.data)
+    }
+
+    /// Every symlink in the theme's chain (its own folder and its parents') that leads out of
+    /// the folder it is in, as `path: reason`. Such files are never served or loaded;
+    /// `portico theme check` reports them as errors.
+    pub fn refused_links(&self, theme: &str) -> Vec<String> {
+        let Some(dir) = self.dir.as_deref() else {
+            return vec![];
+        };
+        let Ok(chain) = theme_chain(Some(dir), theme) else {
+            // `check` reports a broken chain.
+            return vec![];
+        };
+        let mut out = vec![];
+        for t in &chain {
+            for sub in ["templates", "static"] {
+                for (path, reason) in walk_theme_folder(dir, t, sub).refused {
+                    out.push(format!("{}: {reason}", path.display()));
+                }
+            }
+        }
+        out
     }
 
     /// Watches the themes folder and reloads on template changes. CSS and images need no reload:
@@ -874,39 +909,123 @@ pub fn theme_chain(dir: Option<&Path>, theme: &str) -> std::result::Result<Vec<S
     Ok(chain)
 }
 
-/// Templates of one theme folder: (name relative to templates/, file path, source).
+/// Why `real` (a canonical path) is not inside `<dir>/<theme>/<sub>`, the theme's own folder:
+/// a symlink may point anywhere inside it, but not out of it (not even into a parent theme: a
+/// child extends its parent through `extends` in `theme.toml`).
+fn inside_theme(
+    dir: &Path,
+    theme: &str,
+    sub: &str,
+    real: &Path,
+) -> std::result::Result<(), String> {
+    let own = dir.join(theme);
+    let root = std::fs::canonicalize(own.join(sub))
+        .map_err(|e| format!("{}: {e}", own.join(sub).display()))?;
+    let theme_root = std::fs::canonicalize(&own).map_err(|e| format!("{}: {e}", own.display()))?;
+    if root.starts_with(&theme_root) && real.starts_with(&root) {
+        Ok(())
+    } else {
+        Err(format!(
+            "symlink leads out of the theme folder (to {}); only links within {theme}/{sub}/ are followed",
+            real.display()
+        ))
+    }
+}
+
+/// The files of one theme's `templates/` or `static/` folder, symlinks resolved.
+#[derive(Default)]
+struct ThemeFolder {
+    /// (path as found, canonical path) of each file inside the folder.
+    files: Vec<(PathBuf, PathBuf)>,
+    /// (path as found, why) of each entry that leads out of it.
+    refused: Vec<(PathBuf, String)>,
+    /// Entries that cannot be resolved (a dangling symlink), with the error.
+    broken: Vec<(PathBuf, String)>,
+}
+
+/// Walks `<dir>/<theme>/<sub>`, skipping editor leftovers. A symlink (to a file or a folder)
+/// is followed only while it stays inside the folder; a folder reached twice through links is
+/// walked once, so link loops end.
+fn walk_theme_folder(dir: &Path, theme: &str, sub: &str) -> ThemeFolder {
+    let mut out = ThemeFolder::default();
+    let root = dir.join(theme).join(sub);
+    if !root.exists() {
+        return out;
+    }
+    let mut seen: Vec<PathBuf> = vec![];
+    let mut stack = vec![root];
+    while let Some(d) = stack.pop() {
+        let real_dir = match std::fs::canonicalize(&d) {
+            Ok(r) => r,
+            Err(e) => {
+                out.broken.push((d, e.to_string()));
+                continue;
+            }
+        };
+        if let Err(reason) = inside_theme(dir, theme, sub, &real_dir) {
+            out.refused.push((d, reason));
+            continue;
+        }
+        if seen.contains(&real_dir) {
+            continue;
+        }
+        seen.push(real_dir);
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for path in entries {
+            if is_temp_file(&path) {
+                continue;
+            }
+            let real = match std::fs::canonicalize(&path) {
+                Ok(r) => r,
+                Err(e) => {
+                    out.broken.push((path, e.to_string()));
+                    continue;
+                }
+            };
+            if real.is_dir() {
+                stack.push(path);
+            } else if let Err(reason) = inside_theme(dir, theme, sub, &real) {
+                out.refused.push((path, reason));
+            } else {
+                out.files.push((path, real));
+            }
+        }
+    }
+    out
+}
+
+/// Templates of one theme folder: (name relative to templates/, file path, source). A symlink
+/// that leads out of the theme's `templates/` folder is skipped and logged.
 fn theme_templates(
     dir: &Path,
     theme: &str,
 ) -> std::result::Result<Vec<(String, PathBuf, String)>, String> {
     let root = dir.join(theme).join("templates");
+    let folder = walk_theme_folder(dir, theme, "templates");
+    for (path, reason) in &folder.refused {
+        tracing::warn!(theme = %theme, file = %path.display(), "template not loaded: {reason}");
+    }
+    let is_template =
+        |p: &Path| matches!(p.extension().and_then(|e| e.to_str()), Some("html" | "txt"));
+    if let Some((path, e)) = folder.broken.iter().find(|(p, _)| is_template(p)) {
+        return Err(format!("{}: {e}", path.display()));
+    }
     let mut out = vec![];
-    let mut stack = vec![root.clone()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
+    for (path, real) in folder.files {
+        if !is_template(&path) {
             continue;
-        };
-        for entry in rd.flatten() {
-            let path = entry.path();
-            if is_temp_file(&path) {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("html" | "txt")
-            ) {
-                let name = path
-                    .strip_prefix(&root)
-                    .map_err(|e| e.to_string())?
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                let src = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                out.push((name, path, src));
-            }
         }
+        let name = path
+            .strip_prefix(&root)
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .replace('\\', "/");
+        let src = std::fs::read_to_string(&real).map_err(|e| format!("{}: {e}", path.display()))?;
+        out.push((name, path, src));
     }
     Ok(out)
 }
@@ -1023,5 +1142,43 @@ fn with_origins(message: &str, origins: &HashMap<String, String>) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn theme_folder_walk_follows_inside_links_refuses_outside_ones_and_ends_on_loops() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        let t = dir.join("mine/templates");
+        std::fs::create_dir_all(t.join("parts")).expect("mkdir");
+        std::fs::create_dir_all(dir.join("default/templates")).expect("mkdir");
+        std::fs::write(t.join("parts/box.html"), "box").expect("write");
+        std::fs::write(dir.join("default/templates/x.html"), "parent").expect("write");
+        symlink("parts/box.html", t.join("alias.html")).expect("symlink");
+        symlink(".", t.join("loop")).expect("symlink");
+        symlink("..", t.join("parts/up")).expect("symlink");
+        symlink("../../default/templates/x.html", t.join("x.html")).expect("symlink");
+        symlink("/etc", t.join("etc")).expect("symlink");
+
+        let mut names: Vec<String> = theme_templates(dir, "mine")
+            .expect("templates")
+            .into_iter()
+            .map(|(name, _, src)| format!("{name}={src}"))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["alias.html=box", "parts/box.html=box"]);
+
+        let mut refused: Vec<String> = walk_theme_folder(dir, "mine", "templates")
+            .refused
+            .into_iter()
+            .map(|(p, _)| p.strip_prefix(dir).expect("inside").display().to_string())
+            .collect();
+        refused.sort();
+        assert_eq!(refused, ["mine/templates/etc", "mine/templates/x.html"]);
     }
 }

@@ -16,7 +16,14 @@ use crate::model::{Address, Client, LoginNameTaken, Message, Service, ServiceKin
 use crate::portal::Portal;
 
 pub fn routes() -> Vec<Route> {
-    routes![healthz, information, services, set_login_name, static_file]
+    routes![
+        healthz,
+        information,
+        services,
+        set_login_name,
+        static_file,
+        favicon
+    ]
 }
 
 #[get("/healthz")]
@@ -288,4 +295,21 @@ fn static_file(path: PathBuf, portal: &State<Arc<Portal>>, viewer: Viewer) -> Op
         bytes,
         content_type,
     })
+}
+
+/// Browsers ask for `/favicon.ico` by themselves (pages link `/static/favicon.svg`): the theme's
+/// `static/favicon.ico` when its chain has one, else a redirect to its `favicon.svg`.
+#[get("/favicon.ico")]
+fn favicon(
+    portal: &State<Arc<Portal>>,
+    viewer: Viewer,
+) -> rocket::Either<Asset, rocket::response::Redirect> {
+    let group = viewer.signed_in.as_ref().map(|s| s.client.invoice_group_id);
+    match portal.themes.asset(&portal.theme_for(group), "favicon.ico") {
+        Some(bytes) => rocket::Either::Left(Asset {
+            bytes,
+            content_type: ContentType::Icon,
+        }),
+        None => rocket::Either::Right(rocket::response::Redirect::found("/static/favicon.svg")),
+    }
 }

@@ -52,9 +52,15 @@ pub fn signed_in<'r>(req: &'r Request<'_>) -> &'r Option<SignedIn> {
     })
 }
 
-/// The language for this request: the client's profile, else the switcher's cookie, else the
-/// browser's Accept-Language, else English.
+/// The language for this request: `?lang=` (a preview of the page in that language, for this
+/// request only), else the client's profile, else the switcher's cookie, else the browser's
+/// Accept-Language, else English. Languages the portal does not offer are ignored.
 pub fn request_lang(req: &Request<'_>) -> &'static str {
+    if let Some(Ok(wanted)) = req.query_value::<&str>("lang")
+        && let Some((code, _)) = i18n::LANGUAGES.iter().find(|(c, _)| *c == wanted)
+    {
+        return code;
+    }
     if let Some(s) = signed_in(req)
         && let Some(l) = &s.client.language
         && let Some((code, _)) = i18n::LANGUAGES.iter().find(|(c, _)| c == l)

@@ -166,6 +166,18 @@ struct ClientView<'a> {
     username: Option<&'a str>,
 }
 
+/// The portal's name for an invoice group (or the public pages): `ci_portal_name`, or the
+/// translated "Client portal" when it is empty.
+pub fn portal_name(portal: &Portal, lang: &str, group: Option<u64>) -> String {
+    let name = portal.settings.text("ci_portal_name", group);
+    let name = name.trim();
+    if name.is_empty() {
+        portal.i18n.t(lang, "portal-title")
+    } else {
+        name.to_string()
+    }
+}
+
 /// What every template may use: language, languages, theme, whether live reload is on, and when
 /// logged in the client, the menu, the CSRF token and the supplier footer.
 pub fn base_context(
@@ -191,6 +203,7 @@ pub fn base_context(
     ctx.insert("year", &portal.clock.now().format("%Y").to_string());
     let group = viewer.map(|(c, _)| c.invoice_group_id);
     ctx.insert("theme", &portal.theme_for(group));
+    ctx.insert("portal_name", &portal_name(portal, lang, group));
     ctx.insert("client", &serde_json::Value::Null);
     ctx.insert("csrf", "");
     ctx.insert("supplier", &serde_json::Value::Null);

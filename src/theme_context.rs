@@ -1,0 +1,499 @@
+//! `portico theme context PAGE`: the variables a page template receives, taken from the real
+//! page. A demo portal is built in memory with a themes folder whose page templates only write
+//! out their context; each page is then requested through the real routes (logged in as the
+//! demo client alice where the page needs it), so the list follows the code. Only the
+//! descriptions are written here, and a variable without one says so.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use portico_core::internal::passwords::{self, LinkPurpose};
+use portico_core::internal::{Portal, demo, ops, store::Store, web};
+use portico_core::rocket::http::{ContentType, Status};
+use portico_core::rocket::local::blocking::Client;
+
+/// A page: its name on the command line, its template and how it is reached.
+struct PageSpec {
+    name: &'static str,
+    template: &'static str,
+    path: &'static str,
+    who: Who,
+    about: &'static str,
+}
+
+#[derive(PartialEq)]
+enum Who {
+    Visitor,
+    Alice,
+}
+
+const PAGES: &[PageSpec] = &[
+    PageSpec {
+        name: "login",
+        template: "sign.html",
+        path: "/sign/",
+        who: Who::Visitor,
+        about: "the login page",
+    },
+    PageSpec {
+        name: "forgot",
+        template: "forgot.html",
+        path: "/sign/forgot/",
+        who: Who::Visitor,
+        about: "the \"forgot password\" form",
+    },
+    PageSpec {
+        name: "password-link",
+        template: "password_link.html",
+        path: "/sign/password/<token>",
+        who: Who::Visitor,
+        about: "the page a password link in a mail opens",
+    },
+    PageSpec {
+        name: "notice",
+        template: "notice.html",
+        path: "/sign/password/<expired token>",
+        who: Who::Visitor,
+        about: "short messages: \"check your e-mail\", \"this link does not work\"",
+    },
+    PageSpec {
+        name: "information",
+        template: "information.html",
+        path: "/",
+        who: Who::Alice,
+        about: "the Information tab",
+    },
+    PageSpec {
+        name: "services",
+        template: "services.html",
+        path: "/services/",
+        who: Who::Alice,
+        about: "the Services tab",
+    },
+    PageSpec {
+        name: "invoices",
+        template: "invoicing/invoices.html",
+        path: "/invoicing/",
+        who: Who::Alice,
+        about: "the Invoicing tab, from the invoicing plugin",
+    },
+    PageSpec {
+        name: "password",
+        template: "password.html",
+        path: "/password/",
+        who: Who::Alice,
+        about: "the Password tab",
+    },
+    PageSpec {
+        name: "error",
+        template: "error.html",
+        path: "/no-such-page",
+        who: Who::Alice,
+        about: "404, 403, 500… pages",
+    },
+    PageSpec {
+        name: "maintenance",
+        template: "maintenance.html",
+        path: "/",
+        who: Who::Visitor,
+        about: "the maintenance page",
+    },
+];
+
+/// One line of the descriptions: a variable's path (`[]` is an element of a list, `*` any field
+/// of the object before it) and what it is.
+const DESCRIPTIONS: &[(&str, &str)] = &[
+    ("lang", "Language of the page, `en` or `cs`."),
+    ("languages", "Every offered language."),
+    ("languages[]", "One language."),
+    ("languages[].code", "Its code, `en` or `cs`."),
+    ("languages[].name", "Its name in itself (`Čeština` for cs)."),
+    ("languages[].current", "True for the page's language."),
+    ("path", "Path of the current request."),
+    ("year", "The current year."),
+    (
+        "theme",
+        "The theme `ci_skin_theme` selects for this viewer.",
+    ),
+    (
+        "portal_name",
+        "`ci_portal_name`, or \"Client portal\" in the page's language when it is empty.",
+    ),
+    (
+        "dev_reload",
+        "True under `portico serve --dev`: the layout then adds the live reload script.",
+    ),
+    (
+        "theme_generation",
+        "How often the theme changed since start; the live reload script compares it.",
+    ),
+    ("client", "The logged-in client, or null."),
+    ("client.id", "The client's id."),
+    ("client.number", "The client number."),
+    ("client.name", "The client's name."),
+    ("client.username", "The login name, or null."),
+    (
+        "csrf",
+        "The session's form token: a hidden field `csrf` of every POST form; empty when nobody is logged in.",
+    ),
+    (
+        "supplier",
+        "The invoice group's supplier (when `ci_display_supplier_contact` is on), or null.",
+    ),
+    ("supplier.*", "A field of the supplier's contact details."),
+    (
+        "menu",
+        "The menu for this client, in order; empty when nobody is logged in.",
+    ),
+    ("menu[]", "One menu item."),
+    ("menu[].id", "The item's id (the tab's id)."),
+    (
+        "menu[].title_key",
+        "Message id of its title: `t(key=item.title_key)`.",
+    ),
+    ("menu[].icon", "Icon name."),
+    ("menu[].href", "Where it links to."),
+    (
+        "menu[].external",
+        "True when it opens another site (in a new tab).",
+    ),
+    ("menu[].active", "True for the current tab."),
+    ("active_tab", "The id of the current tab, or empty."),
+    (
+        "extra",
+        "Values plugins' render hooks added (tabs only); empty otherwise.",
+    ),
+    ("extra.*", "A value a plugin's render hook added."),
+    ("page", "The page's own data (below)."),
+    ("page.error", "An error message (translated), or null."),
+    ("page.notice", "A success message (translated), or null."),
+    ("page.username", "The login name typed last."),
+    (
+        "page.can_reset",
+        "True when the portal can send mail: show the link to `/sign/forgot/`.",
+    ),
+    (
+        "page.mode",
+        "`email` or `username` (`ci_forgotten_password`): what is asked for.",
+    ),
+    ("page.login", "What was typed last."),
+    (
+        "page.token",
+        "The link's token; the form posts to `/sign/password/{{ page.token }}`.",
+    ),
+    (
+        "page.create",
+        "True for a \"create your password\" link, false for a reset.",
+    ),
+    ("page.min_length", "The shortest password accepted."),
+    (
+        "page.must_change",
+        "True right after a login with a one-time password.",
+    ),
+    ("page.title", "The message's title, translated."),
+    ("page.text", "The message, translated."),
+    ("page.link", "Null, or a link to offer."),
+    ("page.link.href", "Where the link goes."),
+    ("page.link.text", "The link's text, translated."),
+    (
+        "page.client",
+        "The whole client record (fields as in import.md).",
+    ),
+    (
+        "page.client.*",
+        "A field of the client record (see import.md); null when missing.",
+    ),
+    (
+        "page.mailing_address",
+        "The mailing address, or null when it is empty.",
+    ),
+    ("page.mailing_address.*", "A part of the address."),
+    ("page.invoicing_address", "The invoicing address, or null."),
+    ("page.invoicing_address.*", "A part of the address."),
+    ("page.messages", "Messages valid today, newest first."),
+    ("page.messages[]", "One message."),
+    ("page.messages[].subject", "Its subject."),
+    ("page.messages[].body", "Its text."),
+    ("page.messages[].scope", "`private`, `group` or `global`."),
+    ("page.messages[].valid_until", "Formatted date, or null."),
+    (
+        "page.can_set_login_name",
+        "True when `ci_enable_login_name_creation` is on: show the login-name form.",
+    ),
+    ("page.services", "The client's active services."),
+    ("page.services[]", "One service."),
+    ("page.services[].name", "Service name."),
+    (
+        "page.services[].kind",
+        "`internet`, `iptv`, `voip` or `other`.",
+    ),
+    ("page.services[].tariff", "Tariff name, or null."),
+    ("page.services[].speed", "Download / upload speed, or null."),
+    (
+        "page.services[].fup",
+        "Fair-use steps as text; empty when the tariff hides traffic.",
+    ),
+    (
+        "page.services[].fup[]",
+        "One step: data, then the speed past it.",
+    ),
+    (
+        "page.services[].ip_address",
+        "The address, or null (always null with DHCP).",
+    ),
+    ("page.services[].dhcp", "True when configured by DHCP."),
+    ("page.services[].since", "Formatted start date, or null."),
+    ("page.currency", "The invoice group's currency."),
+    ("page.invoices", "Invoices, newest first."),
+    ("page.invoices[]", "One invoice."),
+    ("page.invoices[].number", "Invoice number."),
+    ("page.invoices[].issued", "Formatted issue date."),
+    ("page.invoices[].due", "Formatted due date."),
+    ("page.invoices[].amount", "Formatted amount."),
+    ("page.invoices[].paid", "True when paid."),
+    ("page.invoices[].overdue", "True when unpaid and past due."),
+    (
+        "page.balance",
+        "Payments minus invoices, formatted; null when `ci_display_balance` is off.",
+    ),
+    ("page.balance_negative", "True when the client owes money."),
+    ("page.payments", "Payments, newest first."),
+    ("page.payments[]", "One payment."),
+    ("page.payments[].date", "Formatted date."),
+    ("page.payments[].amount", "Formatted amount."),
+    ("page.payments[].method", "`bank` or `cash`."),
+    (
+        "page.payments[].reference",
+        "The payment's reference, or null.",
+    ),
+    (
+        "page.shows_cash",
+        "Whether cash payments are listed (`ci_display_cash_payments`).",
+    ),
+    ("page.code", "The HTTP status."),
+    ("page.title_key", "Message id of the title."),
+    ("page.text_key", "Message id of the explanation."),
+    (
+        "page.has_logo",
+        "True when the theme chain has `static/maintenance_logo.png`.",
+    ),
+];
+
+/// How deep objects and lists are described (`page.client.mailing_address.street` is 4).
+const DEPTH: usize = 4;
+const FIELD: char = '\u{1f}';
+const RECORD: char = '\u{1e}';
+
+/// A Tera template that writes out every variable it receives, `DEPTH` levels deep, one record
+/// per variable: path, kind, example. Lists are described by their first element.
+fn dump_template() -> String {
+    fn record(var: &str, path: &str) -> String {
+        format!(
+            "{path}{FIELD}{{% if {var} is none %}}null{{% elif {var} is map %}}object\
+             {{% elif {var} is array %}}list{{% elif {var} is string %}}string\
+             {{% elif {var} is bool %}}bool{{% elif {var} is number %}}number{{% else %}}other{{% endif %}}\
+             {FIELD}{{% if {var} is map or {var} is array %}}{{{{ {var} | length }}}}\
+             {{% elif {var} is string %}}{{{{ {var} | safe }}}}{{% elif {var} is none %}}{{% else %}}{{{{ {var} | str | safe }}}}{{% endif %}}{RECORD}"
+        )
+    }
+    fn walk(var: &str, path: &str, level: usize) -> String {
+        let mut out = record(var, path);
+        if level < DEPTH {
+            let (k, v, first) = (
+                format!("k{level}"),
+                format!("v{level}"),
+                format!("f{level}"),
+            );
+            out.push_str(&format!(
+                "{{% if {var} is map %}}{{% for {k}, {v} in {var} %}}{}{{% endfor %}}\
+                 {{% elif {var} is array and {var} | length > 0 %}}{{% set {first} = {var} | first %}}{}{{% endif %}}",
+                walk(&v, &format!("{path}.{{{{ {k} | safe }}}}"), level + 1),
+                walk(&first, &format!("{path}[]"), level + 1),
+            ));
+        }
+        out
+    }
+    format!(
+        "{{% for k, v in __tera_context %}}{}{{% endfor %}}",
+        walk("v", "{{ k | safe }}", 0)
+    )
+}
+
+/// One variable of a page's context.
+pub struct Variable {
+    pub path: String,
+    pub kind: String,
+    pub example: String,
+}
+
+/// The description of a variable: its own, or that of `parent.*`.
+pub fn description(path: &str) -> Option<&'static str> {
+    if let Some((_, d)) = DESCRIPTIONS.iter().find(|(p, _)| *p == path) {
+        return Some(d);
+    }
+    let mut prefix = path;
+    while let Some(i) = prefix.rfind(['.', '[']) {
+        prefix = &prefix[..i];
+        let wildcard = format!("{prefix}.*");
+        if let Some((_, d)) = DESCRIPTIONS.iter().find(|(p, _)| *p == wildcard) {
+            return Some(d);
+        }
+    }
+    None
+}
+
+/// The variables each page template receives, from the real pages of a demo portal.
+fn contexts() -> Result<BTreeMap<&'static str, Vec<Variable>>, String> {
+    let themes = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
+    let dump = dump_template();
+    for page in PAGES {
+        let file = themes.path().join("default/templates").join(page.template);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::write(&file, &dump).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    let portal = Portal::assemble(
+        Store::in_memory(),
+        crate::portal_options(Path::new(""), Some(themes.path().to_path_buf()), None),
+    )
+    .map_err(|e| e.to_string())?;
+    demo::seed(&portal).map_err(|e| e.to_string())?;
+    let alice = ops::find_client(&portal, "alice").map_err(|e| e.to_string())?;
+    let now = portal.clock.unix();
+    let token = passwords::issue_token(&portal.store, alice.id, LinkPurpose::Reset, now, 3600)
+        .map_err(|e| e.to_string())?;
+    let rocket = web::build(portal, web::rocket_config(([127, 0, 0, 1], 0).into()));
+    let client = Client::tracked(rocket).map_err(|e| e.to_string())?;
+    let fetch = |path: &str| -> Result<String, String> {
+        let r = client.get(path.to_string()).dispatch();
+        r.into_string().ok_or_else(|| format!("{path}: no answer"))
+    };
+    let mut out = BTreeMap::new();
+    // Visitors' pages first, then alice's, then maintenance (which would hide the rest).
+    for page in PAGES
+        .iter()
+        .filter(|p| p.who == Who::Visitor && p.name != "maintenance")
+    {
+        let path = match page.name {
+            "password-link" => format!("/sign/password/{token}"),
+            "notice" => format!("/sign/password/{}", "0".repeat(64)),
+            _ => page.path.to_string(),
+        };
+        out.insert(page.name, parse(&fetch(&path)?));
+    }
+    let login = client
+        .post("/sign/")
+        .header(ContentType::Form)
+        .body(format!(
+            "username=alice&password={}",
+            demo::LOGINS[0].password
+        ))
+        .dispatch();
+    if login.status() != Status::SeeOther {
+        return Err(format!("demo login failed: {}", login.status()));
+    }
+    for page in PAGES.iter().filter(|p| p.who == Who::Alice) {
+        out.insert(page.name, parse(&fetch(page.path)?));
+    }
+    client.post("/sign/out/").dispatch();
+    let settings = &client
+        .rocket()
+        .state::<std::sync::Arc<Portal>>()
+        .ok_or("no portal")?
+        .settings;
+    settings
+        .set("maintenance_mode", None, "on")
+        .map_err(|e| e.to_string())?;
+    out.insert("maintenance", parse(&fetch("/")?));
+    Ok(out)
+}
+
+fn parse(dump: &str) -> Vec<Variable> {
+    let mut vars: Vec<Variable> = dump
+        .split(RECORD)
+        .filter_map(|rec| {
+            let mut fields = rec.split(FIELD);
+            let path = fields.next()?.trim().to_string();
+            let kind = fields.next()?.to_string();
+            let example = fields.next()?.to_string();
+            (!path.is_empty()).then_some(Variable {
+                path,
+                kind,
+                example,
+            })
+        })
+        .collect();
+    vars.sort_by_key(|v| order(&v.path));
+    vars.dedup_by(|a, b| a.path == b.path);
+    vars
+}
+
+/// Variables every page has first, in the order the docs list them, then `page.*`.
+fn order(path: &str) -> (usize, String) {
+    let top = path.split(['.', '[']).next().unwrap_or(path);
+    let rank = DESCRIPTIONS
+        .iter()
+        .position(|(p, _)| *p == top)
+        .unwrap_or(DESCRIPTIONS.len());
+    (rank, path.to_string())
+}
+
+fn example(v: &Variable) -> String {
+    match v.kind.as_str() {
+        "null" => "null".into(),
+        "object" => format!("object with {} field(s)", v.example),
+        "list" => format!("list of {}", v.example),
+        "string" => {
+            let one_line: String = v.example.split_whitespace().collect::<Vec<_>>().join(" ");
+            let short: String = one_line.chars().take(60).collect();
+            if short.len() < one_line.len() {
+                format!("\"{short}…\"")
+            } else {
+                format!("\"{short}\"")
+            }
+        }
+        _ => v.example.clone(),
+    }
+}
+
+/// Prints the variables of one page, or the list of pages.
+pub fn run(page: Option<&str>) -> Result<(), String> {
+    let list = || {
+        say!("Pages (portico theme context PAGE):");
+        for p in PAGES {
+            say!("  {:<14} {:<24} {}", p.name, p.template, p.about);
+        }
+    };
+    let Some(name) = page else {
+        list();
+        return Ok(());
+    };
+    let Some(spec) = PAGES.iter().find(|p| p.name == name) else {
+        list();
+        return Err(format!("unknown page `{name}`"));
+    };
+    let mut all = contexts()?;
+    let vars = all.remove(spec.name).unwrap_or_default();
+    let who = match spec.who {
+        Who::Visitor => "nobody logged in",
+        Who::Alice => "the demo client alice logged in",
+    };
+    say!(
+        "{} ({}): GET {}, {who}; examples from the demo data",
+        spec.template,
+        spec.about,
+        spec.path
+    );
+    let width = vars.iter().map(|v| v.path.len()).max().unwrap_or(0);
+    for v in &vars {
+        say!(
+            "  {:<width$}  {:<6}  {}  e.g. {}",
+            v.path,
+            v.kind,
+            description(&v.path).unwrap_or("(no description yet)"),
+            example(v)
+        );
+    }
+    Ok(())
+}
