@@ -8,6 +8,8 @@
 # Usage: bench/login-flood.sh   (env: FLOOD_CONNECTIONS=200 DURATION=15s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where cargo puts its builds (CARGO_TARGET_DIR, else ./target).
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 FLOOD_CONNECTIONS=${FLOOD_CONNECTIONS:-200}
 DURATION=${DURATION:-15s}
@@ -23,14 +25,14 @@ cleanup() {
 trap cleanup EXIT
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-PORTICO_LOG=warn target/release/portico demo --data "$WORK/data" --bind "127.0.0.1:$PORT" --themes themes >"$WORK/out" 2>"$WORK/err" &
+PORTICO_LOG=warn "$TARGET_DIR"/release/portico demo --data "$WORK/data" --bind "127.0.0.1:$PORT" --themes themes >"$WORK/out" 2>"$WORK/err" &
 SERVER_PID=$!
 for _ in $(seq 1 500); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.02; done
 BASE="http://127.0.0.1:$PORT"
 
 # Every request of the flood does its full work: no per-address throttle.
-target/release/portico settings set ci_login_throttle_free_attempts 100000 --data "$WORK/data" >/dev/null
-target/release/portico settings set ci_password_forgot_per_address_per_hour 100000 --data "$WORK/data" >/dev/null
+"$TARGET_DIR"/release/portico settings set ci_login_throttle_free_attempts 100000 --data "$WORK/data" >/dev/null
+"$TARGET_DIR"/release/portico settings set ci_password_forgot_per_address_per_hour 100000 --data "$WORK/data" >/dev/null
 
 COOKIE=$(curl -s -o /dev/null -D - -d 'username=bob&password=bob-demo-pass' "$BASE/sign/" \
   | sed -n 's/^[Ss]et-[Cc]ookie: \(portico_session=[^;]*\).*/\1/p' | tr -d '\r')

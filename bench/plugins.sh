@@ -10,6 +10,7 @@
 #   DURATION=15s CONNECTIONS=64 THREADS=2   wrk run length, connections, threads (per page)
 #   ROUNDS=1                  wrk runs per page, alternating compiled-in and dynamic; req/s is
 #                             the mean over the rounds, p99 the worst
+#   WARMUP_WRK=3s             untimed wrk run on each page before the rounds
 #   N=20000 WARMUP=2000       timed and warm-up hook calls
 #   PAGES=1 HOOK=1            0 skips the page runs / the hook benchmark
 #   PORT=                     port to serve on (default: a free one)
@@ -25,6 +26,7 @@ THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-1}
 N=${N:-20000}
 WARMUP=${WARMUP:-2000}
+WARMUP_WRK=${WARMUP_WRK:-3s}
 PAGES=${PAGES:-1}
 HOOK=${HOOK:-1}
 PORT=${PORT:-}
@@ -45,6 +47,8 @@ NATIVE_PATH=/outage-native/
 DYNAMIC_PATH=/outage-notice/
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Where cargo puts its builds (CARGO_TARGET_DIR, else ./target).
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 die() { echo "bench/plugins: error: $*" >&2; exit 1; }
 log() { echo "bench/plugins: $*" >&2; }
@@ -118,9 +122,9 @@ if [[ $HOOK == 1 ]]; then
   cp "$BENCH_EXE" "$WORK/dylib_hook"
 fi
 # Copies, so a build running beside the benchmark cannot swap them mid-run.
-cp target/release/portico "$BIN"
+cp "$TARGET_DIR"/release/portico "$BIN"
 mkdir -p "$PLUGINS"
-cp target/release/liboutage_notice.so "$PLUGINS/"
+cp "$TARGET_DIR"/release/liboutage_notice.so "$PLUGINS/"
 # The loader refuses a folder or library writable by group or others.
 chmod 0755 "$PLUGINS" "$PLUGINS/liboutage_notice.so"
 
@@ -219,6 +223,11 @@ if [[ $PAGES == 1 ]]; then
   }
 
   log "5/6 wrk -t$THREADS -c$CONNECTIONS -d$DURATION on $NATIVE_PATH and $DYNAMIC_PATH ($ROUNDS round(s), logged in)"
+  # Warm both pages up first (thread pools, allocator arenas), untimed.
+  for path in "$NATIVE_PATH" "$DYNAMIC_PATH"; do
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP_WRK" -H "Cookie: $COOKIE" "$URL$path" >/dev/null 2>&1 \
+      || die "wrk warm-up failed on $path"
+  done
   for round in $(seq "$ROUNDS"); do
     run_wrk native "$NATIVE_PATH" "$round"
     run_wrk dynamic "$DYNAMIC_PATH" "$round"

@@ -41,7 +41,9 @@ PASSWORD=bench-password-1
 NEW_PASSWORD="Seven purple kettles hum at dawn #42"   # if the first one is one-time
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BIN=target/release/portico
+# Where cargo puts its builds (CARGO_TARGET_DIR, else ./target).
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BIN="$TARGET_DIR"/release/portico
 
 die() { echo "bench: error: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }

@@ -58,16 +58,11 @@ pub enum CallError {
     Failed(String),
 }
 
-/// Where a pooled call's answer goes: a thread waiting with a deadline, or an async task.
-enum ReplyTo {
-    Thread(SyncSender<Vec<u8>>),
-    Task(tokio::sync::oneshot::Sender<Vec<u8>>),
-}
-
 struct Job {
     input: Vec<u8>,
     ctx: HostCtx,
-    reply: ReplyTo,
+    /// A thread waiting with a deadline.
+    reply: SyncSender<Vec<u8>>,
 }
 
 /// A hook call running on its caller's thread, watched for its deadline.
@@ -378,14 +373,7 @@ impl Library {
                         bytes
                     };
                     // The caller may have given up (deadline); then nobody listens.
-                    match job.reply {
-                        ReplyTo::Thread(tx) => {
-                            let _ = tx.send(out);
-                        }
-                        ReplyTo::Task(tx) => {
-                            let _ = tx.send(out);
-                        }
-                    }
+                    let _ = job.reply.send(out);
                 }
             });
         if let Err(e) = spawned {
@@ -486,31 +474,10 @@ impl Library {
         let (input, ctx) = self.prepare(call)?;
         let timeout = self.timeout();
         let (reply, answer) = sync_channel(1);
-        self.enqueue(Job {
-            input,
-            ctx,
-            reply: ReplyTo::Thread(reply),
-        })?;
+        self.enqueue(Job { input, ctx, reply })?;
         let bytes = crate::store::off_async(|| answer.recv_timeout(timeout))
             .map_err(|_| self.missed_deadline(timeout))?;
         self.finish(&bytes)
-    }
-
-    /// Makes one call on the plugin's threads and awaits it (at most the deadline): the async
-    /// thread serves other requests meanwhile.
-    async fn call_pooled_async(self: &Arc<Self>, call: &Call) -> Result<CallReply, CallError> {
-        let (input, ctx) = self.prepare(call)?;
-        let timeout = self.timeout();
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.enqueue(Job {
-            input,
-            ctx,
-            reply: ReplyTo::Task(reply),
-        })?;
-        match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(bytes)) => self.finish(&bytes),
-            _ => Err(self.missed_deadline(timeout)),
-        }
     }
 
     /// Counts once each call on a caller's thread that has run past the deadline (it cannot
@@ -612,11 +579,40 @@ impl Library {
         self.page_reply(reply)
     }
 
-    /// Serves a page request for the web server: the plugin runs on its own threads, with
-    /// the deadline, while the async thread serves others.
-    pub async fn page_async(self: &Arc<Self>, req: PageRequest) -> Result<PageReply, CallError> {
-        let reply = self.call_pooled_async(&Call::Page(req)).await?;
+    /// Serves a page request on this thread: the web server calls it on a render thread,
+    /// whose waiter keeps the deadline (see [`Library::page_overdue`]), and renders the answer
+    /// on the same thread.
+    pub fn page_here(self: &Arc<Self>, req: PageRequest) -> Result<PageReply, CallError> {
+        let (input, ctx) = self.prepare(&Call::Page(req))?;
+        let host = HostApi {
+            ctx: (&ctx as *const HostCtx).cast(),
+            call: host_call,
+            free: host_free,
+        };
+        // SAFETY: the vtable passed the version check; `host` and `input` live until the call
+        // returns; the reply is the library's and goes back to its free after we copied it.
+        let bytes = unsafe {
+            let buf = (self.vtable.call)(&host, input.as_ptr(), input.len());
+            let bytes = buf.as_slice().to_vec();
+            (self.vtable.free)(buf);
+            bytes
+        };
+        let reply = self.finish(&bytes)?;
         self.page_reply(reply)
+    }
+
+    /// A page call made with [`Library::page_here`] ran past the deadline: counted as a
+    /// failure (its late answer is dropped).
+    pub fn page_overdue(self: &Arc<Self>) {
+        self.record_failure(&format!(
+            "no answer within {} ms",
+            self.timeout().as_millis()
+        ));
+    }
+
+    /// The deadline of one call (`plugin_call_timeout_ms`).
+    pub fn call_timeout(&self) -> Duration {
+        self.timeout()
     }
 
     /// Runs the plugin's handler of a hook on the JSON event. A failure is logged and counted,

@@ -81,7 +81,7 @@ pub struct Themes {
     last_reload: Mutex<Option<ReloadReport>>,
     /// While on, every render's template and context is kept (for [`Sample`]s).
     recording: AtomicBool,
-    recorded: Mutex<Vec<(String, tera::Context)>>,
+    recorded: Arc<Mutex<Vec<(String, tera::Context)>>>,
     /// Demo contexts the reloader renders a new version with before it goes live.
     samples: RwLock<Arc<Vec<Sample>>>,
     /// The render deadline pages were last given, which checks use too.
@@ -356,56 +356,124 @@ fn check_renders(engine: Arc<Engine>, samples: Arc<Vec<Sample>>, timeout: Durati
     errors
 }
 
+/// How a page ends: its HTML (with a status, when the page chose one), a redirect, or an error
+/// status to answer with the themed error page.
+#[derive(Debug)]
+pub enum PageOutcome {
+    Html { html: String, status: Option<u16> },
+    Redirect(String),
+    Status(u16),
+}
+
+/// What a page job ([`Themes::start_job`]) gives the renderer: a template with its context, or
+/// an outcome that needs no render.
+pub enum Prepared {
+    Render {
+        template: String,
+        ctx: tera::Context,
+        status: Option<u16>,
+    },
+    Done(PageOutcome),
+}
+
+/// A job's own deadline (before its render starts), and what to do when it runs past it.
+pub struct PrepareLimit {
+    pub timeout: Duration,
+    pub on_overdue: Box<dyn FnOnce() + Send>,
+}
+
+/// What the render of a page is (set once the job knows it): for the fallback and quarantine.
+type RenderSource = Arc<OnceLock<(String, Arc<tera::Context>)>>;
+
 /// A page being rendered on the render pool. Waiting for it takes at most about twice the
-/// deadline (queue time, then render time) and always gives a page: the template's, or the
-/// compiled-in fallback.
+/// deadline (queue time, then render time; plus the job's own time before its render, if it
+/// has one) and always gives an outcome: the template's page, or the compiled-in fallback.
 pub struct PendingRender {
-    answer: Option<tokio::sync::oneshot::Receiver<Result<String>>>,
+    answer: Option<tokio::sync::oneshot::Receiver<Result<PageOutcome>>>,
+    /// When a render thread took the job.
     started: Arc<OnceLock<Instant>>,
+    /// When its render began (after the job's own work, if any).
+    render_started: Arc<OnceLock<Instant>>,
+    source: RenderSource,
+    prepare: Option<PrepareLimit>,
     queued_at: Instant,
     timeout: Duration,
     engine: Arc<Engine>,
     safe: Arc<Engine>,
     pool: Arc<RenderPool>,
-    template: String,
-    ctx: Arc<tera::Context>,
+}
+
+/// The answer, unless `until` comes first.
+async fn wait_until<T>(
+    answer: &mut tokio::sync::oneshot::Receiver<T>,
+    until: Instant,
+) -> std::result::Result<
+    std::result::Result<T, tokio::sync::oneshot::error::RecvError>,
+    tokio::time::error::Elapsed,
+> {
+    tokio::time::timeout_at(until.into(), answer).await
 }
 
 impl PendingRender {
-    pub async fn wait(mut self) -> Result<String> {
+    pub async fn wait(mut self) -> Result<PageOutcome> {
         let Some(mut answer) = self.answer.take() else {
-            tracing::warn!(template = %self.template, "render queue full; serving the compiled-in page");
-            return self.fallback();
+            tracing::warn!("render queue full; serving the compiled-in page");
+            return self.give_up();
         };
-        let queue_deadline = self.queued_at + self.timeout;
-        match tokio::time::timeout_at(queue_deadline.into(), &mut answer).await {
+        match wait_until(&mut answer, self.queued_at + self.timeout).await {
             Ok(Ok(result)) => return result,
-            Ok(Err(_)) => return self.fallback(),
+            Ok(Err(_)) => return self.give_up(),
             Err(_) => {}
         }
-        // The render may have started late (a busy pool): it gets its whole deadline.
-        if let Some(started) = self.started.get().copied() {
-            let render_deadline = started + self.timeout;
-            if let Ok(Ok(result)) =
-                tokio::time::timeout_at(render_deadline.into(), &mut answer).await
-            {
-                return result;
+        // The job may have started late (a busy pool): it gets its whole deadline.
+        let Some(started) = self.started.get().copied() else {
+            let quarantined = self
+                .source
+                .get()
+                .is_some_and(|(t, _)| self.engine.is_quarantined(t));
+            if !quarantined {
+                self.pool.note_saturated();
             }
-            // Running past its deadline and writing nothing that could stop it.
-            self.engine.quarantine(&self.template, self.timeout);
-            self.pool.replace_overdue();
-        } else if !self.engine.is_quarantined(&self.template) {
-            self.pool.note_saturated();
+            return self.give_up();
+        };
+        if let Some(limit) = &self.prepare {
+            match wait_until(&mut answer, started + limit.timeout).await {
+                Ok(Ok(result)) => return result,
+                Ok(Err(_)) => return self.give_up(),
+                Err(_) => {}
+            }
         }
-        self.fallback()
+        let Some(render_started) = self.render_started.get().copied() else {
+            // The job's own work ran past its deadline.
+            if let Some(limit) = self.prepare.take() {
+                (limit.on_overdue)();
+            }
+            self.pool.replace_overdue();
+            return Ok(PageOutcome::Status(504));
+        };
+        if let Ok(Ok(result)) = wait_until(&mut answer, render_started + self.timeout).await {
+            return result;
+        }
+        // Running past its deadline and writing nothing that could stop it.
+        if let Some((template, _)) = self.source.get() {
+            self.engine.quarantine(template, self.timeout);
+        }
+        self.pool.replace_overdue();
+        self.give_up()
     }
 
-    /// The compiled-in page, rendered here: it is ours and quick.
-    fn fallback(&self) -> Result<String> {
-        self.safe
+    /// The compiled-in page, rendered here (it is ours and quick); 503 for a job that never
+    /// got as far as its template.
+    fn give_up(&self) -> Result<PageOutcome> {
+        let Some((template, ctx)) = self.source.get() else {
+            return Ok(PageOutcome::Status(503));
+        };
+        let html = self
+            .safe
             .tera
-            .render(&self.template, &self.ctx)
-            .map_err(|e| Error::Template(describe(&e)))
+            .render(template, ctx)
+            .map_err(|e| Error::Template(describe(&e)))?;
+        Ok(PageOutcome::Html { html, status: None })
     }
 }
 
@@ -428,7 +496,7 @@ impl Themes {
             pool: RenderPool::per_core(),
             last_reload: Mutex::new(None),
             recording: AtomicBool::new(false),
-            recorded: Mutex::new(Vec::new()),
+            recorded: Arc::new(Mutex::new(Vec::new())),
             samples: RwLock::new(Arc::new(Vec::new())),
             timeout_ms: std::sync::atomic::AtomicU64::new(250),
             generation: tokio::sync::watch::Sender::new(0),
@@ -616,52 +684,91 @@ impl Themes {
         ctx: tera::Context,
         timeout: Duration,
     ) -> PendingRender {
+        let template = template.to_string();
+        self.start_job(theme, timeout, None, move || Prepared::Render {
+            template,
+            ctx,
+            status: None,
+        })
+    }
+
+    /// Starts a page job on the render pool: `prepare` works out the template and context (a
+    /// dynamic plugin's call, say) on the render thread, within its own deadline, and the
+    /// render follows on the same thread; await the outcome with [`PendingRender::wait`].
+    pub fn start_job(
+        &self,
+        theme: &str,
+        timeout: Duration,
+        prepare_limit: Option<PrepareLimit>,
+        prepare: impl FnOnce() -> Prepared + Send + 'static,
+    ) -> PendingRender {
         let engine = self.engine(theme);
         self.timeout_ms
             .store(timeout.as_millis() as u64, Ordering::Relaxed);
-        if self.recording.load(Ordering::Relaxed)
-            && let Ok(mut r) = self.recorded.lock()
-        {
-            r.push((template.to_string(), ctx.clone()));
-        }
-        let ctx = Arc::new(ctx);
         let started = Arc::new(OnceLock::new());
+        let render_started = Arc::new(OnceLock::new());
+        let source: RenderSource = Arc::new(OnceLock::new());
         let queued_at = Instant::now();
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let whole = timeout * 2 + prepare_limit.as_ref().map_or(Duration::ZERO, |l| l.timeout);
+        let recorder = self
+            .recording
+            .load(Ordering::Relaxed)
+            .then(|| self.recorded_handle());
         let job = {
-            let (engine, safe, ctx, started) = (
-                engine.clone(),
-                self.safe.clone(),
-                ctx.clone(),
-                started.clone(),
-            );
-            let template = template.to_string();
+            let (engine, safe) = (engine.clone(), self.safe.clone());
+            let (started, render_started, source) =
+                (started.clone(), render_started.clone(), source.clone());
             move || {
                 // Nobody waits for a job that waited in the queue past its deadline.
-                if tx.is_closed() || queued_at.elapsed() > timeout * 2 {
+                if tx.is_closed() || queued_at.elapsed() > whole {
                     return;
                 }
                 let _ = started.set(Instant::now());
-                let _ = tx.send(render_contained(&engine, &safe, &template, &ctx, timeout));
+                let outcome = match prepare() {
+                    Prepared::Done(outcome) => Ok(outcome),
+                    Prepared::Render {
+                        template,
+                        ctx,
+                        status,
+                    } => {
+                        if let Some(r) = recorder
+                            && let Ok(mut r) = r.lock()
+                        {
+                            r.push((template.clone(), ctx.clone()));
+                        }
+                        let ctx = Arc::new(ctx);
+                        let _ = source.set((template.clone(), ctx.clone()));
+                        let _ = render_started.set(Instant::now());
+                        render_contained(&engine, &safe, &template, &ctx, timeout)
+                            .map(|html| PageOutcome::Html { html, status })
+                    }
+                };
+                let _ = tx.send(outcome);
             }
         };
-        let queued = self.pool.submit(queued_at + timeout * 2, job).is_ok();
+        let queued = self.pool.submit(queued_at + whole, job).is_ok();
         PendingRender {
             answer: queued.then_some(rx),
             started,
+            render_started,
+            source,
+            prepare: prepare_limit,
             queued_at,
             timeout,
             engine,
             safe: self.safe.clone(),
             pool: self.pool.clone(),
-            template: template.to_string(),
-            ctx,
         }
     }
 
     /// Starts or stops keeping every render's template and context.
     pub fn record(&self, on: bool) {
         self.recording.store(on, Ordering::Relaxed);
+    }
+
+    fn recorded_handle(&self) -> Arc<Mutex<Vec<(String, tera::Context)>>> {
+        self.recorded.clone()
     }
 
     /// The renders kept while recording.

@@ -6,21 +6,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rocket::Either;
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
-use rocket::response::Redirect;
 use rocket::{get, post, routes};
 use serde_json::Value;
 
 use portico_plugin_sdk::protocol::{Description, PageReply, PageRequest, SettingKind};
 
 use super::guards::{CheckedForm, FormRefused, SameOrigin};
-use super::page::{Page, PageHtml};
+use super::page::{Page, PageFrame, PageHtml, render_timeout};
 use crate::dylib::{CallError, Library};
 use crate::hooks::{ClientView, HookDef};
 use crate::registry::{Manifest, MenuButton, PluginKind, Refusal, Registrar, Registry, Tab};
 use crate::settings::{SettingDef, SettingType};
+use crate::theme::{PageOutcome, PrepareLimit, Prepared};
 
 /// Strings of a dynamic plugin live as long as the process (libraries are never unloaded).
 fn leak(s: &str) -> &'static str {
@@ -275,7 +274,7 @@ impl<'r> FromRequest<'r> for QueryPairs {
     }
 }
 
-type Reply = Result<Either<PageHtml, Redirect>, Status>;
+type Reply = Result<PageHtml, Status>;
 
 #[get("/<path..>", rank = 50)]
 async fn page_get(page: Page<'_>, path: PathBuf, query: QueryPairs) -> Reply {
@@ -314,7 +313,7 @@ async fn serve(
     if lib.disabled_reason().is_some() {
         return Err(Status::NotFound);
     }
-    let tabs: Vec<&str> = lib.description.tabs.iter().map(|t| t.id.as_str()).collect();
+    let tabs: Vec<String> = lib.description.tabs.iter().map(|t| t.id.clone()).collect();
     // A plugin whose tabs are all hidden for this client has no pages for them either.
     if !tabs.is_empty() && !tabs.iter().any(|t| page.tab_visible(t)) {
         return Err(Status::NotFound);
@@ -336,44 +335,62 @@ async fn serve(
         lang: page.lang().to_string(),
         settings: lib.settings_for(Some(page.client().invoice_group_id)),
     };
-    match lib.page_async(req).await {
-        Err(CallError::Timeout) => Err(Status::GatewayTimeout),
-        Err(CallError::Disabled) => Err(Status::NotFound),
-        Err(CallError::Failed(_)) => Err(Status::InternalServerError),
+    let frame = page.frame();
+    let theme = frame.theme.clone();
+    let portal = page.portal;
+    let limit = PrepareLimit {
+        timeout: lib.call_timeout(),
+        on_overdue: Box::new({
+            let lib = lib.clone();
+            move || lib.page_overdue()
+        }),
+    };
+    // The call and the render run on one render thread, one after the other.
+    let job = move || answer(&lib, req, frame, &tabs);
+    let pending = portal
+        .themes
+        .start_job(&theme, render_timeout(portal), Some(limit), job);
+    Ok(PageHtml::rendering(pending, Status::Ok))
+}
+
+/// Calls the plugin and turns its answer into what the renderer does next.
+fn answer(lib: &Arc<Library>, req: PageRequest, frame: PageFrame, tabs: &[String]) -> Prepared {
+    let status = |code: u16| Prepared::Done(PageOutcome::Status(code));
+    match lib.page_here(req) {
+        Err(CallError::Timeout) => status(504),
+        Err(CallError::Disabled) => status(404),
+        Err(CallError::Failed(_)) => status(500),
         Ok(PageReply::Render {
             template,
             context,
             tab,
-            status,
+            status: code,
         }) => {
             if !lib.description.templates.contains_key(&template) {
                 tracing::error!(plugin = %lib.id, template, "a plugin asked for a template it does not have");
-                return Err(Status::InternalServerError);
+                return status(500);
             }
-            let status = status
-                .and_then(Status::from_code)
-                .filter(|s| (200..=599).contains(&s.code))
-                .unwrap_or(Status::Ok);
-            let tab = tab
-                .filter(|t| tabs.contains(&t.as_str()))
-                .unwrap_or_default();
-            page.render_with_status(&tab, &template, &context, status)
-                .map(Either::Left)
-                .map_err(|e| {
-                    tracing::error!(plugin = %lib.id, "{e}");
-                    Status::InternalServerError
-                })
+            let code = code.filter(|c| (200..=599).contains(c));
+            let tab = tab.filter(|t| tabs.contains(t)).unwrap_or_default();
+            let (template, ctx) = frame.finish(&tab, &template, &context);
+            Prepared::Render {
+                template,
+                ctx,
+                status: code,
+            }
         }
         Ok(PageReply::Redirect { to }) => {
             if to.starts_with('/') && !to.starts_with("//") && !to.contains(['\\', '\r', '\n']) {
-                Ok(Either::Right(Redirect::to(to)))
+                Prepared::Done(PageOutcome::Redirect(to))
             } else {
                 tracing::error!(plugin = %lib.id, "a plugin asked to redirect outside the portal; refused");
-                Err(Status::InternalServerError)
+                status(500)
             }
         }
-        Ok(PageReply::Status { code }) => Err(Status::from_code(code)
-            .filter(|s| (400..=599).contains(&s.code))
-            .unwrap_or(Status::InternalServerError)),
+        Ok(PageReply::Status { code }) => status(if (400..=599).contains(&code) {
+            code
+        } else {
+            500
+        }),
     }
 }

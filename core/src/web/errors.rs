@@ -64,6 +64,12 @@ struct ErrorView {
 
 #[catch(default)]
 fn any_error(status: Status, req: &Request<'_>) -> PageHtml {
+    error_page(status, req)
+}
+
+/// The themed error page for a status, in the viewer's language (with their menu when they are
+/// logged in).
+pub(crate) fn error_page(status: Status, req: &Request<'_>) -> PageHtml {
     let Some(portal) = guards::portal(req) else {
         return plain(status);
     };

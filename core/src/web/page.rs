@@ -17,7 +17,7 @@ use crate::model::{Client, InvoiceGroup};
 use crate::plugin::{ClientData, Namespace};
 use crate::portal::Portal;
 use crate::registry::ViewerCtx;
-use crate::theme::PendingRender;
+use crate::theme::{PageOutcome, PendingRender};
 
 /// HTML for one viewer: never stored by caches.
 pub struct PageHtml {
@@ -99,15 +99,54 @@ impl rocket::fairing::Fairing for RenderedPages {
         let Some(pending) = pending else {
             return;
         };
-        let html = match pending.wait().await {
-            Ok(html) => html,
+        let (status, html) = match pending.wait().await {
+            Ok(PageOutcome::Html { html, status }) => (
+                status.and_then(Status::from_code).unwrap_or(res.status()),
+                html,
+            ),
+            Ok(PageOutcome::Redirect(to)) => {
+                res.set_status(Status::SeeOther);
+                res.set_raw_header("Location", to);
+                res.set_sized_body(0, std::io::Cursor::new(String::new()));
+                return;
+            }
+            Ok(PageOutcome::Status(code)) => {
+                let status = Status::from_code(code).unwrap_or(Status::InternalServerError);
+                super::errors::error_page(status, req).finished().await
+            }
             Err(e) => {
                 tracing::error!("{e}");
-                res.set_status(Status::InternalServerError);
-                plain_html(Status::InternalServerError)
+                let status = Status::InternalServerError;
+                (status, plain_html(status))
             }
         };
+        res.set_status(status);
         res.set_sized_body(html.len(), std::io::Cursor::new(html));
+    }
+}
+
+impl PageHtml {
+    /// The status and HTML once rendered (for a page answered from inside another's response).
+    async fn finished(self) -> (Status, String) {
+        let pending = match self.body {
+            Body::Ready(html) => return (self.status, html),
+            Body::Rendering(p) => p,
+        };
+        match pending.wait().await {
+            Ok(PageOutcome::Html { html, status }) => (
+                status.and_then(Status::from_code).unwrap_or(self.status),
+                html,
+            ),
+            Ok(other) => {
+                tracing::error!("an error page answered {other:?}");
+                let status = Status::InternalServerError;
+                (status, plain_html(status))
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                (self.status, plain_html(self.status))
+            }
+        }
     }
 }
 
@@ -467,8 +506,17 @@ impl Page<'_> {
         page: &impl Serialize,
         status: Status,
     ) -> Result<PageHtml, Error> {
+        let frame = self.frame();
+        let theme = frame.theme.clone();
+        let (template, ctx) = frame.finish(tab, template, page);
+        Ok(start_page(self.portal, &theme, &template, ctx, status))
+    }
+
+    /// The page's shell without its tab's view: what [`PageFrame::finish`] completes, here or
+    /// on a render thread.
+    pub(crate) fn frame(&self) -> PageFrame {
         let portal = self.portal;
-        let mut ctx = base_context(
+        let ctx = base_context(
             portal,
             self.lang,
             &self.path,
@@ -479,28 +527,66 @@ impl Page<'_> {
             settings: &portal.settings,
         };
         // Until a one-time password is replaced there is nothing else to navigate to.
-        if !self.session.must_change_password {
-            ctx.insert("menu", &portal.registry.menu(&viewer, tab));
+        let menu = (!self.session.must_change_password).then(|| portal.registry.menu(&viewer, ""));
+        PageFrame {
+            ctx,
+            menu,
+            tab_ids: portal.registry.tabs.iter().map(|(_, t)| t.id).collect(),
+            owner: self.owner.clone(),
+            client: crate::hooks::ClientView::from(&self.client),
+            hooks: portal.registry.hooks.clone(),
+            theme: portal.theme_for(Some(self.client.invoice_group_id)),
         }
-        ctx.insert("active_tab", tab);
-        ctx.insert("page", page);
+    }
+}
+
+/// A logged-in page's shell (base context, menu, theme), built on the request's thread, that
+/// takes the tab's view once it is known.
+pub(crate) struct PageFrame {
+    ctx: tera::Context,
+    menu: Option<Vec<crate::registry::MenuItem>>,
+    /// Ids of tabs (a menu item with one of these ids is a tab, else a button).
+    tab_ids: Vec<&'static str>,
+    owner: String,
+    client: crate::hooks::ClientView,
+    hooks: Arc<crate::hooks::Hooks>,
+    pub theme: String,
+}
+
+impl PageFrame {
+    /// The template's full name and its context, with `tab` marked active and `page` as the
+    /// tab's view; plugins' render hooks add their `extra`.
+    pub(crate) fn finish(
+        mut self,
+        tab: &str,
+        template: &str,
+        page: &impl Serialize,
+    ) -> (String, tera::Context) {
+        if let Some(mut menu) = self.menu.take() {
+            for item in &mut menu {
+                if self.tab_ids.contains(&item.id) {
+                    item.active = item.id == tab;
+                }
+            }
+            self.ctx.insert("menu", &menu);
+        }
+        self.ctx.insert("active_tab", tab);
+        self.ctx.insert("page", page);
         let template = if self.owner == "core" {
             template.to_string()
         } else {
             format!("{}/{template}", self.owner)
         };
-        let hooks = &portal.registry.hooks;
-        if hooks.is_handled("render") {
+        if self.hooks.is_handled("render") {
             let mut event = RenderEvent {
                 template: template.clone(),
-                client: Some(crate::hooks::ClientView::from(&self.client)),
+                client: Some(self.client),
                 extra: Default::default(),
             };
             // The render hook cannot refuse (the dispatch ignores a veto); additions are kept.
-            let _ = hooks.run("render", &mut event);
-            ctx.insert("extra", &event.extra);
+            let _ = self.hooks.run("render", &mut event);
+            self.ctx.insert("extra", &event.extra);
         }
-        let theme = portal.theme_for(Some(self.client.invoice_group_id));
-        Ok(start_page(portal, &theme, &template, ctx, status))
+        (template, self.ctx)
     }
 }
