@@ -370,7 +370,7 @@ pub enum PageOutcome {
 pub enum Prepared {
     Render {
         template: String,
-        ctx: tera::Context,
+        ctx: Arc<tera::Context>,
         status: Option<u16>,
     },
     Done(PageOutcome),
@@ -684,8 +684,12 @@ impl Themes {
         ctx: tera::Context,
         timeout: Duration,
     ) -> PendingRender {
+        let ctx = Arc::new(ctx);
+        // Known from the start: a render that never gets a thread still has its fallback.
+        let source: RenderSource = Arc::new(OnceLock::new());
+        let _ = source.set((template.to_string(), ctx.clone()));
         let template = template.to_string();
-        self.start_job(theme, timeout, None, move || Prepared::Render {
+        self.start(theme, timeout, None, source, move || Prepared::Render {
             template,
             ctx,
             status: None,
@@ -702,12 +706,22 @@ impl Themes {
         prepare_limit: Option<PrepareLimit>,
         prepare: impl FnOnce() -> Prepared + Send + 'static,
     ) -> PendingRender {
+        self.start(theme, timeout, prepare_limit, Arc::new(OnceLock::new()), prepare)
+    }
+
+    fn start(
+        &self,
+        theme: &str,
+        timeout: Duration,
+        prepare_limit: Option<PrepareLimit>,
+        source: RenderSource,
+        prepare: impl FnOnce() -> Prepared + Send + 'static,
+    ) -> PendingRender {
         let engine = self.engine(theme);
         self.timeout_ms
             .store(timeout.as_millis() as u64, Ordering::Relaxed);
         let started = Arc::new(OnceLock::new());
         let render_started = Arc::new(OnceLock::new());
-        let source: RenderSource = Arc::new(OnceLock::new());
         let queued_at = Instant::now();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let whole = timeout * 2 + prepare_limit.as_ref().map_or(Duration::ZERO, |l| l.timeout);
@@ -735,9 +749,8 @@ impl Themes {
                         if let Some(r) = recorder
                             && let Ok(mut r) = r.lock()
                         {
-                            r.push((template.clone(), ctx.clone()));
+                            r.push((template.clone(), (*ctx).clone()));
                         }
-                        let ctx = Arc::new(ctx);
                         let _ = source.set((template.clone(), ctx.clone()));
                         let _ = render_started.set(Instant::now());
                         render_contained(&engine, &safe, &template, &ctx, timeout)

@@ -375,7 +375,7 @@ fn answer(lib: &Arc<Library>, req: PageRequest, frame: PageFrame, tabs: &[String
             let (template, ctx) = frame.finish(&tab, &template, &context);
             Prepared::Render {
                 template,
-                ctx,
+                ctx: Arc::new(ctx),
                 status: code,
             }
         }
