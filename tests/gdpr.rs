@@ -631,6 +631,22 @@ async fn operator_commands_cannot_alter_evidence() {
             "{args:?}: {err}"
         );
     }
+    // An operator may add a record (a withdrawal the client sent by letter), never change one.
+    let out = s.cli_ok(&["gdpr", "withdraw", "2", "--client", "bob"]);
+    assert!(
+        out.starts_with("2 ") && out.contains(" withdraw #2 v1 ") && out.contains(" by operator "),
+        "{out}"
+    );
+    let mut after_bob = before.1.clone();
+    after_bob.push(history_csv(&s, "bob")[1].clone());
+    assert!(
+        after_bob[1].contains(",withdraw,,operator,,"),
+        "{}",
+        after_bob[1]
+    );
+    let out = s.cli_ok(&["gdpr", "withdraw", "2", "--client", "bob"]);
+    assert!(out.contains("nothing recorded"), "{out}");
+    let before = (before.0, after_bob);
     // The documents changed; the records of what was shown then did not.
     assert_eq!((history_csv(&s, "alice"), history_csv(&s, "bob")), before);
     let list = s.cli_ok(&["gdpr", "consent", "list"]);

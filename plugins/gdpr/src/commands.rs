@@ -2,7 +2,7 @@
 //! (`history`, also as CSV). No command changes or deletes an evidence record. Also the demo's
 //! consents.
 
-use portico_core::plugin::{Error, OperatorCtx, Result};
+use portico_core::plugin::{ClientView, Error, OperatorCtx, Result};
 
 use crate::consent::{self, Actor, Doc, Outcome, Record, Version};
 
@@ -10,6 +10,7 @@ const USAGE: &str = "usage: portico gdpr consent add --title T --text-file F [--
        portico gdpr consent list
        portico gdpr consent update ID --text-file F [--text-file-cs F]
        portico gdpr consent retire ID
+       portico gdpr withdraw ID --client C
        portico gdpr history --client C [--csv]";
 
 fn usage() -> Error {
@@ -87,6 +88,7 @@ pub fn gdpr(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
         ["consent", "list", ..] if args.len() == 2 => list(ctx),
         ["consent", "update", ..] => update(ctx, &args[2..]),
         ["consent", "retire", ..] => retire(ctx, &args[2..]),
+        ["withdraw", ..] => withdraw(ctx, &args[1..]),
         ["history", ..] => history(ctx, &args[1..]),
         _ => Err(usage()),
     }
@@ -272,6 +274,77 @@ fn retire(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
         Some(format!("document #{id}")),
     );
     Ok(format!("retired {}", describe(&doc)))
+}
+
+/// An operator records a withdrawal the client made another way (a letter, a call): a new
+/// record with `operator` as the actor.
+fn withdraw(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
+    let a = Args::parse(args, &["--client"], &[])?;
+    let ([id], Some(who)) = (a.words.as_slice(), a.value("--client")) else {
+        return Err(usage());
+    };
+    let id = doc_id(Some(id))?;
+    let client = ctx.find_client(who)?;
+    let ns = ctx.store();
+    let doc = consent::doc(&ns, id)?
+        .filter(|d| d.applies_to(client.invoice_group_id))
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "consent document #{id} for client {}",
+                client.number
+            ))
+        })?;
+    let seen = consent::latest_by_doc(&ns, client.id)?
+        .into_iter()
+        .find(|(d, _)| *d == id)
+        .map_or(0, |(_, r)| r.number);
+    let lang = client.language.as_deref().unwrap_or("en");
+    let outcome = consent::record(
+        &ns,
+        &consent::Request {
+            client_id: client.id,
+            invoice_group: client.invoice_group_id,
+            document: id,
+            version: doc.current().number,
+            hash: doc.shown(lang).hash,
+            seen,
+            withdraw: true,
+            parts: Vec::new(),
+            at: now(ctx),
+            source_addr: None,
+            user_agent: None,
+            actor: Actor::Operator,
+        },
+    )?;
+    let record = match outcome {
+        Outcome::Recorded(r) => r,
+        Outcome::Unchanged => {
+            return Ok(format!(
+                "client {} has not given consent #{id}; nothing recorded\n",
+                client.number
+            ));
+        }
+        Outcome::Refused(why) => {
+            return Err(Error::Invalid(format!(
+                "refused ({why:?}); nothing recorded"
+            )));
+        }
+    };
+    ctx.audit(
+        Some(client.id),
+        "consent_withdraw",
+        Some(format!(
+            "document #{id} version {} by an operator, record {}",
+            record.version, record.number
+        )),
+    );
+    let mut event = serde_json::json!({
+        "client": ClientView::from(&client),
+        "record": &record,
+        "required": doc.required,
+    });
+    let _ = ctx.run_hook(crate::AFTER_CONSENT_CHANGE, &mut event);
+    Ok(history_line(&record))
 }
 
 fn history(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
