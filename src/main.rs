@@ -511,8 +511,9 @@ fn split_data_args(args: Vec<String>) -> Result<(DataArg, Vec<String>), String> 
             _ => (a.clone(), None),
         };
         // A file named on the command line is read by the portal, which may run in another
-        // folder (through the control socket): `--…-file PATH` is made absolute here.
-        if flag.starts_with("--") && flag.ends_with("-file") {
+        // folder (through the control socket): the value of `--…-file` and `--…-file-…`
+        // (`--text-file`, `--text-file-cs`) is made absolute here.
+        if flag.starts_with("--") && (flag.ends_with("-file") || flag.contains("-file-")) {
             let value = match inline {
                 Some(v) => v,
                 None => it.next().ok_or_else(|| format!("{flag} needs a value"))?,

@@ -649,6 +649,31 @@ async fn operator_commands_cannot_alter_evidence() {
     let before = (before.0, after_bob);
     // The documents changed; the records of what was shown then did not.
     assert_eq!((history_csv(&s, "alice"), history_csv(&s, "bob")), before);
+    // A text file named relative to where the command runs, while the portal runs elsewhere.
+    let name = format!("gdpr-text-{}.md", std::process::id());
+    let relative = std::env::temp_dir().join(&name);
+    std::fs::write(&relative, "Relative text.").expect("write");
+    let (ok, out, err) = common::portico(
+        &[
+            "gdpr",
+            "consent",
+            "add",
+            "--title",
+            "Relative",
+            "--text-file",
+            &name,
+            "--title-cs",
+            "Relativní",
+            "--text-file-cs",
+            &name,
+            "--data",
+            s.data_dir().to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    let _ = std::fs::remove_file(&relative);
+    assert!(ok, "{err}{out}");
+    assert!(out.contains("\"Relative\" version 1"), "{out}");
     let list = s.cli_ok(&["gdpr", "consent", "list"]);
     assert!(
         list.contains("#1 ") && list.contains("version 2") && list.contains("retired"),

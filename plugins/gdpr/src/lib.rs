@@ -82,12 +82,12 @@ impl Plugin for Gdpr {
         r.translations("cs", include_str!("../i18n/cs.ftl"));
         r.command(OperatorCommand {
             name: "gdpr",
-            about: "consent add|list|update|retire, history --client C [--csv]",
+            about: "consent add|list|update|retire, withdraw ID --client C, history --client C [--csv]",
             run: Arc::new(commands::gdpr),
         });
         r.command(OperatorCommand {
             name: "tasks",
-            about: "list: requests from clients waiting for an operator",
+            about: "list [--all], done ID: requests from clients waiting for an operator",
             run: Arc::new(tasks::command),
         });
         r.demo(commands::demo);
