@@ -30,6 +30,7 @@ async fn post_consent(
 ) -> (u16, String, String) {
     let r = c
         .post(s.url("/gdpr/consent"))
+        .header("User-Agent", "gdpr-test-agent/1.0")
         .form(fields)
         .send()
         .await
@@ -129,7 +130,11 @@ async fn give_edit_withdraw_and_a_new_version_asks_again() {
         "{}",
         csv[2]
     );
-    // The user agent is kept (reqwest sends none by default: an empty cell).
+    assert!(
+        csv[0].ends_with(",127.0.0.1,gdpr-test-agent/1.0"),
+        "{}",
+        csv[0]
+    );
     let hash = csv[0].split(',').nth(7).expect("hash").to_string();
     assert_eq!(hash.len(), 64);
 

@@ -4,8 +4,8 @@
 
 use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd, html};
 
-/// HTML of a Markdown text, safe to insert into a page. Headings start at `<h3>`, below the
-/// page's and the card's own.
+/// HTML of a Markdown text, safe to insert into a page. Headings start at `<h4>`, below the
+/// page's, the section's and the consent's own.
 pub fn render(text: &str) -> String {
     let mut dropped_link = false;
     let events = Parser::new_ext(text, Options::empty()).filter_map(move |ev| match ev {
@@ -40,9 +40,8 @@ pub fn render(text: &str) -> String {
 
 fn lower(level: HeadingLevel) -> HeadingLevel {
     match level {
-        HeadingLevel::H1 => HeadingLevel::H3,
-        HeadingLevel::H2 => HeadingLevel::H4,
-        HeadingLevel::H3 => HeadingLevel::H5,
+        HeadingLevel::H1 => HeadingLevel::H4,
+        HeadingLevel::H2 => HeadingLevel::H5,
         _ => HeadingLevel::H6,
     }
 }
@@ -66,7 +65,7 @@ mod tests {
             "# Title\n\nSome **bold** text.\n\n<script>alert(1)</script>\n\n<b onclick=x>hi</b> \
              [ok](https://example.net/) [bad](javascript:alert(1)) ![pic](https://x/y.png)",
         );
-        assert!(html.contains("<h3>Title</h3>"), "{html}");
+        assert!(html.contains("<h4>Title</h4>"), "{html}");
         assert!(html.contains("<strong>bold</strong>"), "{html}");
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("onclick"), "{html}");
