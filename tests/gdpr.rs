@@ -591,6 +591,11 @@ async fn operator_commands_cannot_alter_evidence() {
     assert_eq!((before.0.len(), before.1.len()), (1, 1));
     let dir = tempfile::tempdir().expect("tmp");
     let text = text_file(&dir, "t.md", "Changed text.");
+    let import = common::repo_root()
+        .join("docs/import-example.json")
+        .to_str()
+        .expect("utf-8")
+        .to_string();
     // Every command the plugin has, and attempts at ones it does not have.
     for args in [
         vec!["gdpr", "consent", "list"],
@@ -618,6 +623,10 @@ async fn operator_commands_cannot_alter_evidence() {
         ],
         vec!["gdpr", "history", "--client", "alice"],
         vec!["tasks", "list", "--all"],
+        // Core's commands reach no plugin's store; an import included.
+        vec!["import", &import],
+        vec!["settings", "set", "gdpr_contact_email", "dpo@example.net"],
+        vec!["audit", "--client", "alice"],
     ] {
         let (_, out, err) = s.cli(&args);
         assert!(!err.contains("panicked"), "{args:?}: {err}{out}");
