@@ -564,6 +564,9 @@ async fn gdpr_consents_are_given_withdrawn_and_asked_again_on_a_phone() {
     c.goto(&s.url("/sign/")).await.expect("open");
     fill_login(&c, LoginForm::Portal, "bob", "bob-demo-pass").await;
     click(&c, "a.menu-gdpr").await;
+    wait_for_text(&c, "#consent-2 .badge.state", "Not answered yet")
+        .await
+        .expect("the GDPR tab");
     assert!(
         text_of(&c, "#consent-2 .badge.state")
             .await
@@ -592,11 +595,12 @@ async fn gdpr_consents_are_given_withdrawn_and_asked_again_on_a_phone() {
     fits_and_passes_axe(&c, "/gdpr/ after giving").await;
 
     // Withdraw it: the history shows both, with their version.
-    click(&c, "#consent-2 button[value=withdraw]").await;
-    assert_eq!(
-        text_of(&c, "p.notice").await,
-        "Your withdrawal was recorded."
-    );
+    submit(
+        &c,
+        "#consent-2 button[value=withdraw]",
+        "Your withdrawal was recorded.",
+    )
+    .await;
     assert_eq!(text_of(&c, "#consent-2 .badge.state").await, "Withdrawn");
     let rows = c
         .execute(
@@ -670,16 +674,22 @@ async fn gdpr_consents_are_given_withdrawn_and_asked_again_on_a_phone() {
     assert_eq!(versions, serde_json::json!(["2", "1", "1", "1"]));
 
     // The required consent asks before it is withdrawn; the question passes axe too.
-    click(&c, "#consent-1 button[value=give]").await;
-    click(&c, "#consent-1 button[value=withdraw]").await;
-    assert_eq!(text_of(&c, "h1").await, "Withdraw a required consent?");
+    c.goto(&s.url("/gdpr/")).await.expect("open");
+    submit(
+        &c,
+        "#consent-1 button[value=give]",
+        "Your consent was recorded.",
+    )
+    .await;
+    submit(&c, "#consent-1 button[value=withdraw]", "").await;
+    wait_for_text(&c, "h1", "Withdraw a required consent?")
+        .await
+        .expect("the question");
     fits_and_passes_axe(&c, "withdraw question").await;
     click(&c, ".confirm-withdraw a.button").await;
-    assert_eq!(
-        text_of(&c, "#consent-1 .badge.state").await,
-        "Given",
-        "kept"
-    );
+    wait_for_text(&c, "#consent-1 .badge.state", "Given")
+        .await
+        .expect("kept");
 
     // The readable export.
     c.goto(&s.url("/gdpr/export")).await.expect("open");

@@ -25,6 +25,76 @@ pub const OWN: &[&str] = &[
     "account_events",
 ];
 
+/// Field names the readable page shows translated (`gdpr-field-…`); others as they are.
+const FIELDS: &[&str] = &[
+    "id",
+    "number",
+    "username",
+    "name",
+    "company",
+    "mailing_address",
+    "invoicing_address",
+    "email",
+    "phone",
+    "mobile",
+    "invoice_group_id",
+    "language",
+    "street",
+    "city",
+    "zip",
+    "country",
+    "service",
+    "tariff",
+    "client_id",
+    "kind",
+    "tariff_id",
+    "ip_address",
+    "dhcp",
+    "active",
+    "since",
+    "download_kbps",
+    "upload_kbps",
+    "price",
+    "fup_limits",
+    "data_gb",
+    "hide_traffic_in_portal",
+    "issued",
+    "due",
+    "amount",
+    "paid",
+    "date",
+    "method",
+    "reference",
+    "addressed_to",
+    "subject",
+    "body",
+    "valid_from",
+    "valid_until",
+    "document",
+    "title",
+    "required",
+    "retired",
+    "current_version",
+    "state",
+    "choice",
+    "at",
+    "version",
+    "lang",
+    "text_sha256",
+    "action",
+    "parts",
+    "source_addr",
+    "user_agent",
+    "actor",
+    "created",
+    "client_number",
+    "client_name",
+    "note",
+    "done",
+    "login",
+    "detail",
+];
+
 /// Most audit events of the account an export lists (newest first).
 const MAX_EVENTS: usize = 10_000;
 
@@ -160,8 +230,8 @@ pub fn readable(page: &Page<'_>, data: &Value) -> ReadableView {
         .filter_map(|name| sections.get(name).map(|v| (name, v)))
         .map(|(name, value)| {
             let items = match value {
-                Value::Array(items) => items.iter().map(fields).collect(),
-                other => vec![fields(other)],
+                Value::Array(items) => items.iter().map(|v| fields(page, v)).collect(),
+                other => vec![fields(page, other)],
             };
             Section {
                 id: name.to_string(),
@@ -180,15 +250,24 @@ pub fn readable(page: &Page<'_>, data: &Value) -> ReadableView {
     }
 }
 
-fn fields(value: &Value) -> Vec<Field> {
+fn fields(page: &Page<'_>, value: &Value) -> Vec<Field> {
     let mut out = Vec::new();
-    flatten("", value, &mut out);
+    flatten(page, "", value, &mut out);
     out
 }
 
-fn flatten(name: &str, value: &Value, out: &mut Vec<Field>) {
+/// A field's name in the page's language.
+fn label(page: &Page<'_>, key: &str) -> String {
+    if FIELDS.contains(&key) {
+        page.t(&format!("gdpr-field-{}", key.replace('_', "-")))
+    } else {
+        key.replace('_', " ")
+    }
+}
+
+fn flatten(page: &Page<'_>, name: &str, value: &Value, out: &mut Vec<Field>) {
     let join = |key: &str| {
-        let key = key.replace('_', " ");
+        let key = label(page, key);
         if name.is_empty() {
             key
         } else {
@@ -199,20 +278,24 @@ fn flatten(name: &str, value: &Value, out: &mut Vec<Field>) {
         Value::Null => {}
         Value::Object(map) => {
             for (k, v) in map {
-                flatten(&join(k), v, out);
+                flatten(page, &join(k), v, out);
             }
         }
         Value::Array(items) if items.iter().all(|v| !v.is_object() && !v.is_array()) => {
             if !items.is_empty() {
                 out.push(Field {
                     name: name.to_string(),
-                    value: items.iter().map(scalar).collect::<Vec<_>>().join("; "),
+                    value: items
+                        .iter()
+                        .map(|v| scalar(page, v))
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 });
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                flatten(&join(&(i + 1).to_string()), v, out);
+                flatten(page, &format!("{name} {}", i + 1), v, out);
             }
         }
         other => out.push(Field {
@@ -221,14 +304,16 @@ fn flatten(name: &str, value: &Value, out: &mut Vec<Field>) {
             } else {
                 name.to_string()
             },
-            value: scalar(other),
+            value: scalar(page, other),
         }),
     }
 }
 
-fn scalar(v: &Value) -> String {
+fn scalar(page: &Page<'_>, v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        Value::Bool(true) => page.t("gdpr-yes"),
+        Value::Bool(false) => page.t("gdpr-no"),
         other => other.to_string(),
     }
 }
