@@ -510,6 +510,22 @@ fn split_data_args(args: Vec<String>) -> Result<(DataArg, Vec<String>), String> 
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (a.clone(), None),
         };
+        // A file named on the command line is read by the portal, which may run in another
+        // folder (through the control socket): the value of `--…-file` and `--…-file-…`
+        // (`--text-file`, `--text-file-cs`) is made absolute here.
+        if flag.starts_with("--") && (flag.ends_with("-file") || flag.contains("-file-")) {
+            let value = match inline {
+                Some(v) => v,
+                None => it.next().ok_or_else(|| format!("{flag} needs a value"))?,
+            };
+            let path = std::path::absolute(&value)
+                .map_err(|e| format!("{flag} {value}: {e}"))?
+                .to_string_lossy()
+                .into_owned();
+            rest.push(flag);
+            rest.push(path);
+            continue;
+        }
         let slot = match flag.as_str() {
             "--data" => &mut data.data,
             "--config" => &mut data.config,

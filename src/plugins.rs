@@ -9,6 +9,7 @@ mod bench_plugin;
 pub fn compiled_in() -> Vec<Box<dyn Plugin>> {
     vec![
         portico_invoicing::plugin(),
+        portico_gdpr::plugin(),
         #[cfg(feature = "bench-plugins")]
         bench_plugin::plugin(),
     ]

@@ -231,7 +231,14 @@ async fn pages_fit_a_360_pixel_phone_screen() {
     c.goto(&s.url("/sign/")).await.expect("open");
     assert_eq!(axe_violations(&c).await, Vec::<String>::new(), "/sign/");
     fill_login(&c, LoginForm::Portal, "1001", "alice-demo-pass").await;
-    for path in ["/", "/services/", "/invoicing/", "/password/"] {
+    for path in [
+        "/",
+        "/services/",
+        "/invoicing/",
+        "/gdpr/",
+        "/gdpr/export",
+        "/password/",
+    ] {
         c.goto(&s.url(path)).await.expect("open");
         let fits = c
             .execute(
@@ -497,5 +504,200 @@ async fn with_dev_an_open_page_reloads_itself_when_the_theme_changes() {
         1,
         "the login was not sent again:\n{audit}"
     );
+    c.close().await.expect("close");
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .expect(css)
+        .click()
+        .await
+        .expect("click");
+}
+
+/// Whether the open page fits the window and passes axe-core.
+async fn fits_and_passes_axe(c: &Client, what: &str) {
+    let fits = c
+        .execute(
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth",
+            vec![],
+        )
+        .await
+        .expect("js");
+    assert_eq!(fits, serde_json::json!(true), "{what} scrolls sideways");
+    assert_eq!(axe_violations(c).await, Vec::<String>::new(), "{what}");
+}
+
+/// Submits a form with the button `css` and waits for the next page's notice.
+async fn submit(c: &Client, css: &str, notice: &str) {
+    let before = c.current_url().await.expect("url");
+    click(c, css).await;
+    let start = Instant::now();
+    loop {
+        let state = c
+            .execute(
+                "return [document.readyState, location.href, (document.querySelector('p.notice') || {}).textContent || '', document.querySelector(arguments[0]) === null]",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .expect("js");
+        let done = state[0] == "complete"
+            && (state[1] != before.as_str() || state[3] == true)
+            && state[2].as_str().unwrap_or("").contains(notice);
+        if done {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no page after {css}: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn gdpr_consents_are_given_withdrawn_and_asked_again_on_a_phone() {
+    let s = Server::demo();
+    let (_driver, c) = browser().await;
+    c.set_window_size(360, 740).await.expect("resize");
+    c.goto(&s.url("/sign/")).await.expect("open");
+    fill_login(&c, LoginForm::Portal, "bob", "bob-demo-pass").await;
+    click(&c, "a.menu-gdpr").await;
+    wait_for_text(&c, "#consent-2 .badge.state", "Not answered yet")
+        .await
+        .expect("the GDPR tab");
+    assert!(
+        text_of(&c, "#consent-2 .badge.state")
+            .await
+            .contains("Not answered yet"),
+        "bob has not answered"
+    );
+    fits_and_passes_axe(&c, "/gdpr/").await;
+
+    // Give the optional consent with e-mail news only.
+    click(&c, "#consent-2-part-1").await;
+    submit(
+        &c,
+        "#consent-2 button[value=give]",
+        "Your consent was recorded.",
+    )
+    .await;
+    assert_eq!(text_of(&c, "#consent-2 .badge.state").await, "Given");
+    let checked = c
+        .execute(
+            "return [document.getElementById('consent-2-part-1').checked, document.getElementById('consent-2-part-2').checked]",
+            vec![],
+        )
+        .await
+        .expect("js");
+    assert_eq!(checked, serde_json::json!([true, false]));
+    fits_and_passes_axe(&c, "/gdpr/ after giving").await;
+
+    // Withdraw it: the history shows both, with their version.
+    submit(
+        &c,
+        "#consent-2 button[value=withdraw]",
+        "Your withdrawal was recorded.",
+    )
+    .await;
+    assert_eq!(text_of(&c, "#consent-2 .badge.state").await, "Withdrawn");
+    let rows = c
+        .execute(
+            "return [...document.querySelectorAll('table.consent-history tbody tr')].map(r => [...r.cells].map(td => td.textContent.trim()).slice(1, 5))",
+            vec![],
+        )
+        .await
+        .expect("js");
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            ["News and offers", "1", "Withdrawn", ""],
+            ["News and offers", "1", "Given", "News and offers by e-mail"]
+        ])
+    );
+
+    // Give it again, then the operator publishes version 2: bob is asked again.
+    c.goto(&s.url("/gdpr/")).await.expect("open");
+    submit(
+        &c,
+        "#consent-2 button[value=give]",
+        "Your consent was recorded.",
+    )
+    .await;
+    assert_eq!(text_of(&c, "#consent-2 .badge.state").await, "Given");
+    let dir = tempfile::tempdir().expect("tmp");
+    let en = dir.path().join("v2.md");
+    let cs = dir.path().join("v2.cs.md");
+    std::fs::write(
+        &en,
+        "Version two.\n\n[optional] By e-mail\n[optional] By SMS",
+    )
+    .expect("write");
+    std::fs::write(&cs, "Verze dvě.\n\n[optional] E-mailem\n[optional] SMS").expect("write");
+    s.cli_ok(&[
+        "gdpr",
+        "consent",
+        "update",
+        "2",
+        "--text-file",
+        en.to_str().expect("utf-8"),
+        "--text-file-cs",
+        cs.to_str().expect("utf-8"),
+    ]);
+    c.goto(&s.url("/gdpr/")).await.expect("open");
+    assert!(
+        text_of(&c, "#consent-2 .badge.state")
+            .await
+            .contains("older version"),
+        "asked again"
+    );
+    assert!(
+        text_of(&c, "#consent-2 .consent-text")
+            .await
+            .contains("Version two.")
+    );
+    submit(
+        &c,
+        "#consent-2 button[value=give]",
+        "Your consent was recorded.",
+    )
+    .await;
+    assert_eq!(text_of(&c, "#consent-2 .badge.state").await, "Given");
+    let versions = c
+        .execute(
+            "return [...document.querySelectorAll('table.consent-history tbody tr')].map(r => r.cells[2].textContent.trim())",
+            vec![],
+        )
+        .await
+        .expect("js");
+    assert_eq!(versions, serde_json::json!(["2", "1", "1", "1"]));
+
+    // The required consent asks before it is withdrawn; the question passes axe too.
+    c.goto(&s.url("/gdpr/")).await.expect("open");
+    submit(
+        &c,
+        "#consent-1 button[value=give]",
+        "Your consent was recorded.",
+    )
+    .await;
+    submit(&c, "#consent-1 button[value=withdraw]", "").await;
+    wait_for_text(&c, "h1", "Withdraw a required consent?")
+        .await
+        .expect("the question");
+    fits_and_passes_axe(&c, "withdraw question").await;
+    click(&c, ".confirm-withdraw a.button").await;
+    wait_for_text(&c, "#consent-1 .badge.state", "Given")
+        .await
+        .expect("kept");
+
+    // The readable export.
+    c.goto(&s.url("/gdpr/export")).await.expect("open");
+    assert!(
+        text_of(&c, "#section-personal_data")
+            .await
+            .contains("Bob Dvořák")
+    );
+    fits_and_passes_axe(&c, "/gdpr/export").await;
     c.close().await.expect("close");
 }

@@ -602,3 +602,54 @@ async fn a_dynamic_plugin_fires_the_hooks_it_declares_and_no_others() {
         "{hooks}"
     );
 }
+
+#[tokio::test]
+async fn a_plugin_hears_of_consent_changes_and_adds_to_the_data_export() {
+    let dir = plugin_dir();
+    build_plugin("misbehave-plugin", &[], dir.path(), "libmisbehave.so");
+    let s = with_plugins(dir.path());
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (_, page) = s.get_text(&alice, "/misbehave/consent-seen").await;
+    assert_eq!(message(&page), "none");
+    // Alice withdraws the demo's required consent (confirmed); the listener hears of it.
+    let (_, html) = s.get_text(&alice, "/gdpr/").await;
+    let field = |name: &str| {
+        let card = &html[html.find("id=\"consent-1\"").expect("consent 1")..];
+        let marker = format!("name=\"{name}\" value=\"");
+        let at = card.find(&marker).expect(name) + marker.len();
+        card[at..at + card[at..].find('"').expect("end")].to_string()
+    };
+    let r = alice
+        .post(s.url("/gdpr/consent"))
+        .form(&[
+            ("csrf", field("csrf").as_str()),
+            ("document", "1"),
+            ("version", field("version").as_str()),
+            ("hash", field("hash").as_str()),
+            ("seen", field("seen").as_str()),
+            ("action", "withdraw"),
+            ("confirm", "yes"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 303);
+    let (_, page) = s.get_text(&alice, "/misbehave/consent-seen").await;
+    assert_eq!(message(&page), "withdraw 1 v1 by 1001");
+    // The export has the plugin's section; the GDPR plugin's own sections stay its own.
+    let (_, text) = s.get_text(&alice, "/gdpr/export.json").await;
+    let export: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(
+        export["sections"]["misbehave_notes"][0]["note"],
+        "kept by misbehave"
+    );
+    assert_eq!(
+        export["sections"]["personal_data"]["name"],
+        "Alice Nováková"
+    );
+    let hooks = s.cli_ok(&["hooks"]);
+    assert!(
+        hooks.contains("event.required: whether the document is a required consent\n    handled by: misbehave\n"),
+        "{hooks}"
+    );
+}

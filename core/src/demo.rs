@@ -467,5 +467,8 @@ pub fn seed(portal: &crate::portal::Portal) -> crate::Result<String> {
     for (k, v) in SETTINGS {
         portal.settings.set(k, None, v)?;
     }
+    for (owner, seed) in &portal.registry.demos {
+        seed(&crate::plugin::OperatorCtx::new(portal, owner))?;
+    }
     Ok(report.to_string())
 }

@@ -36,6 +36,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::audit::{AuditEvent, AuditKind};
 pub use crate::error::{Error, Result};
 pub use crate::hooks::{
     ClientView, HookDef, ImportEvent, LoginEvent, LogoutEvent, RenderEvent, SettingChangeEvent,
@@ -256,6 +257,12 @@ impl<'a> ClientData<'a> {
     /// Messages the client may see today (their own, their group's, global), newest first.
     pub fn messages(&self) -> Result<Vec<Message>> {
         self.store.messages_for(self.client, self.today)
+    }
+
+    /// The audit events of the client's account (logins, failures, resets, plugins' events),
+    /// newest first, at most `limit`. Events carry no password or token.
+    pub fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>> {
+        crate::audit::list(self.store, Some(self.client.id), None, limit)
     }
 }
 

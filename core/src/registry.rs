@@ -140,6 +140,9 @@ pub type CommandFn =
 /// A plugin's migration: it sees only the plugin's own namespace.
 pub type PluginMigration = fn(&crate::plugin::Namespace) -> crate::Result<()>;
 
+/// A plugin's demo data: run by `portico demo` on a new data folder, after core's demo ISP.
+pub type PluginDemo = fn(&crate::plugin::OperatorCtx<'_>) -> crate::Result<()>;
+
 /// Collects one plugin's contributions.
 pub struct Registrar {
     owner: &'static str,
@@ -154,6 +157,7 @@ pub struct Registrar {
     pub(crate) hook_defs: Vec<HookDef>,
     pub(crate) handlers: Vec<(String, Handler)>,
     pub(crate) commands: Vec<OperatorCommand>,
+    pub(crate) demo: Option<PluginDemo>,
 }
 
 impl Registrar {
@@ -171,6 +175,7 @@ impl Registrar {
             hook_defs: Vec::new(),
             handlers: Vec::new(),
             commands: Vec::new(),
+            demo: None,
         }
     }
 
@@ -290,6 +295,12 @@ impl Registrar {
     pub fn command(&mut self, command: OperatorCommand) {
         self.commands.push(command);
     }
+
+    /// Demo data of the plugin: `portico demo` runs it on a new data folder, after core's demo
+    /// ISP is in place (so it may look up the demo clients).
+    pub fn demo(&mut self, seed: PluginDemo) {
+        self.demo = Some(seed);
+    }
 }
 
 /// How a plugin came in.
@@ -338,6 +349,8 @@ pub struct Registry {
     /// Shared with dynamic plugins, which fire the hooks they declare through the host.
     pub hooks: Arc<Hooks>,
     pub commands: Vec<(&'static str, OperatorCommand)>,
+    /// (owner, demo data), in registration order.
+    pub demos: Vec<(&'static str, PluginDemo)>,
     /// Handlers wait here until every plugin has declared its hooks.
     pending_handlers: Vec<(String, Handler)>,
 }
@@ -482,6 +495,9 @@ impl Registry {
         self.pending_handlers.extend(r.handlers);
         self.commands
             .extend(r.commands.into_iter().map(|c| (owner, c)));
+        if let Some(seed) = r.demo {
+            self.demos.push((owner, seed));
+        }
         Ok(())
     }
 

@@ -304,7 +304,12 @@ pub struct Page<'r> {
     pub(crate) lang: &'static str,
     pub(crate) path: String,
     pub(crate) owner: String,
+    pub(crate) source_addr: Option<String>,
+    pub(crate) user_agent: Option<String>,
 }
+
+/// Longest user agent a page keeps (the rest is cut off).
+const MAX_USER_AGENT: usize = 512;
 
 /// The plugin (or `core`) whose route is serving the request: the first segment of the
 /// route's mount base.
@@ -330,6 +335,11 @@ impl<'r> Page<'r> {
             client: user.client,
             session: user.session,
             owner: route_owner(req),
+            source_addr: guards::source_addr(req),
+            user_agent: req
+                .headers()
+                .get_one("User-Agent")
+                .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
         })
     }
 }
@@ -377,6 +387,16 @@ impl Page<'_> {
     /// The request path.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The client's address: the TCP peer, or what a trusted proxy says (as in the audit log).
+    pub fn source_addr(&self) -> Option<&str> {
+        self.source_addr.as_deref()
+    }
+
+    /// The browser's `User-Agent` header, at most 512 characters.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
     }
 
     /// The id of the plugin serving this page.
@@ -461,6 +481,41 @@ impl Page<'_> {
             Some(self.client.id),
             &to,
             Some(self.client.name.clone()),
+            subject,
+            body,
+        )
+    }
+
+    /// Queues a plain-text e-mail to the operator's address held in the e-mail setting `key`
+    /// (the plugin's own, e.g. a contact for requests), about the logged-in client (flushed).
+    /// Fails when the setting is not the plugin's own e-mail setting or is empty. The recipient
+    /// is always the operator's choice, never the page's.
+    pub fn queue_mail_to_operator(
+        &self,
+        key: &str,
+        subject: &str,
+        body: &str,
+    ) -> Result<u64, Error> {
+        let own_email =
+            self.portal.settings.definition(key).is_ok_and(|d| {
+                d.owner == self.owner && d.ty == crate::settings::SettingType::Email
+            });
+        if !own_email {
+            return Err(Error::Invalid(format!(
+                "`{key}` is not an e-mail setting of plugin `{}`",
+                self.owner
+            )));
+        }
+        let to = self.text(key);
+        if to.trim().is_empty() {
+            return Err(Error::Invalid(format!("`{key}` is empty")));
+        }
+        crate::plugin::queue_mail(
+            self.portal,
+            &self.owner,
+            Some(self.client.id),
+            &to,
+            None,
             subject,
             body,
         )
