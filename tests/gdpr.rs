@@ -216,6 +216,23 @@ async fn forged_stale_and_retired_requests_are_refused_and_record_nothing() {
         "--invoice-group",
         "2",
     ]);
+    // A group that does not exist is refused, and nothing is added.
+    let (ok, out, err) = s.cli(&[
+        "gdpr",
+        "consent",
+        "add",
+        "--title",
+        "Nobody's",
+        "--text-file",
+        &text,
+        "--invoice-group",
+        "999",
+    ]);
+    assert!(
+        !ok && err.contains("there is no invoice group 999"),
+        "{out}{err}"
+    );
+    assert!(!s.cli_ok(&["gdpr", "consent", "list"]).contains("Nobody's"));
     let alice = s.login("alice", "alice-demo-pass").await;
     let (_, html) = s.get_text(&alice, "/gdpr/").await;
     assert!(

@@ -339,6 +339,15 @@ impl<'a> OperatorCtx<'a> {
         crate::ops::find_client(self.portal, who)
     }
 
+    /// The invoice group with this id, or an error naming the id when there is none (for
+    /// commands that take `--invoice-group G`).
+    pub fn invoice_group(&self, id: u64) -> Result<InvoiceGroup> {
+        self.portal
+            .store
+            .get_id::<InvoiceGroup>(id)?
+            .ok_or_else(|| Error::Invalid(format!("there is no invoice group {id}")))
+    }
+
     /// Read-only data of a client the operator named.
     pub fn client_data<'c>(&'c self, client: &'c Client) -> ClientData<'c> {
         ClientData::new(&self.portal.store, client, self.portal.clock.today())

@@ -706,7 +706,13 @@ impl Themes {
         prepare_limit: Option<PrepareLimit>,
         prepare: impl FnOnce() -> Prepared + Send + 'static,
     ) -> PendingRender {
-        self.start(theme, timeout, prepare_limit, Arc::new(OnceLock::new()), prepare)
+        self.start(
+            theme,
+            timeout,
+            prepare_limit,
+            Arc::new(OnceLock::new()),
+            prepare,
+        )
     }
 
     fn start(

@@ -139,6 +139,9 @@ fn add(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
             })
         })
         .transpose()?;
+    if let Some(g) = invoice_group {
+        ctx.invoice_group(g)?;
+    }
     let doc = Doc {
         id: 0,
         title,
