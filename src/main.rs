@@ -253,6 +253,58 @@ enum ClientAction {
         /// Client number, login name, or #ID.
         client: String,
     },
+    /// Take away the client's access: they cannot log in, their sessions end and their password
+    /// links stop working, until `portico client enable`.
+    Disable {
+        /// Client number, login name, or #ID.
+        client: String,
+        /// Why (kept with the block, shown by `client show` and in the audit log).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Give back the access an operator took away (not the import's `portal_access: false`).
+    Enable {
+        /// Client number, login name, or #ID.
+        client: String,
+    },
+    /// Find clients: by invoice group, text (number, login name, name, e-mail, phone), lockout or
+    /// disabled access.
+    List {
+        /// Only clients of this invoice group.
+        #[arg(long, value_name = "ID")]
+        group: Option<u64>,
+        /// Text in the number, login name, name, e-mail or phone (case-insensitive), or #ID.
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        /// Only clients locked out after wrong passwords.
+        #[arg(long)]
+        locked: bool,
+        /// Only disabled clients (by an operator or by the import).
+        #[arg(long)]
+        disabled: bool,
+        /// At most this many, by client number.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Everything the portal knows about a client's account: data, invoice group, password set
+    /// or not, lockout, access, last login, sessions, pending links and mails.
+    Show {
+        /// Client number, login name, or #ID.
+        client: String,
+    },
+    /// Lift a lockout after wrong passwords.
+    Unlock {
+        /// Client number, login name, or #ID.
+        client: String,
+    },
+    /// List the client's live sessions, or end them all with --end.
+    Sessions {
+        /// Client number, login name, or #ID.
+        client: String,
+        /// End every session of the client.
+        #[arg(long)]
+        end: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -383,6 +435,35 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 ClientAction::SendPasswordEmail { client } => {
                     operator(&cfg, OpRequest::SendPasswordEmail { client })
+                }
+                ClientAction::Disable { client, reason } => {
+                    operator(&cfg, OpRequest::ClientDisable { client, reason })
+                }
+                ClientAction::Enable { client } => {
+                    operator(&cfg, OpRequest::ClientEnable { client })
+                }
+                ClientAction::List {
+                    group,
+                    search,
+                    locked,
+                    disabled,
+                    limit,
+                } => operator(
+                    &cfg,
+                    OpRequest::ClientList {
+                        group,
+                        search,
+                        locked,
+                        disabled,
+                        limit,
+                    },
+                ),
+                ClientAction::Show { client } => operator(&cfg, OpRequest::ClientShow { client }),
+                ClientAction::Unlock { client } => {
+                    operator(&cfg, OpRequest::ClientUnlock { client })
+                }
+                ClientAction::Sessions { client, end } => {
+                    operator(&cfg, OpRequest::ClientSessions { client, end })
                 }
             }
         }

@@ -24,6 +24,14 @@ pub enum AuditKind {
     OperatorOneTimePassword,
     OperatorSetPassword,
     OperatorPasswordEmail,
+    /// The right password for a disabled client; refused.
+    LoginWhileDisabled,
+    /// Access taken away by an operator (`detail`: the reason) or by an import.
+    ClientDisabled,
+    /// Access given back by an operator or by an import.
+    ClientEnabled,
+    OperatorUnlock,
+    OperatorEndedSessions,
     /// An event a plugin recorded; `detail` starts with the plugin's id.
     Plugin,
 }

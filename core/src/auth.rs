@@ -354,7 +354,11 @@ pub fn end_client_sessions(store: &Store, client_id: u64, keep: Option<&[u8]>) -
     store.write(|tx| end_sessions_in(tx, client_id, keep))
 }
 
-fn end_sessions_in(tx: &mut WriteTx<'_>, client_id: u64, keep: Option<&[u8]>) -> Result<usize> {
+pub(crate) fn end_sessions_in(
+    tx: &mut WriteTx<'_>,
+    client_id: u64,
+    keep: Option<&[u8]>,
+) -> Result<usize> {
     let mut n = 0;
     for key in tx.index_record_keys(CLIENTID_SESSIONS, &id_key(client_id))? {
         if Some(key.as_slice()) != keep && tx.delete::<Session>(&key)? {

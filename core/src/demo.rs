@@ -284,6 +284,7 @@ pub fn bundle(today: NaiveDate) -> Bundle {
             )),
             invoice_group_id: group,
             language: None,
+            portal_access: true,
         });
         let tariff_id: u64 = match group {
             2 => 4,

@@ -83,6 +83,10 @@ pub struct ImportReport {
     pub messages: usize,
     pub invoices: usize,
     pub payments: usize,
+    /// Clients whose `portal_access` this import changed: (client id, access now). A client
+    /// new to the store counts when it arrives with `false`.
+    #[serde(default)]
+    pub access_changes: Vec<(u64, bool)>,
 }
 
 impl ImportReport {
@@ -109,7 +113,22 @@ impl std::fmt::Display for ImportReport {
             self.messages,
             self.invoices,
             self.payments
-        )
+        )?;
+        let taken = self.access_changes.iter().filter(|(_, a)| !a).count();
+        let given = self.access_changes.len() - taken;
+        if taken > 0 {
+            write!(
+                f,
+                "; portal access taken away from {taken} client(s) (portal_access: false)"
+            )?;
+        }
+        if given > 0 {
+            write!(
+                f,
+                "; portal access given back to {given} client(s) by the import"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -657,15 +676,22 @@ fn check_totals(store: &Store, b: &Bundle, pos: &Positions, p: &mut Problems) ->
 }
 
 /// A login name and a language the client chose in the portal are theirs: a bundle that leaves
-/// them out (the billing system usually does not know them) keeps the stored ones.
-fn keep_portal_fields(store: &Store, clients: &[Client]) -> Result<Vec<Client>> {
+/// them out (the billing system usually does not know them) keeps the stored ones. Also notes
+/// each client whose `portal_access` the bundle changes.
+fn keep_portal_fields(
+    store: &Store,
+    clients: &[Client],
+    access_changes: &mut Vec<(u64, bool)>,
+) -> Result<Vec<Client>> {
     clients
         .iter()
         .map(|c| {
             let mut c = c.clone();
-            if (c.username.is_none() || c.language.is_none())
-                && let Some(old) = store.get_id::<Client>(c.id)?
-            {
+            let old = store.get_id::<Client>(c.id)?;
+            if old.as_ref().is_none_or(|o| o.portal_access) != c.portal_access {
+                access_changes.push((c.id, c.portal_access));
+            }
+            if let Some(old) = old {
                 c.username = c.username.or(old.username);
                 c.language = c.language.or(old.language);
             }
@@ -696,8 +722,9 @@ pub fn write(
         }
         Ok(items.len())
     }
-    let clients = keep_portal_fields(store, &b.clients)?;
-    let report = ImportReport {
+    let mut access_changes = Vec::new();
+    let clients = keep_portal_fields(store, &b.clients, &mut access_changes)?;
+    let mut report = ImportReport {
         invoice_groups: put_all(store, &b.invoice_groups, &mut done, total, progress)?,
         tariffs: put_all(store, &b.tariffs, &mut done, total, progress)?,
         clients: put_all(store, &clients, &mut done, total, progress)?,
@@ -705,7 +732,15 @@ pub fn write(
         messages: put_all(store, &b.messages, &mut done, total, progress)?,
         invoices: put_all(store, &b.invoices, &mut done, total, progress)?,
         payments: put_all(store, &b.payments, &mut done, total, progress)?,
+        access_changes: Vec::new(),
     };
+    // A client the billing system cuts off loses their sessions, links and link mails now,
+    // with the same flush, not at their next request. (The session guard, the login and the
+    // link pages check `portal_access` too, so nothing slips in between the two writes.)
+    for (id, _) in access_changes.iter().filter(|(_, access)| !access) {
+        store.write_unflushed(|tx| crate::access::cut_off_in(tx, *id).map(|_| ()))?;
+    }
+    report.access_changes = access_changes;
     store.flush()?;
     Ok(report)
 }

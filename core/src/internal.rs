@@ -2,10 +2,14 @@
 //! that uses anything here is not a v1 plugin and may break with any release. The modules keep
 //! their files at the top of `src/`; `crate::<module>` paths are re-exported in lib.rs.
 
+#[path = "access.rs"]
+pub mod access;
 #[path = "audit.rs"]
 pub mod audit;
 #[path = "auth.rs"]
 pub mod auth;
+#[path = "client_ops.rs"]
+pub mod client_ops;
 #[path = "control.rs"]
 pub mod control;
 #[path = "demo.rs"]

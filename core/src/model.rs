@@ -240,6 +240,11 @@ pub struct Client {
     /// `en`, `cs`, ... or none to follow the browser.
     #[serde(default)]
     pub language: Option<String>,
+    /// The billing system's say on portal access: `false` disables the client like
+    /// `portico client disable` does, until an import gives `true` (or leaves it out). The
+    /// operator's own block is kept apart (see `access`).
+    #[serde(default = "yes")]
+    pub portal_access: bool,
 }
 
 /// What plugins, scripts and hooks see of a client: no credential of any kind.

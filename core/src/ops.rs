@@ -73,6 +73,36 @@ pub enum OpRequest {
     PluginCommand {
         args: Vec<String>,
     },
+    ClientDisable {
+        client: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    ClientEnable {
+        client: String,
+    },
+    ClientList {
+        #[serde(default)]
+        group: Option<u64>,
+        #[serde(default)]
+        search: Option<String>,
+        #[serde(default)]
+        locked: bool,
+        #[serde(default)]
+        disabled: bool,
+        limit: usize,
+    },
+    ClientShow {
+        client: String,
+    },
+    ClientUnlock {
+        client: String,
+    },
+    ClientSessions {
+        client: String,
+        #[serde(default)]
+        end: bool,
+    },
 }
 
 /// What the operator is shown.
@@ -106,6 +136,31 @@ pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
             };
             let ctx = crate::plugin::OperatorCtx::new(portal, owner);
             (cmd.run)(&ctx, &args[1..])
+        }
+        OpRequest::ClientDisable { client, reason } => {
+            crate::client_ops::disable(portal, &client, reason)
+        }
+        OpRequest::ClientEnable { client } => crate::client_ops::enable(portal, &client),
+        OpRequest::ClientList {
+            group,
+            search,
+            locked,
+            disabled,
+            limit,
+        } => crate::client_ops::list(
+            portal,
+            &crate::client_ops::ListFilter {
+                group,
+                search,
+                locked,
+                disabled,
+                limit,
+            },
+        ),
+        OpRequest::ClientShow { client } => crate::client_ops::show(portal, &client),
+        OpRequest::ClientUnlock { client } => crate::client_ops::unlock(portal, &client),
+        OpRequest::ClientSessions { client, end } => {
+            crate::client_ops::sessions(portal, &client, end)
         }
         OpRequest::SettingsList => Ok(settings_list(portal)),
         OpRequest::SettingsGet { key, group } => {
@@ -311,6 +366,17 @@ pub fn run_import(
         .run("before_import", &mut ev)
         .map_err(|v| Error::Invalid(v.message))?;
     let report = import::write(&portal.store, &bundle, progress)?;
+    for (client_id, access) in &report.access_changes {
+        portal.audit(Audit {
+            client_id: Some(*client_id),
+            detail: Some(format!("by the import (portal_access: {access})")),
+            ..Audit::new(if *access {
+                AuditKind::ClientEnabled
+            } else {
+                AuditKind::ClientDisabled
+            })
+        });
+    }
     let _ = portal.registry.hooks.run("after_import", &mut ev);
     let secs = started.elapsed().as_secs_f64();
     Ok(format!(
@@ -364,9 +430,10 @@ pub fn set_password(portal: &Portal, who: &str, password: &str) -> Result<String
         ..Audit::new(AuditKind::OperatorSetPassword)
     });
     Ok(format!(
-        "password set for client {} ({}); it works for one login, then the client chooses their own",
+        "password set for client {} ({}); it works for one login, then the client chooses their own{}",
         escape(&client.number),
-        escape(&client.name)
+        escape(&client.name),
+        disabled_note(portal, &client)?
     ))
 }
 
@@ -396,15 +463,32 @@ pub fn one_time_password(portal: &Portal, who: &str) -> Result<String> {
         ..Audit::new(AuditKind::OperatorOneTimePassword)
     });
     Ok(format!(
-        "one-time password for client {} ({}): {otp}\nIt works for one login; the client then chooses their own. It is not stored and will not be shown again.",
+        "one-time password for client {} ({}): {otp}\nIt works for one login; the client then chooses their own. It is not stored and will not be shown again.{}",
         escape(&client.number),
-        escape(&client.name)
+        escape(&client.name),
+        disabled_note(portal, &client)?
     ))
+}
+
+/// Said after a password is given to a disabled client: it works only once they are enabled.
+fn disabled_note(portal: &Portal, client: &Client) -> Result<&'static str> {
+    Ok(if crate::access::is_disabled(&portal.store, client)? {
+        "\nThe client is disabled: the password works only once they are enabled again."
+    } else {
+        ""
+    })
 }
 
 /// Queues the "create your password" e-mail for a client.
 pub fn send_password_email(portal: &Portal, who: &str) -> Result<String> {
     let client = find_client(portal, who)?;
+    if crate::access::is_disabled(&portal.store, &client)? {
+        return Err(Error::Invalid(format!(
+            "client {} is disabled (see `portico client show {}`); enable them first",
+            escape(&client.number),
+            escape(&client.number)
+        )));
+    }
     if crate::mail::sender(portal).is_none() {
         return Err(Error::Invalid(
             "set system_mail and system_mail_name first (portico settings set system_mail ...)"
@@ -501,7 +585,7 @@ fn mail_queue(portal: &Portal) -> Result<String> {
     Ok(out)
 }
 
-fn fmt_time(unix: i64) -> String {
+pub(crate) fn fmt_time(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0).map_or_else(
         || unix.to_string(),
         |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),

@@ -57,6 +57,7 @@ fn client(id: u64, number: &str, group: u64, username: Option<&str>) -> Client {
         mobile: None,
         invoice_group_id: group,
         language: None,
+        portal_access: true,
     }
 }
 

@@ -42,6 +42,16 @@ pub fn signed_in<'r>(req: &'r Request<'_>) -> &'r Option<SignedIn> {
             }
         };
         match portal.store.get_id::<Client>(session.client_id) {
+            // Disabling a client ends their sessions; one that a login started at the same
+            // moment ends here, at its first request.
+            Ok(Some(client))
+                if crate::access::is_disabled(&portal.store, &client).unwrap_or(true) =>
+            {
+                if let Err(e) = auth::end_session_by_hash(&portal.store, &session.id_hash) {
+                    tracing::error!("ending a disabled client's session failed: {e}");
+                }
+                None
+            }
             Ok(Some(client)) => Some(SignedIn { session, client }),
             Ok(None) => None,
             Err(e) => {

@@ -398,6 +398,10 @@ fn request_links(
         .iter()
         .filter(|c| c.email.as_deref().is_some_and(|e| !e.is_empty()))
     {
+        // A disabled client gets no link (and the page looks the same).
+        if crate::access::is_disabled(&portal.store, client).map_err(internal)? {
+            continue;
+        }
         let mail_lang = client.language.clone().unwrap_or_else(|| lang.to_string());
         if !mail::enqueue_link_unless_recent(
             portal,
@@ -484,10 +488,35 @@ fn link_page(portal: &State<Arc<Portal>>, lang: Lang, token: &str) -> Result<Pag
     if maintenance_on(portal) {
         return Err(Status::ServiceUnavailable);
     }
-    match passwords::find_token(&portal.store, token, portal.clock.unix()).map_err(internal)? {
-        Some(t) => render_link_form(portal, lang.0, token, t.purpose, None, Status::Ok),
+    let Some(found) =
+        passwords::find_token(&portal.store, token, portal.clock.unix()).map_err(internal)?
+    else {
+        return invalid_link(portal, lang.0);
+    };
+    match portal
+        .store
+        .get_id::<Client>(found.client_id)
+        .map_err(internal)?
+    {
+        Some(c) if crate::access::is_disabled(&portal.store, &c).map_err(internal)? => {
+            disabled_link(portal, lang.0)
+        }
+        Some(_) => render_link_form(portal, lang.0, token, found.purpose, None, Status::Ok),
         None => invalid_link(portal, lang.0),
     }
+}
+
+/// A live link of a disabled client (disabling revokes links, so only one that slipped in):
+/// refused, and left unspent.
+fn disabled_link(portal: &Portal, lang: &'static str) -> Result<PageHtml, Status> {
+    render_notice(
+        portal,
+        lang,
+        "link-disabled-title",
+        "sign-error-disabled",
+        Some(("/sign/", "forgot-back")),
+        Status::Forbidden,
+    )
 }
 
 #[derive(FromForm)]
@@ -522,6 +551,9 @@ async fn link_set(
     else {
         return invalid_link(portal, lang);
     };
+    if crate::access::is_disabled(&portal.store, &client).map_err(internal)? {
+        return disabled_link(portal, lang);
+    }
     let Some(form) = form else {
         return render_link_form(
             portal,

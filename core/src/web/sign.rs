@@ -229,6 +229,12 @@ async fn sign_in(
             return page(key, &login, Status::Unauthorized);
         }
     };
+    // Said only after the right password, so it tells nobody without it whether the account
+    // exists or is disabled. A one-time password is not spent by this refusal.
+    if crate::access::is_disabled(&portal.store, &client).map_err(internal)? {
+        audit(AuditKind::LoginWhileDisabled, Some(client.id));
+        return page("sign-error-disabled", &login, Status::Forbidden);
+    }
     let mut event = LoginEvent {
         client: ClientView::from(&client),
         source_addr: viewer.source_addr.clone(),
