@@ -71,8 +71,9 @@ enum Command {
     },
     /// Turn maintenance mode on or off: clients see the maintenance page.
     Maintenance {
-        #[arg(value_parser = ["on", "off"])]
-        state: String,
+        /// on or off (also yes/no, true/false, 1/0, in any case, like yes/no settings).
+        #[arg(value_name = "on|off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+        state: bool,
         #[command(flatten)]
         data: DataArg,
     },
@@ -490,7 +491,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Maintenance { state, data } => {
             let cfg = operator_config(&data)?;
-            operator(&cfg, OpRequest::Maintenance { on: state == "on" })
+            operator(&cfg, OpRequest::Maintenance { on: state })
         }
         Command::Mail { action, data } => {
             let cfg = operator_config(&data)?;
@@ -583,6 +584,15 @@ fn run(cli: Cli) -> Result<(), String> {
             init_logging("error");
             theme_context::run(page.as_deref())
         }
+    }
+}
+
+/// A yes/no word as yes/no settings take it: on/off, yes/no, true/false, 1/0, in any case.
+fn parse_on_off(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" => Ok(false),
+        _ => Err(format!("`{raw}` is not on or off")),
     }
 }
 

@@ -484,6 +484,17 @@ async fn maintenance_mode_shows_the_maintenance_page() {
     }
     let (status, _) = s.get_text(&c, "/healthz").await;
     assert_eq!(status, 200);
+    // Any case, and the other yes/no words settings take.
+    s.cli_ok(&["maintenance", "OFF"]);
+    let (status, _) = s.get_text(&c, "/").await;
+    assert_eq!(status, 200);
+    s.cli_ok(&["maintenance", "Yes"]);
+    let (status, _) = s.get_text(&c, "/").await;
+    assert_eq!(status, 503);
+    let (ok, _, err) = s.cli(&["maintenance", "maybe"]);
+    assert!(!ok && err.contains("`maybe` is not on or off"), "{err}");
+    let (status, _) = s.get_text(&c, "/").await;
+    assert_eq!(status, 503, "a refused value changes nothing");
     s.cli_ok(&["maintenance", "off"]);
     let (status, _) = s.get_text(&c, "/").await;
     assert_eq!(status, 200);

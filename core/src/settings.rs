@@ -461,12 +461,7 @@ impl Settings {
     pub fn definition(&self, key: &str) -> Result<&SettingDef> {
         let key = self.aliases.get(key).copied().unwrap_or(key);
         self.defs.get(key).ok_or_else(|| {
-            let close: Vec<&str> = self
-                .defs
-                .keys()
-                .filter(|k| k.contains(key) || key.contains(*k))
-                .copied()
-                .collect();
+            let close = self.close_keys(key);
             let hint = if close.is_empty() {
                 "; `portico settings list` shows every key".to_string()
             } else {
@@ -474,6 +469,25 @@ impl Settings {
             };
             Error::Invalid(format!("unknown setting `{key}`{hint}"))
         })
+    }
+
+    /// Keys an operator may have meant by `typed`: the same in another case, one that contains
+    /// it or is contained in it, or one a typo or two away (swapped letters count once), closest
+    /// first, at most three.
+    fn close_keys(&self, typed: &str) -> Vec<&'static str> {
+        let typed = typed.to_ascii_lowercase();
+        let allowed = if typed.len() > 8 { 2 } else { 1 };
+        let mut close: Vec<(usize, &'static str)> = self
+            .defs
+            .keys()
+            .filter_map(|k| {
+                let d = strsim::damerau_levenshtein(k, &typed);
+                let near = d <= allowed || k.contains(typed.as_str()) || typed.contains(*k);
+                near.then_some((d, *k))
+            })
+            .collect();
+        close.sort();
+        close.into_iter().take(3).map(|(_, k)| k).collect()
     }
 
     /// The value that applies for an invoice group (or globally with `None`).
@@ -625,6 +639,21 @@ mod tests {
         assert!(e.to_string().contains("http"), "{e}");
         let e = s.set("ci_nonexistent", None, "1").unwrap_err();
         assert!(e.to_string().contains("unknown setting"), "{e}");
+    }
+
+    #[test]
+    fn mistyped_keys_get_a_suggestion() {
+        let s = settings();
+        for (typed, meant) in [
+            ("CI_URL", "ci_url"),
+            ("ci_skni_theme", "ci_skin_theme"),
+            ("ci_skin_them", "ci_skin_theme"),
+        ] {
+            let e = s.set(typed, None, "x").unwrap_err().to_string();
+            assert!(e.contains(&format!("did you mean {meant}")), "{typed}: {e}");
+        }
+        let e = s.set("zzzz_unrelated", None, "x").unwrap_err().to_string();
+        assert!(e.contains("`portico settings list` shows every key"), "{e}");
     }
 
     #[test]
