@@ -27,6 +27,8 @@ pub enum SettingType {
     Url,
     /// Empty, or an e-mail address.
     Email,
+    /// Web origins (`scheme://host[:port]`), separated by spaces or commas; empty for none.
+    Origins,
     /// One of the listed words.
     Choice(&'static [&'static str]),
 }
@@ -39,6 +41,7 @@ impl std::fmt::Display for SettingType {
             SettingType::Text => write!(f, "text"),
             SettingType::Url => write!(f, "http(s) URL or empty"),
             SettingType::Email => write!(f, "e-mail address or empty"),
+            SettingType::Origins => write!(f, "origins (https://host[:port]) or empty"),
             SettingType::Choice(options) => write!(f, "one of: {}", options.join(", ")),
         }
     }
@@ -156,6 +159,19 @@ impl SettingDef {
                 }
                 Value::String(raw.into())
             }
+            SettingType::Origins => {
+                if let Some(bad_one) = raw
+                    .split([',', ' '])
+                    .map(str::trim)
+                    .find(|o| !o.is_empty() && !is_origin(o))
+                {
+                    return Err(Error::Invalid(format!(
+                        "{}: `{bad_one}` is not an origin: scheme://host[:port], like https://www.example.net (no path)",
+                        self.key
+                    )));
+                }
+                Value::String(raw.into())
+            }
             SettingType::Email => {
                 if !raw.is_empty() && !is_email(raw) {
                     return Err(bad("an e-mail address"));
@@ -177,6 +193,34 @@ pub fn is_http_url(s: &str) -> bool {
         .strip_prefix("https://")
         .or_else(|| s.strip_prefix("http://"));
     matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
+}
+
+/// A web origin as browsers send it in `Origin`: `http(s)://host[:port]` (a trailing `/` is
+/// tolerated), with no path, query, user or spaces.
+pub fn is_origin(s: &str) -> bool {
+    let Some(rest) = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = match rest.rsplit_once(':') {
+        // A bare IPv6 address (no brackets) has colons but no port: refused below.
+        Some((h, _)) if !h.ends_with(']') && h.contains(':') => (rest, None),
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    host_ok && port_ok
 }
 
 /// A deliberately plain check: one `@`, something before it, a dot in the domain, no spaces.
@@ -382,10 +426,11 @@ pub fn core_settings() -> Vec<SettingDef> {
             10_000,
             "Deadline of one page render. A template past it is answered with the compiled-in page and quarantined until the theme is edited again.",
         ),
-        SettingDef::text(
+        SettingDef::new(
             "ci_login_form_allowed_origins",
-            "",
-            "With cross-origin login on: space- or comma-separated origins allowed to post it (empty: any).",
+            SettingType::Origins,
+            Value::String(String::new()),
+            "With cross-origin login on: space- or comma-separated origins allowed to post it, like https://www.example.net (empty: any).",
         ),
     ]
 }
@@ -639,6 +684,40 @@ mod tests {
         assert!(e.to_string().contains("http"), "{e}");
         let e = s.set("ci_nonexistent", None, "1").unwrap_err();
         assert!(e.to_string().contains("unknown setting"), "{e}");
+    }
+
+    #[test]
+    fn allowed_origins_must_be_origins() {
+        let s = settings();
+        let key = "ci_login_form_allowed_origins";
+        for good in [
+            "",
+            "https://www.example.net",
+            "https://www.example.net/ http://shop.example.net:8080, https://[2001:db8::1]:8443",
+        ] {
+            s.set(key, None, good)
+                .unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for bad in [
+            "www.example.net",
+            "https://www.example.net/login",
+            "https://user@example.net",
+            "https://example.net:0",
+            "https://example.net:99999",
+            "ftp://example.net",
+            "https://ok.example.net https://bad.example.net/path",
+        ] {
+            let e = s.set(key, None, bad).unwrap_err().to_string();
+            assert!(e.contains("is not an origin"), "{bad}: {e}");
+        }
+        assert_eq!(
+            s.value(key, None),
+            Value::String(
+                "https://www.example.net/ http://shop.example.net:8080, https://[2001:db8::1]:8443"
+                    .into()
+            ),
+            "a refused value changes nothing"
+        );
     }
 
     #[test]
