@@ -341,6 +341,24 @@ fn answer(ns: &Namespace, req: HostRequest) -> HostReply {
     result.unwrap_or_else(|e| HostReply::Error(e.public_message()))
 }
 
+/// Makes one call into the library on this thread: the request bytes in, a copy of its reply
+/// out (the library's buffer goes back to its own free).
+fn invoke(vtable: &'static PluginVtable, ctx: &HostCtx, input: &[u8]) -> Vec<u8> {
+    let host = HostApi {
+        ctx: (ctx as *const HostCtx).cast(),
+        call: host_call,
+        free: host_free,
+    };
+    // SAFETY: the vtable passed the version check; `host`, `ctx` and `input` live until the
+    // call returns; the reply is the library's and goes back to its free after we copied it.
+    unsafe {
+        let buf = (vtable.call)(&host, input.as_ptr(), input.len());
+        let bytes = buf.as_slice().to_vec();
+        (vtable.free)(buf);
+        bytes
+    }
+}
+
 impl Library {
     fn spawn_worker(self: &Arc<Self>) {
         let queue = self.queue.clone();
@@ -358,20 +376,7 @@ impl Library {
                         Err(_) => return,
                     };
                     let ctx = job.ctx;
-                    let host = HostApi {
-                        ctx: (&ctx as *const HostCtx).cast(),
-                        call: host_call,
-                        free: host_free,
-                    };
-                    // SAFETY: the vtable passed the version check; `host` and `input` live
-                    // until the call returns; the reply is the library's and goes back to its
-                    // free after we copied it.
-                    let out = unsafe {
-                        let buf = (vtable.call)(&host, job.input.as_ptr(), job.input.len());
-                        let bytes = buf.as_slice().to_vec();
-                        (vtable.free)(buf);
-                        bytes
-                    };
+                    let out = invoke(vtable, &ctx, &job.input);
                     // The caller may have given up (deadline); then nobody listens.
                     let _ = job.reply.send(out);
                 }
@@ -516,20 +521,7 @@ impl Library {
                 counted: false,
             });
         }
-        let host = HostApi {
-            ctx: (&ctx as *const HostCtx).cast(),
-            call: host_call,
-            free: host_free,
-        };
-        let vtable = self.vtable;
-        // SAFETY: the vtable passed the version check; `host` and `input` live until the call
-        // returns; the reply is the library's and goes back to its free after we copied it.
-        let bytes = crate::store::off_async(|| unsafe {
-            let buf = (vtable.call)(&host, input.as_ptr(), input.len());
-            let bytes = buf.as_slice().to_vec();
-            (vtable.free)(buf);
-            bytes
-        });
+        let bytes = crate::store::off_async(|| invoke(self.vtable, &ctx, &input));
         let counted = match self.inflight.lock() {
             Ok(mut calls) => {
                 let counted = calls.iter().find(|c| c.id == id).is_some_and(|c| c.counted);
@@ -584,19 +576,7 @@ impl Library {
     /// on the same thread.
     pub fn page_here(self: &Arc<Self>, req: PageRequest) -> Result<PageReply, CallError> {
         let (input, ctx) = self.prepare(&Call::Page(req))?;
-        let host = HostApi {
-            ctx: (&ctx as *const HostCtx).cast(),
-            call: host_call,
-            free: host_free,
-        };
-        // SAFETY: the vtable passed the version check; `host` and `input` live until the call
-        // returns; the reply is the library's and goes back to its free after we copied it.
-        let bytes = unsafe {
-            let buf = (self.vtable.call)(&host, input.as_ptr(), input.len());
-            let bytes = buf.as_slice().to_vec();
-            (self.vtable.free)(buf);
-            bytes
-        };
+        let bytes = invoke(self.vtable, &ctx, &input);
         let reply = self.finish(&bytes)?;
         self.page_reply(reply)
     }

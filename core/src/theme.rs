@@ -734,7 +734,7 @@ impl Themes {
         let recorder = self
             .recording
             .load(Ordering::Relaxed)
-            .then(|| self.recorded_handle());
+            .then(|| self.recorded.clone());
         let job = {
             let (engine, safe) = (engine.clone(), self.safe.clone());
             let (started, render_started, source) =
@@ -784,10 +784,6 @@ impl Themes {
     /// Starts or stops keeping every render's template and context.
     pub fn record(&self, on: bool) {
         self.recording.store(on, Ordering::Relaxed);
-    }
-
-    fn recorded_handle(&self) -> Arc<Mutex<Vec<(String, tera::Context)>>> {
-        self.recorded.clone()
     }
 
     /// The renders kept while recording.

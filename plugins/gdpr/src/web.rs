@@ -208,6 +208,15 @@ struct WithdrawView {
     seen: String,
 }
 
+/// The message and status for a form the guard refused: an expired page (bad token) or an
+/// unreadable form.
+fn form_refusal(refused: &FormRefused<'_>) -> (&'static str, Status) {
+    match refused {
+        FormRefused::Token => ("gdpr-error-expired", Status::Forbidden),
+        other => ("gdpr-error-form", other.status()),
+    }
+}
+
 #[post("/consent", data = "<form>")]
 fn change(
     page: Page<'_>,
@@ -219,8 +228,10 @@ fn change(
     };
     let form = match form {
         Ok(CheckedForm(form)) => form,
-        Err(FormRefused::Token) => return refuse("gdpr-error-expired", Status::Forbidden),
-        Err(e) => return refuse("gdpr-error-form", e.status()),
+        Err(refused) => {
+            let (key, status) = form_refusal(&refused);
+            return refuse(key, status);
+        }
     };
     let withdraw = match form.action.as_deref() {
         Some("give") => false,
@@ -375,8 +386,10 @@ fn erasure(
     };
     let form = match form {
         Ok(CheckedForm(form)) => form,
-        Err(FormRefused::Token) => return refuse("gdpr-error-expired", Status::Forbidden),
-        Err(e) => return refuse("gdpr-error-form", e.status()),
+        Err(refused) => {
+            let (key, status) = form_refusal(&refused);
+            return refuse(key, status);
+        }
     };
     let note = form.note.unwrap_or_default();
     if note.chars().count() > MAX_NOTE {
