@@ -3,7 +3,9 @@
 # /healthz and the logged-in Information page (/), and the server's memory; then the plugin
 # benchmark (bench/plugins.sh: dynamic vs compiled-in page, dynamic hook call). See bench/README.md.
 #
-# Usage (from the repository root):   bench/run.sh
+# Usage (from the repository root):   bench/run.sh [--quick]
+#   --quick                           10 000 clients, 100 000 invoices, 5 s per figure, no
+#                                     plugin benchmark: about a minute, for a developer's loop
 # Options (environment):
 #   CLIENTS=100000 INVOICES=1000000   size of the generated bundle
 #   DURATION=15s CONNECTIONS=64       wrk run length and open connections (per endpoint)
@@ -16,6 +18,15 @@
 #   PLUGINS=1                         0 skips bench/plugins.sh (its options apply: ROUNDS, N...)
 # Exit status: 0 when the benchmark ran (whatever the targets say), 1 on a real error.
 set -euo pipefail
+
+for arg in "$@"; do
+  case $arg in
+    --quick) CLIENTS=${CLIENTS:-10000}; INVOICES=${INVOICES:-100000}; DURATION=${DURATION:-5s}
+             PLUGINS=${PLUGINS:-0} ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench: unknown option $arg (see --help)" >&2; exit 1 ;;
+  esac
+done
 
 CLIENTS=${CLIENTS:-100000}
 INVOICES=${INVOICES:-1000000}
@@ -32,6 +43,7 @@ PLUGINS=${PLUGINS:-1}
 T_IMPORT_RPS=50000      # import records/s, at least
 T_COLD_MS=1000          # serve ready, at most
 T_RATIO=0.5             # information req/s ÷ healthz req/s, at least
+T_TAB_RATIO=0.4         # services and invoicing req/s ÷ healthz req/s, at least
 T_P99_MS=10             # p99 latency, at most
 T_RSS_MB=150            # server RSS and peak RSS, at most
 
@@ -294,11 +306,23 @@ log "7/9 wrk -t$THREADS -c$CONNECTIONS -d$DURATION on /healthz"
 run_wrk healthz /healthz
 log "    wrk -t$THREADS -c$CONNECTIONS -d$DURATION on / (logged in)"
 run_wrk information / -H "Cookie: $COOKIE"
+log "    wrk -t$THREADS -c$CONNECTIONS -d$DURATION on /services/ and /invoicing/ (logged in)"
+for tab in services invoicing; do
+  code=$(curl -s -o "$WORK/$tab.html" -w '%{http_code}' -H "Cookie: $COOKIE" "$URL/$tab/") \
+    || die "GET /$tab/ failed"
+  [[ $code == 200 ]] || die "GET /$tab/ answered HTTP $code, not 200"
+  run_wrk "$tab" "/$tab/" -H "Cookie: $COOKIE"
+done
+S_RPS=$(wrk_rps "$WORK/wrk-services.txt");     S_P99=$(wrk_p99_ms "$WORK/wrk-services.txt")
+V_RPS=$(wrk_rps "$WORK/wrk-invoicing.txt");    V_P99=$(wrk_p99_ms "$WORK/wrk-invoicing.txt")
 H_RPS=$(wrk_rps "$WORK/wrk-healthz.txt");      H_P99=$(wrk_p99_ms "$WORK/wrk-healthz.txt")
 I_RPS=$(wrk_rps "$WORK/wrk-information.txt");  I_P99=$(wrk_p99_ms "$WORK/wrk-information.txt")
 H_PROBLEMS=$(wrk_problems "$WORK/wrk-healthz.txt")
 I_PROBLEMS=$(wrk_problems "$WORK/wrk-information.txt")
 RATIO=$(calc "$I_RPS / $H_RPS" 2)
+S_RATIO=$(calc "$S_RPS / $H_RPS" 2)
+V_RATIO=$(calc "$V_RPS / $H_RPS" 2)
+TAB_PROBLEMS=$( { wrk_problems "$WORK/wrk-services.txt"; wrk_problems "$WORK/wrk-invoicing.txt"; } | paste -sd ';' -)
 
 # ---------------------------------------------------------------------------------------------
 log "8/9 reading the server's memory"
@@ -338,9 +362,13 @@ v_cold=$(verdict "$COLD_MS" "<=" "$T_COLD_MS")
 v_hp99=$(verdict "$H_P99" "<=" "$T_P99_MS")
 v_ip99=$(verdict "$I_P99" "<=" "$T_P99_MS")
 v_ratio=$(verdict "$RATIO" ">=" "$T_RATIO")
+v_sratio=$(verdict "$S_RATIO" ">=" "$T_TAB_RATIO")
+v_vratio=$(verdict "$V_RATIO" ">=" "$T_TAB_RATIO")
+v_sp99=$(verdict "$S_P99" "<=" "$T_P99_MS")
+v_vp99=$(verdict "$V_P99" "<=" "$T_P99_MS")
 v_rss=$(verdict "$RSS_MB" "<=" "$T_RSS_MB")
 v_hwm=$(verdict "$HWM_MB" "<=" "$T_RSS_MB")
-VERDICTS=("$v_import" "$v_cold" "$v_hp99" "$v_ip99" "$v_ratio" "$v_rss" "$v_hwm")
+VERDICTS=("$v_import" "$v_cold" "$v_hp99" "$v_ip99" "$v_ratio" "$v_sp99" "$v_sratio" "$v_vp99" "$v_vratio" "$v_rss" "$v_hwm")
 if [[ $PLUGINS == 1 ]]; then
   if [[ -n $PLUGINS_ERROR ]]; then
     v_pratio=ERROR; v_hook=ERROR
@@ -370,6 +398,12 @@ row "healthz p99 ms" "$H_P99" "<= $T_P99_MS" "$v_hp99"
 row "information req/s" "$I_RPS" "-" ""
 row "information p99 ms" "$I_P99" "<= $T_P99_MS" "$v_ip99"
 row "ratio information/healthz" "$RATIO" ">= $T_RATIO" "$v_ratio"
+row "services req/s" "$S_RPS" "-" ""
+row "services p99 ms" "$S_P99" "<= $T_P99_MS" "$v_sp99"
+row "ratio services/healthz" "$S_RATIO" ">= $T_TAB_RATIO" "$v_sratio"
+row "invoicing req/s" "$V_RPS" "-" ""
+row "invoicing p99 ms" "$V_P99" "<= $T_P99_MS" "$v_vp99"
+row "ratio invoicing/healthz" "$V_RATIO" ">= $T_TAB_RATIO" "$v_vratio"
 row "RSS MB" "$RSS_MB" "<= $T_RSS_MB" "$v_rss"
 row "peak RSS MB" "$HWM_MB" "<= $T_RSS_MB" "$v_hwm"
 if [[ $PLUGINS == 1 ]]; then
@@ -397,6 +431,7 @@ echo "  server log: ${LOG_ERRORS} warning/error line(s), ${RELOADS} theme reload
 echo "  CPUs busy during wrk /healthz: ${CPU_NOTE[healthz]}; during wrk /: ${CPU_NOTE[information]} (of $(nproc))"
 if [[ -n $H_PROBLEMS ]]; then echo "  wrk /healthz: $H_PROBLEMS"; fi
 if [[ -n $I_PROBLEMS ]]; then echo "  wrk /: $I_PROBLEMS"; fi
+if [[ -n $TAB_PROBLEMS ]]; then echo "  wrk /services/, /invoicing/: $TAB_PROBLEMS"; fi
 echo "  MB = MiB (2^20 bytes); p99 from wrk --latency; cold start = launch until /healthz answers"
 if [[ $PLUGINS == 1 ]]; then
   if [[ -n $PLUGINS_ERROR ]]; then

@@ -104,6 +104,15 @@ impl I18n {
         errors.is_empty().then(|| out.into_owned())
     }
 
+    /// Every message of `lang` that formats without arguments, formatted.
+    pub fn plain_messages(&self, lang: &str) -> impl Iterator<Item = (&str, &str)> {
+        self.plain
+            .get(lang)
+            .into_iter()
+            .flatten()
+            .map(|(id, text)| (id.as_str(), text.as_str()))
+    }
+
     pub fn has(&self, lang: &str, id: &str) -> bool {
         self.bundles.get(lang).is_some_and(|b| b.has_message(id))
     }

@@ -482,17 +482,30 @@ impl crate::store::Store {
         self.by_index(trees::CLIENTID_PAYMENTIDS, &id_key(client_id))
     }
 
+    /// An invoice group, read once and kept until invoice groups change: every page of a
+    /// client may show its supplier.
+    pub fn invoice_group(&self, id: u64) -> crate::Result<std::sync::Arc<Option<InvoiceGroup>>> {
+        self.shared(&format!("invoicegroup:{id}"), |store| {
+            store.get_id::<InvoiceGroup>(id)
+        })
+    }
+
     /// Messages a client may see on `day`: their own, their invoice group's and global ones,
     /// newest (highest id) first. A message that cannot be read is logged and left out, so one
     /// bad record does not take the information page down for every client.
     pub fn messages_for(&self, client: &Client, day: NaiveDate) -> crate::Result<Vec<Message>> {
         let mut all: Vec<Message> =
             self.by_index_lenient(trees::CLIENTID_MESSAGEIDS, &id_key(client.id))?;
-        all.extend(self.by_index_lenient::<Message>(
-            trees::INVOICEGROUPID_MESSAGEIDS,
-            &id_key(client.invoice_group_id),
-        )?);
-        all.extend(self.by_index_lenient::<Message>(trees::GLOBAL_MESSAGEIDS, GLOBAL_OWNER)?);
+        // The group's and the global messages are the same for many clients: read once.
+        let group = client.invoice_group_id;
+        let shared = self.shared(&format!("messages:group:{group}"), |store| {
+            let mut shared: Vec<Message> =
+                store.by_index_lenient(trees::INVOICEGROUPID_MESSAGEIDS, &id_key(group))?;
+            shared
+                .extend(store.by_index_lenient::<Message>(trees::GLOBAL_MESSAGEIDS, GLOBAL_OWNER)?);
+            Ok(shared)
+        })?;
+        all.extend(shared.iter().cloned());
         all.retain(|m| m.is_valid_on(day));
         all.sort_by_key(|m| std::cmp::Reverse(m.id));
         Ok(all)
@@ -548,7 +561,73 @@ impl crate::store::Store {
 
 #[cfg(test)]
 mod tests {
-    use super::Money;
+    use super::*;
+    use crate::store::Store;
+
+    fn message(id: u64, group: Option<u64>, subject: &str) -> Message {
+        Message {
+            id,
+            client_id: None,
+            invoice_group_id: group,
+            subject: subject.into(),
+            body: String::new(),
+            valid_from: None,
+            valid_until: None,
+        }
+    }
+
+    /// Shared messages and invoice groups are read once and kept, but never past a write.
+    #[test]
+    fn shared_reads_follow_every_write() {
+        let store = Store::in_memory();
+        let client: Client = serde_json::from_value(serde_json::json!({
+            "id": 7, "number": "7", "name": "Seven", "invoice_group_id": 1
+        }))
+        .expect("client");
+        let day = NaiveDate::from_ymd_opt(2026, 12, 1).expect("day");
+        let subjects = |store: &Store| -> Vec<String> {
+            let messages = store.messages_for(&client, day).expect("messages");
+            messages.into_iter().map(|m| m.subject).collect()
+        };
+        assert!(subjects(&store).is_empty());
+        store
+            .write(|tx| tx.put(&message(1, None, "global")))
+            .expect("put");
+        assert_eq!(subjects(&store), ["global"]);
+        store
+            .write(|tx| tx.put(&message(2, Some(1), "group")))
+            .expect("put");
+        store
+            .write(|tx| tx.put(&message(3, Some(2), "other group")))
+            .expect("put");
+        assert_eq!(subjects(&store), ["group", "global"]);
+        store
+            .write(|tx| tx.put(&message(1, None, "changed")))
+            .expect("put");
+        assert_eq!(subjects(&store), ["group", "changed"]);
+        store
+            .write(|tx| tx.delete::<Message>(&id_key(2)).map(|_| ()))
+            .expect("delete");
+        assert_eq!(subjects(&store), ["changed"]);
+        store
+            .put_many(&[message(4, None, "bulk")])
+            .expect("put_many");
+        assert_eq!(subjects(&store), ["bulk", "changed"]);
+
+        assert!(store.invoice_group(1).expect("group").is_none());
+        let group = InvoiceGroup {
+            id: 1,
+            name: "Home".into(),
+            currency: "CZK".into(),
+            supplier: SupplierContact::default(),
+        };
+        store.write(|tx| tx.put(&group)).expect("put");
+        let read = store.invoice_group(1).expect("group");
+        assert_eq!(
+            read.as_ref().as_ref().map(|g| g.name.as_str()),
+            Some("Home")
+        );
+    }
 
     #[test]
     fn money_parses_and_prints() {

@@ -149,11 +149,33 @@ pub fn is_temp_file(path: &Path) -> bool {
 }
 
 fn register_functions(tera: &mut tera::Tera, i18n: Arc<I18n>) {
+    // Messages without arguments as template values, made once per engine: most of a page's
+    // text, looked up on every request without formatting or copying (a value's text is shared).
+    let plain: HashMap<&'static str, HashMap<String, tera::Value>> = crate::i18n::LANGUAGES
+        .iter()
+        .map(|(lang, _)| {
+            let messages = i18n
+                .plain_messages(lang)
+                .map(|(id, text)| (id.to_string(), tera::Value::from(text)))
+                .collect();
+            (*lang, messages)
+        })
+        .collect();
     // `t(key="...", name=value...)`: a translated message in the page's `lang`.
     tera.register_function("t", move |kwargs: tera::Kwargs, state: &tera::State| {
         let key: &str = kwargs.must_get::<&str>("key")?;
-        let lang = state.get::<String>("lang")?;
-        let lang = lang.as_deref().unwrap_or(crate::i18n::FALLBACK);
+        let lang = state.get::<tera::Value>("lang")?;
+        let lang = lang
+            .as_ref()
+            .and_then(tera::Value::as_str)
+            .unwrap_or(crate::i18n::FALLBACK);
+        let has_args = kwargs.iter().any(|(k, _)| k.as_str() != Some("key"));
+        if !has_args {
+            if let Some(text) = plain.get(lang).and_then(|m| m.get(key)) {
+                return tera::TeraResult::Ok(text.clone());
+            }
+            return tera::TeraResult::Ok(tera::Value::from(i18n.t(lang, key)));
+        }
         let args: Vec<(String, String)> = kwargs
             .iter()
             .filter(|(k, _)| k.as_str() != Some("key"))
@@ -164,11 +186,8 @@ fn register_functions(tera: &mut tera::Tera, i18n: Arc<I18n>) {
                 )
             })
             .collect();
-        if args.is_empty() {
-            return tera::TeraResult::Ok(i18n.t(lang, key));
-        }
         let args: Vec<(&str, String)> = args.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        tera::TeraResult::Ok(i18n.text(lang, key, &args))
+        tera::TeraResult::Ok(tera::Value::from(i18n.text(lang, key, &args)))
     });
 }
 

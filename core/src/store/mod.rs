@@ -162,6 +162,27 @@ fn decode_lenient<R: Record>(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<R> {
         .collect()
 }
 
+/// Trees that many pages read and few writes touch (invoice groups, shared messages): their
+/// decoded contents may be kept in memory by [`Store::shared`], dropped at any write to them.
+const SHARED_TREES: &[&str] = &[
+    <crate::model::InvoiceGroup as Record>::TREE,
+    <crate::model::Message as Record>::TREE,
+    crate::model::trees::INVOICEGROUPID_MESSAGEIDS,
+    crate::model::trees::GLOBAL_MESSAGEIDS,
+];
+
+/// A decoded read of the shared trees, whatever its type.
+type SharedValue = Arc<dyn std::any::Any + Send + Sync>;
+
+/// Decoded reads of the [`SHARED_TREES`], valid while no write has touched those trees.
+#[derive(Default)]
+struct SharedReads {
+    /// Bumped after every applied write that touches a shared tree.
+    generation: std::sync::atomic::AtomicU64,
+    /// Reads by name, each with the generation it was read at.
+    values: std::sync::RwLock<HashMap<String, (u64, SharedValue)>>,
+}
+
 /// Typed access to a backend. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -169,6 +190,7 @@ pub struct Store {
     /// Serialises writers so that the old value read for index upkeep is still current when the
     /// batch lands.
     write_lock: Arc<Mutex<()>>,
+    shared: Arc<SharedReads>,
 }
 
 impl Store {
@@ -176,7 +198,49 @@ impl Store {
         Store {
             backend,
             write_lock: Arc::new(Mutex::new(())),
+            shared: Arc::default(),
         }
+    }
+
+    /// `load`'s answer for `name`, read once and kept until a write touches one of the shared
+    /// trees (invoice groups, messages and their group and global indexes). `load` must read
+    /// only those trees. A read that races a write is never kept past it: it is tagged with the
+    /// generation seen before reading, and the write bumps the generation after applying.
+    pub fn shared<T: Send + Sync + 'static>(
+        &self,
+        name: &str,
+        load: impl FnOnce(&Store) -> Result<T>,
+    ) -> Result<Arc<T>> {
+        use std::sync::atomic::Ordering;
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        if let Ok(values) = self.shared.values.read()
+            && let Some((seen, value)) = values.get(name)
+            && *seen == generation
+            && let Ok(value) = value.clone().downcast::<T>()
+        {
+            return Ok(value);
+        }
+        let value = Arc::new(load(self)?);
+        if let Ok(mut values) = self.shared.values.write() {
+            // At most one entry per name: a stale one is replaced, never piled up.
+            values.insert(name.to_string(), (generation, value.clone()));
+        }
+        Ok(value)
+    }
+
+    /// Applies a batch, then marks shared reads stale when it touched a shared tree.
+    fn apply(&self, ops: &[Op]) -> Result<()> {
+        let result = self.backend.apply(ops);
+        if ops
+            .iter()
+            .any(|op| SHARED_TREES.contains(&op.tree.as_ref()))
+        {
+            // Also after a failed batch: it may have been partly visible to a reader.
+            self.shared
+                .generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        result
     }
 
     /// Opens (creating if needed) a sled store in `dir`.
@@ -346,7 +410,7 @@ impl Store {
         };
         let out = f(&mut tx)?;
         if !tx.ops.is_empty() {
-            self.backend.apply(&tx.ops)?;
+            self.apply(&tx.ops)?;
             if flush {
                 self.backend.flush()?;
             }
@@ -396,7 +460,7 @@ impl Store {
                 value: Some(encode(record)?),
             });
         }
-        self.backend.apply(&ops)
+        self.apply(&ops)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::auth::Session;
 use crate::error::Error;
 use crate::hooks::{RenderEvent, Veto};
 use crate::i18n::LANGUAGES;
-use crate::model::{Client, InvoiceGroup};
+use crate::model::Client;
 use crate::plugin::{ClientData, Namespace};
 use crate::portal::Portal;
 use crate::registry::ViewerCtx;
@@ -205,6 +205,33 @@ struct ClientView<'a> {
     username: Option<&'a str>,
 }
 
+/// The language switcher's options with `lang` marked current, made once per language (a
+/// template value shares its contents when copied).
+fn language_options(lang: &str) -> tera::Value {
+    static OPTIONS: std::sync::OnceLock<Vec<(&'static str, tera::Value)>> =
+        std::sync::OnceLock::new();
+    let options = OPTIONS.get_or_init(|| {
+        LANGUAGES
+            .iter()
+            .map(|(current, _)| {
+                let list: Vec<LanguageOption> = LANGUAGES
+                    .iter()
+                    .map(|(code, name)| LanguageOption {
+                        code,
+                        name,
+                        current: code == current,
+                    })
+                    .collect();
+                (*current, tera::Value::from_serializable(&list))
+            })
+            .collect()
+    });
+    options
+        .iter()
+        .find(|(code, _)| *code == lang)
+        .map_or_else(|| tera::Value::from_serializable(&()), |(_, v)| v.clone())
+}
+
 /// The portal's name for an invoice group (or the public pages): `ci_portal_name`, or the
 /// translated "Client portal" when it is empty.
 pub fn portal_name(portal: &Portal, lang: &str, group: Option<u64>) -> String {
@@ -227,17 +254,7 @@ pub fn base_context(
 ) -> tera::Context {
     let mut ctx = tera::Context::new();
     ctx.insert("lang", lang);
-    ctx.insert(
-        "languages",
-        &LANGUAGES
-            .iter()
-            .map(|(code, name)| LanguageOption {
-                code,
-                name,
-                current: *code == lang,
-            })
-            .collect::<Vec<_>>(),
-    );
+    ctx.insert_value("languages", language_options(lang));
     ctx.insert("path", path);
     ctx.insert("year", &portal.clock.now().format("%Y").to_string());
     let group = viewer.map(|(c, _)| c.invoice_group_id);
@@ -264,7 +281,8 @@ pub fn base_context(
         );
         ctx.insert("csrf", csrf);
         if portal.settings.bool("ci_display_supplier_contact", group)
-            && let Ok(Some(g)) = portal.store.get_id::<InvoiceGroup>(client.invoice_group_id)
+            && let Ok(group) = portal.store.invoice_group(client.invoice_group_id)
+            && let Some(g) = group.as_ref()
         {
             ctx.insert("supplier", &g.supplier);
         }
