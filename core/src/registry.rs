@@ -36,13 +36,45 @@ pub trait Plugin: Send + Sync {
     fn register(&self, registrar: &mut Registrar);
 }
 
-/// What a visibility rule may look at: the logged-in client and the settings that apply to them.
+/// What a visibility rule may look at: the logged-in client, the settings that apply to them,
+/// and (read-only) the store namespace of the plugin whose tab or button is being decided.
 pub struct ViewerCtx<'a> {
     pub client: &'a Client,
     pub(crate) settings: &'a Settings,
+    pub(crate) store: &'a crate::store::Store,
+    pub(crate) owner: &'a str,
 }
 
-impl ViewerCtx<'_> {
+impl<'a> ViewerCtx<'a> {
+    pub(crate) fn new(
+        client: &'a Client,
+        settings: &'a Settings,
+        store: &'a crate::store::Store,
+    ) -> Self {
+        ViewerCtx {
+            client,
+            settings,
+            store,
+            owner: "core",
+        }
+    }
+
+    /// The same viewer, as seen by the rule of `owner`'s tab or button.
+    pub(crate) fn for_owner<'b>(&'b self, owner: &'b str) -> ViewerCtx<'b> {
+        ViewerCtx {
+            client: self.client,
+            settings: self.settings,
+            store: self.store,
+            owner,
+        }
+    }
+
+    /// The deciding plugin's own store namespace (e.g. "is there a department for requests"),
+    /// for reading.
+    pub fn store(&self) -> crate::plugin::Namespace {
+        crate::plugin::Namespace::new(self.store.clone(), self.owner)
+    }
+
     /// A yes/no setting as it applies to this client's invoice group.
     pub fn flag(&self, key: &str) -> bool {
         self.settings.bool(key, Some(self.client.invoice_group_id))
@@ -148,6 +180,8 @@ pub struct Registrar {
     owner: &'static str,
     pub(crate) tabs: Vec<Tab>,
     pub(crate) buttons: Vec<MenuButton>,
+    pub(crate) information_buttons: Vec<MenuButton>,
+    pub(crate) upload_limit: Option<u64>,
     pub(crate) settings: Vec<SettingDef>,
     pub(crate) routes: Vec<rocket::Route>,
     pub(crate) templates: Vec<(String, Cow<'static, str>)>,
@@ -166,6 +200,8 @@ impl Registrar {
             owner,
             tabs: Vec::new(),
             buttons: Vec::new(),
+            information_buttons: Vec::new(),
+            upload_limit: None,
             settings: Vec::new(),
             routes: Vec::new(),
             templates: Vec::new(),
@@ -190,6 +226,18 @@ impl Registrar {
 
     pub fn menu_button(&mut self, button: MenuButton) {
         self.buttons.push(button);
+    }
+
+    /// A button (a link) in the personal data of the Information tab, e.g. "Send support
+    /// request"; `href` returning `None` hides it for that viewer.
+    pub fn information_button(&mut self, button: MenuButton) {
+        self.information_buttons.push(button);
+    }
+
+    /// Lets the plugin's routes take `multipart/form-data` bodies (file uploads) up to `bytes`,
+    /// read with [`crate::plugin::CheckedUpload`]. Other forms keep core's small limit.
+    pub fn upload_limit(&mut self, bytes: u64) {
+        self.upload_limit = Some(bytes);
     }
 
     pub fn setting(&mut self, mut def: SettingDef) {
@@ -336,7 +384,11 @@ pub struct Registry {
     pub plugins: Vec<PluginInfo>,
     pub refused: Vec<Refusal>,
     pub tabs: Vec<(&'static str, Tab)>,
-    pub buttons: Vec<MenuButton>,
+    pub buttons: Vec<(&'static str, MenuButton)>,
+    /// (owner, button) on the Information tab's personal data.
+    pub information_buttons: Vec<(&'static str, MenuButton)>,
+    /// (owner, largest multipart body its routes accept).
+    pub upload_limits: Vec<(&'static str, u64)>,
     pub settings: Vec<SettingDef>,
     /// (mount base, routes)
     pub(crate) routes: Vec<(String, Vec<rocket::Route>)>,
@@ -410,6 +462,15 @@ impl Registry {
                 list(r.buttons.iter().map(|b| b.id.to_string()).collect()),
             ),
             (
+                "information buttons",
+                list(
+                    r.information_buttons
+                        .iter()
+                        .map(|b| b.id.to_string())
+                        .collect(),
+                ),
+            ),
+            (
                 "settings",
                 list(r.settings.iter().map(|s| s.key.to_string()).collect()),
             ),
@@ -464,7 +525,13 @@ impl Registry {
             registered,
         });
         self.tabs.extend(r.tabs.into_iter().map(|t| (owner, t)));
-        self.buttons.extend(r.buttons);
+        self.buttons
+            .extend(r.buttons.into_iter().map(|b| (owner, b)));
+        self.information_buttons
+            .extend(r.information_buttons.into_iter().map(|b| (owner, b)));
+        if let Some(limit) = r.upload_limit {
+            self.upload_limits.push((owner, limit));
+        }
         self.settings.extend(r.settings);
         if !r.routes.is_empty() {
             self.routes.push((format!("/{owner}"), r.routes));
@@ -531,7 +598,7 @@ impl Registry {
             }
         }
         for b in &r.buttons {
-            if self.buttons.iter().any(|x| x.id == b.id) {
+            if self.buttons.iter().any(|(_, x)| x.id == b.id) {
                 return Err(format!("menu button id `{}` is registered already", b.id));
             }
         }
@@ -612,7 +679,7 @@ impl Registry {
         let mut items: Vec<(i32, MenuItem)> = self
             .tabs
             .iter()
-            .filter(|(_, t)| (t.visible)(viewer))
+            .filter(|(owner, t)| (t.visible)(&viewer.for_owner(owner)))
             .map(|(_, t)| {
                 (
                     t.order,
@@ -627,8 +694,8 @@ impl Registry {
                 )
             })
             .collect();
-        for b in &self.buttons {
-            if let Some(href) = (b.href)(viewer) {
+        for (owner, b) in &self.buttons {
+            if let Some(href) = (b.href)(&viewer.for_owner(owner)) {
                 items.push((
                     b.order,
                     MenuItem {
@@ -644,6 +711,40 @@ impl Registry {
         }
         items.sort_by_key(|(order, _)| *order);
         items.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// The Information tab's buttons for one viewer, ordered.
+    pub fn information_buttons(&self, viewer: &ViewerCtx<'_>) -> Vec<MenuItem> {
+        let mut items: Vec<(i32, MenuItem)> = self
+            .information_buttons
+            .iter()
+            .filter_map(|(owner, b)| {
+                let href = (b.href)(&viewer.for_owner(owner))?;
+                Some((
+                    b.order,
+                    MenuItem {
+                        id: b.id,
+                        title_key: b.title_key,
+                        icon: b.icon,
+                        href,
+                        external: b.external,
+                        active: false,
+                    },
+                ))
+            })
+            .collect();
+        items.sort_by_key(|(order, _)| *order);
+        items.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// The largest multipart body accepted under `path`: a plugin's upload limit under its
+    /// base, else `None` (core's form limit).
+    pub fn upload_limit_for(&self, path: &str) -> Option<u64> {
+        let first = path.trim_start_matches('/').split('/').next()?;
+        self.upload_limits
+            .iter()
+            .find(|(owner, _)| *owner == first)
+            .map(|(_, l)| *l)
     }
 }
 
