@@ -325,23 +325,45 @@ pub fn attachments_of(ns: &Namespace, ids: &[u64]) -> Result<Vec<Attachment>> {
     Ok(out)
 }
 
-/// Checks and spends one of the client's submissions of `kind` in the last hour.
-fn spend_rate(
-    tx: &mut NamespaceTx<'_, '_>,
+/// The client's submissions of `kind` in the last hour, if one more is within the bound: the
+/// caller writes them back with [`record_rate`] once everything else is checked.
+fn rate_room(
+    tx: &NamespaceTx<'_, '_>,
     client_id: u64,
     kind: &str,
     now: i64,
     per_hour: usize,
-) -> Result<bool> {
+) -> Result<Option<Vec<i64>>> {
     let key = compound_key(&[&id_key(client_id), kind.as_bytes()]);
     let mut times: Vec<i64> = tx.get(RATE, &key)?.unwrap_or_default();
     times.retain(|t| *t > now - 3600);
     if times.len() >= per_hour {
-        return Ok(false);
+        return Ok(None);
     }
     times.push(now);
-    tx.put(RATE, &key, &times)?;
-    Ok(true)
+    Ok(Some(times))
+}
+
+fn record_rate(
+    tx: &mut NamespaceTx<'_, '_>,
+    client_id: u64,
+    kind: &str,
+    times: &[i64],
+) -> Result<()> {
+    let key = compound_key(&[&id_key(client_id), kind.as_bytes()]);
+    tx.put(RATE, &key, &times)
+}
+
+/// Whether the client's files fit in their storage.
+fn storage_room(
+    tx: &NamespaceTx<'_, '_>,
+    client_id: u64,
+    files: &[NewFile],
+    storage_bytes: u64,
+) -> Result<bool> {
+    let used: u64 = tx.get(USAGE, &id_key(client_id))?.unwrap_or(0);
+    let adding: u64 = files.iter().map(|f| f.bytes.len() as u64).sum();
+    Ok(adding == 0 || used + adding <= storage_bytes)
 }
 
 fn idempotency_key(client_id: u64, key: &str) -> Vec<u8> {
@@ -354,19 +376,16 @@ pub fn form_used(ns: &Namespace, client_id: u64, key: &str) -> Result<Option<u64
     ns.get(IDEMPOTENCY, &idempotency_key(client_id, key))
 }
 
-/// Stores files of a client's message; returns their ids. The caller checked counts.
+/// Stores files of a client's message (the caller checked counts and storage); returns their
+/// ids.
 fn store_files(
     tx: &mut NamespaceTx<'_, '_>,
     client_id: u64,
     ticket_id: u64,
     files: Vec<NewFile>,
-    storage_bytes: u64,
-) -> Result<Option<Vec<u64>>> {
+) -> Result<Vec<u64>> {
     let used: u64 = tx.get(USAGE, &id_key(client_id))?.unwrap_or(0);
     let adding: u64 = files.iter().map(|f| f.bytes.len() as u64).sum();
-    if adding > 0 && used + adding > storage_bytes {
-        return Ok(None);
-    }
     let mut ids = Vec::new();
     for f in files {
         let id = next_id(tx, "next_attachment")?;
@@ -385,7 +404,7 @@ fn store_files(
     if adding > 0 {
         tx.put(USAGE, &id_key(client_id), &(used + adding))?;
     }
-    Ok(Some(ids))
+    Ok(ids)
 }
 
 /// A client's new ticket with its first item and files, all in one transaction: the form key
@@ -407,13 +426,16 @@ pub fn create_client_ticket(
         if files.len() > bounds.attachments_per_ticket {
             return Ok(Err(Refusal::TooManyFiles));
         }
-        if !spend_rate(tx, client_id, "ticket", now, bounds.per_hour)? {
+        // Every check before the first write: a refusal leaves nothing behind.
+        let Some(times) = rate_room(tx, client_id, "ticket", now, bounds.per_hour)? else {
             return Ok(Err(Refusal::TooMany));
-        }
-        ticket.id = next_id(tx, "next_ticket")?;
-        let Some(ids) = store_files(tx, client_id, ticket.id, files, bounds.storage_bytes)? else {
-            return Ok(Err(Refusal::Storage));
         };
+        if !storage_room(tx, client_id, &files, bounds.storage_bytes)? {
+            return Ok(Err(Refusal::Storage));
+        }
+        record_rate(tx, client_id, "ticket", &times)?;
+        ticket.id = next_id(tx, "next_ticket")?;
+        let ids = store_files(tx, client_id, ticket.id, files)?;
         if let Some(first) = ticket.items.first_mut() {
             first.attachments = ids;
         }
@@ -456,12 +478,14 @@ pub fn add_client_reply(
         if ticket.attachment_count() + files.len() > bounds.attachments_per_ticket {
             return Ok(Err(Refusal::TooManyFiles));
         }
-        if !spend_rate(tx, client_id, "reply", now, bounds.per_hour)? {
+        let Some(times) = rate_room(tx, client_id, "reply", now, bounds.per_hour)? else {
             return Ok(Err(Refusal::TooMany));
-        }
-        let Some(ids) = store_files(tx, client_id, ticket.id, files, bounds.storage_bytes)? else {
-            return Ok(Err(Refusal::Storage));
         };
+        if !storage_room(tx, client_id, &files, bounds.storage_bytes)? {
+            return Ok(Err(Refusal::Storage));
+        }
+        record_rate(tx, client_id, "reply", &times)?;
+        let ids = store_files(tx, client_id, ticket.id, files)?;
         item.attachments = ids;
         item.number = ticket.items.len() as u32 + 1;
         ticket.updated = item.at.clone();
@@ -488,9 +512,10 @@ pub fn file_request(
         if let Some(id) = tx.get::<u64>(IDEMPOTENCY, &idem)? {
             return Ok(Err(Refusal::Duplicate(id)));
         }
-        if !spend_rate(tx, client_id, "ticket", now, per_hour)? {
+        let Some(times) = rate_room(tx, client_id, "ticket", now, per_hour)? else {
             return Ok(Err(Refusal::TooMany));
-        }
+        };
+        record_rate(tx, client_id, "ticket", &times)?;
         let task = tx.file_task(task)?;
         tx.put(IDEMPOTENCY, &idem, &task.id)?;
         Ok(Ok(task))
