@@ -726,7 +726,9 @@ async fn alice_asks_the_helpdesk_an_operator_answers_by_email_and_she_reads_it_o
         .expect("the Helpdesk tab");
     fits_and_passes_axe(&c, "/helpdesk/").await;
     click(&c, "#new-ticket").await;
-    wait_for_text(&c, "h1", "New ticket").await.expect("the form");
+    wait_for_text(&c, "h1", "New ticket")
+        .await
+        .expect("the form");
     fits_and_passes_axe(&c, "/helpdesk/new").await;
     for (css, text) in [
         ("#subject", "No internet since noon"),
@@ -790,6 +792,49 @@ async fn alice_asks_the_helpdesk_an_operator_answers_by_email_and_she_reads_it_o
     assert_eq!(
         text_of(&c, "#item-3 .item-text").await,
         "Thank you, I will be at home."
+    );
+
+    // Without a department for CP requests: a support request from the Information tab.
+    s.cli_ok(&[
+        "helpdesk",
+        "department",
+        "set",
+        "1",
+        "--cp-requests",
+        "false",
+    ]);
+    c.goto(&s.url("/")).await.expect("open");
+    assert_eq!(
+        text_of(&c, "#info-support-request").await,
+        "Send support request"
+    );
+    fits_and_passes_axe(&c, "/ with the support request button").await;
+    click(&c, "#info-support-request").await;
+    wait_for_text(&c, "h1", "Support request")
+        .await
+        .expect("the request form");
+    fits_and_passes_axe(&c, "/helpdesk/request").await;
+    for (css, text) in [
+        ("#subject", "Faster tariff"),
+        ("#text", "200 Mb/s, please."),
+    ] {
+        c.find(Locator::Css(css))
+            .await
+            .expect(css)
+            .send_keys(text)
+            .await
+            .expect("type");
+    }
+    submit(
+        &c,
+        "#request-form button.primary",
+        "Your support request was sent.",
+    )
+    .await;
+    let tasks = s.cli_ok(&["tasks", "list"]);
+    assert!(
+        tasks.contains("support request from client 1001 (Alice Nováková), assigned to Jana Operátorová, open: Faster tariff — 200 Mb/s, please."),
+        "{tasks}"
     );
     c.close().await.expect("close");
 }

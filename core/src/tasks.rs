@@ -178,3 +178,68 @@ fn line(t: &Task) -> String {
         t.id, t.created, t.client_number, t.client_name
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::Namespace;
+
+    fn task(client_id: u64, note: &str) -> Task {
+        Task {
+            id: 0,
+            plugin: String::new(),
+            kind: "support_request".into(),
+            created: "2026-12-01T10:00:00Z".into(),
+            client_id,
+            client_number: format!("{}", 1000 + client_id),
+            client_name: "Alice".into(),
+            note: note.into(),
+            source_addr: None,
+            assigned: vec!["Jana".into()],
+            done: None,
+        }
+    }
+
+    #[test]
+    fn gdpr_tasks_move_into_the_one_list_with_their_ids() {
+        let store = Store::in_memory();
+        let old = serde_json::json!({
+            "id": 2, "kind": "erasure_request", "created": "2026-11-30T10:00:00Z",
+            "client_id": 1, "client_number": "1001", "client_name": "Alice",
+            "note": "erase", "source_addr": null, "done": null
+        });
+        store
+            .write(|tx| {
+                tx.set_raw("gdpr:tasks", id_key(2), Some(old.to_string().into_bytes()));
+                Ok(())
+            })
+            .expect("seed");
+        adopt_gdpr_tasks(&store).expect("migrate");
+        let all = all(&store).expect("list");
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].id, all[0].plugin.as_str()), (2, "gdpr"));
+        assert!(store.scan_raw("gdpr:tasks", b"").expect("scan").is_empty());
+        // The next task filed gets the next id; a plugin reads only its own tasks.
+        let ns = Namespace::new(store.clone(), "helpdesk");
+        let filed = ns.write(|tx| tx.file_task(task(1, "hi"))).expect("file");
+        assert_eq!((filed.id, filed.plugin.as_str()), (3, "helpdesk"));
+        assert_eq!(ns.tasks_of_client(1).expect("own").len(), 1);
+        assert!(ns.write(|tx| tx.task(2)).expect("read").is_none());
+        assert_eq!(
+            line(&filed),
+            "#3 2026-12-01T10:00:00Z support request from client 1001 (Alice), assigned to Jana, open: hi\n"
+        );
+    }
+
+    #[test]
+    fn a_refused_transaction_files_no_task() {
+        let store = Store::in_memory();
+        let ns = Namespace::new(store.clone(), "helpdesk");
+        let r: Result<()> = ns.write(|tx| {
+            tx.file_task(task(1, "x"))?;
+            Err(Error::Invalid("changed my mind".into()))
+        });
+        assert!(r.is_err());
+        assert!(all(&store).expect("list").is_empty());
+    }
+}
