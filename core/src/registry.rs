@@ -602,6 +602,20 @@ impl Registry {
                 return Err(format!("menu button id `{}` is registered already", b.id));
             }
         }
+        for b in &r.information_buttons {
+            if self.information_buttons.iter().any(|(_, x)| x.id == b.id)
+                || r.information_buttons
+                    .iter()
+                    .filter(|x| x.id == b.id)
+                    .count()
+                    > 1
+            {
+                return Err(format!(
+                    "Information button id `{}` is registered already",
+                    b.id
+                ));
+            }
+        }
         for s in &r.settings {
             if let Some(prev) = self
                 .settings
@@ -820,6 +834,29 @@ mod tests {
         );
         // Nothing of the refused plugin was merged.
         assert!(reg.plugins.iter().all(|p| p.id != "bb"));
+
+        let button = || MenuButton {
+            id: "ask",
+            title_key: "t",
+            icon: "i",
+            order: 1,
+            href: Arc::new(|_| None),
+            external: false,
+        };
+        let mut d = Registrar::new("dd");
+        d.information_button(button());
+        reg.add(manifest("dd"), PluginKind::CompiledIn, d)
+            .expect("first button");
+        let mut e = Registrar::new("ee");
+        e.information_button(button());
+        let err = reg
+            .add(manifest("ee"), PluginKind::CompiledIn, e)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "plugin `ee`: Information button id `ask` is registered already"
+        );
 
         let mut c = Registrar::new("cc");
         c.command(OperatorCommand {

@@ -554,7 +554,7 @@ fn reply(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
     // An e-mail reply needs an address before anything is stored.
     let mail_to = if channel == Channel::Email {
         let to = match (&client, &current.email) {
-            (Some(c), _) => c.email.clone().filter(|e| !e.trim().is_empty()),
+            (Some(c), _) => c.email.clone().filter(|e| is_email(e.trim())),
             (None, Some(e)) => Some(e.clone()),
             (None, None) => None,
         };

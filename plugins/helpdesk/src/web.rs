@@ -732,7 +732,7 @@ fn download(page: Page<'_>, id: u64) -> Result<Result<Download, Status>, Error> 
     let Some((a, bytes)) = model::client_attachment(&page.store(), page.client().id, id)? else {
         return Ok(Err(Status::NotFound));
     };
-    // A file is the client's only if the item it came with is shown to them.
+    // Only clients attach files, to the items they write in the portal, which they always see.
     Ok(Ok(Download {
         name: a.name,
         content_type: a.content_type,
