@@ -938,6 +938,31 @@ async fn another_clients_tickets_and_files_answer_404() {
             .0,
         200
     );
+    // Alice's data export has her tickets (through the GDPR plugin's hook), none of bob's.
+    let (status, export) = s.get_text(&alice, "/gdpr/export.json").await;
+    assert_eq!(status, 200);
+    let export: serde_json::Value = serde_json::from_str(&export).expect("json");
+    let tickets = export["sections"]["helpdesk_tickets"]
+        .as_array()
+        .expect("a helpdesk section");
+    let subjects: Vec<&str> = tickets
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "Alice's",
+            "Change of invoicing address",
+            "Slow connection in the evening"
+        ]
+    );
+    assert_eq!(
+        tickets[0]["items"][0]["attachments"][0]["name"],
+        "alice.txt"
+    );
+    // Hidden contents stay hidden there too (the demo's telephone item).
+    assert!(tickets[2]["items"][2]["text"].is_null(), "{}", tickets[2]);
     // Not logged in: the login page, never a ticket.
     let anon = s.client();
     let r = anon

@@ -223,6 +223,7 @@ impl Portal {
             Some(dir) => crate::web::dynamic::register_dir(&mut registry, dir),
             None => Vec::new(),
         };
+        registry.bind_store(&store);
         registry.freeze()?;
         store.migrate(&registry.migrations)?;
         let settings = Arc::new(Settings::load(store.clone(), registry.settings.clone())?);

@@ -169,6 +169,11 @@ pub struct OperatorCommand {
 pub type CommandFn =
     Arc<dyn Fn(&crate::plugin::OperatorCtx<'_>, &[String]) -> crate::Result<String> + Send + Sync>;
 
+/// A hook handler that also reads or writes the plugin's own store.
+pub type StoreHandlerFn = Arc<
+    dyn Fn(&crate::plugin::Namespace, &mut serde_json::Value) -> Result<(), Veto> + Send + Sync,
+>;
+
 /// A plugin's migration: it sees only the plugin's own namespace.
 pub type PluginMigration = fn(&crate::plugin::Namespace) -> crate::Result<()>;
 
@@ -190,6 +195,8 @@ pub struct Registrar {
     pub(crate) migrations: Vec<Migration>,
     pub(crate) hook_defs: Vec<HookDef>,
     pub(crate) handlers: Vec<(String, Handler)>,
+    /// (hook, only if someone declares it, handler): bound to the plugin's store at start.
+    pub(crate) store_handlers: Vec<(String, bool, StoreHandlerFn)>,
     pub(crate) commands: Vec<OperatorCommand>,
     pub(crate) demo: Option<PluginDemo>,
 }
@@ -210,6 +217,7 @@ impl Registrar {
             migrations: Vec::new(),
             hook_defs: Vec::new(),
             handlers: Vec::new(),
+            store_handlers: Vec::new(),
             commands: Vec::new(),
             demo: None,
         }
@@ -339,6 +347,22 @@ impl Registrar {
         ));
     }
 
+    /// Handles a hook on its JSON event with the plugin's own store at hand (e.g. to add what it
+    /// holds about a client to the GDPR plugin's `gdpr_export`). With `only_if_declared`, a hook
+    /// nobody declares (its plugin is not built in) is skipped instead of stopping the start.
+    pub fn on_json_with_store(
+        &mut self,
+        hook: &str,
+        only_if_declared: bool,
+        f: impl Fn(&crate::plugin::Namespace, &mut serde_json::Value) -> Result<(), Veto>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        self.store_handlers
+            .push((hook.to_string(), only_if_declared, Arc::new(f)));
+    }
+
     /// An operator command `portico <name> ARGS...`.
     pub fn command(&mut self, command: OperatorCommand) {
         self.commands.push(command);
@@ -405,6 +429,8 @@ pub struct Registry {
     pub demos: Vec<(&'static str, PluginDemo)>,
     /// Handlers wait here until every plugin has declared its hooks.
     pending_handlers: Vec<(String, Handler)>,
+    /// Handlers that need their plugin's store wait for it here.
+    pending_store_handlers: Vec<(String, &'static str, bool, StoreHandlerFn)>,
 }
 
 /// One entry of the built menu.
@@ -480,7 +506,13 @@ impl Registry {
             ),
             (
                 "handles hooks",
-                list(r.handlers.iter().map(|(h, _)| h.clone()).collect()),
+                list(
+                    r.handlers
+                        .iter()
+                        .map(|(h, _)| h.clone())
+                        .chain(r.store_handlers.iter().map(|(h, _, _)| h.clone()))
+                        .collect(),
+                ),
             ),
             (
                 "commands",
@@ -560,6 +592,11 @@ impl Registry {
                 .map_err(|e| crate::Error::Internal(format!("plugin `{owner}`: {e}")))?;
         }
         self.pending_handlers.extend(r.handlers);
+        self.pending_store_handlers.extend(
+            r.store_handlers
+                .into_iter()
+                .map(|(hook, optional, f)| (hook, owner, optional, f)),
+        );
         self.commands
             .extend(r.commands.into_iter().map(|c| (owner, c)));
         if let Some(seed) = r.demo {
@@ -675,6 +712,25 @@ impl Registry {
     fn hooks_mut(&mut self) -> crate::Result<&mut Hooks> {
         Arc::get_mut(&mut self.hooks)
             .ok_or_else(|| crate::Error::Internal("hooks changed after they were shared".into()))
+    }
+
+    /// Gives the handlers that asked for it their plugin's store (before [`Registry::freeze`]).
+    /// A handler that is only wanted if its hook is declared is dropped when nobody declares it.
+    pub fn bind_store(&mut self, store: &crate::store::Store) {
+        for (hook, owner, optional, f) in std::mem::take(&mut self.pending_store_handlers) {
+            if optional && self.hooks.definition(&hook).is_none() {
+                tracing::debug!(plugin = owner, hook = %hook, "hook not declared here; handler left out");
+                continue;
+            }
+            let ns = crate::plugin::Namespace::new(store.clone(), owner);
+            self.pending_handlers.push((
+                hook,
+                Handler {
+                    owner: owner.to_string(),
+                    f: Arc::new(move |event| f(&ns, event)),
+                },
+            ));
+        }
     }
 
     /// Binds every handler to its hook once all plugins have declared theirs.
@@ -881,6 +937,28 @@ mod tests {
             .expect("add");
         assert_eq!(reg.templates[0].1, "helpdesk/layout.html");
         assert_eq!(reg.assets[0].0, "helpdesk/style.css");
+    }
+
+    #[test]
+    fn a_store_handler_of_an_absent_plugins_hook_may_be_left_out() {
+        let store = crate::store::Store::in_memory();
+        let mut reg = Registry::default();
+        let mut r = Registrar::new("aa");
+        r.on_json_with_store("gdpr_export", true, |_, _| Ok(()));
+        reg.add(manifest("aa"), PluginKind::CompiledIn, r)
+            .expect("add");
+        reg.bind_store(&store);
+        reg.freeze().expect("left out, not an error");
+        assert!(!reg.hooks.is_handled("gdpr_export"));
+
+        let mut reg = Registry::default();
+        let mut r = Registrar::new("aa");
+        r.on_json_with_store("gdpr_export", false, |_, _| Ok(()));
+        reg.add(manifest("aa"), PluginKind::CompiledIn, r)
+            .expect("add");
+        reg.bind_store(&store);
+        let e = reg.freeze().unwrap_err().to_string();
+        assert!(e.contains("`gdpr_export`, which nobody declares"), "{e}");
     }
 
     #[test]

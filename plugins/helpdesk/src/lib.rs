@@ -187,6 +187,16 @@ impl Plugin for Helpdesk {
             .field("text", "the reply's text")
             .field("department", "the department the reply came from"),
         );
+        // What the helpdesk holds about a client goes into the GDPR plugin's data export (when
+        // that plugin is built in).
+        r.on_json_with_store("gdpr_export", true, |ns, event| {
+            if let Some(id) = event["client"]["id"].as_u64()
+                && let Ok(tickets) = model::export(ns, id)
+            {
+                event["sections"]["helpdesk_tickets"] = tickets;
+            }
+            Ok(())
+        });
         r.routes(web::routes());
         r.template("tickets.html", include_str!("../templates/tickets.html"));
         r.template("ticket.html", include_str!("../templates/ticket.html"));

@@ -566,3 +566,44 @@ pub fn change_ticket<R>(
         Ok((t, r))
     })
 }
+
+/// The client's tickets for their data export: what the Helpdesk tab shows them (texts of
+/// e-mail and portal items; SMS, in-person and telephone items by channel, time and author),
+/// with the names and sizes of their files.
+pub fn export(ns: &Namespace, client_id: u64) -> Result<serde_json::Value> {
+    let deps = departments(ns)?;
+    let dep = |id: u64| {
+        deps.iter()
+            .find(|d| d.id == id)
+            .map_or_else(String::new, |d| d.name.clone())
+    };
+    let mut out = Vec::new();
+    for t in tickets_of_client(ns, client_id)? {
+        let mut items = Vec::new();
+        for i in &t.items {
+            let shown = matches!(i.channel, Channel::Email | Channel::Portal);
+            let files: Vec<serde_json::Value> = attachments_of(ns, &i.attachments)?
+                .into_iter()
+                .map(|a| serde_json::json!({ "name": a.name, "size": a.size }))
+                .collect();
+            items.push(serde_json::json!({
+                "at": i.at,
+                "channel": i.channel.as_str(),
+                "author": i.author,
+                "from_client": i.from_client,
+                "text": if shown { Some(i.text.clone()) } else { None },
+                "attachments": files,
+            }));
+        }
+        out.push(serde_json::json!({
+            "ticket": t.id,
+            "subject": t.subject,
+            "state": t.state.as_str(),
+            "department": dep(t.department_id),
+            "created": t.created,
+            "updated": t.updated,
+            "items": items,
+        }));
+    }
+    Ok(serde_json::Value::Array(out))
+}
