@@ -10,6 +10,7 @@ pub fn compiled_in() -> Vec<Box<dyn Plugin>> {
     vec![
         portico_invoicing::plugin(),
         portico_gdpr::plugin(),
+        portico_helpdesk::plugin(),
         #[cfg(feature = "bench-plugins")]
         bench_plugin::plugin(),
     ]

@@ -237,6 +237,9 @@ async fn pages_fit_a_360_pixel_phone_screen() {
         "/invoicing/",
         "/gdpr/",
         "/gdpr/export",
+        "/helpdesk/",
+        "/helpdesk/new",
+        "/helpdesk/ticket/1",
         "/password/",
     ] {
         c.goto(&s.url(path)).await.expect("open");
@@ -699,5 +702,139 @@ async fn gdpr_consents_are_given_withdrawn_and_asked_again_on_a_phone() {
             .contains("Bob Dvořák")
     );
     fits_and_passes_axe(&c, "/gdpr/export").await;
+    c.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn alice_asks_the_helpdesk_an_operator_answers_by_email_and_she_reads_it_on_a_phone() {
+    let smtp = common::Smtp::start();
+    let s = Server::demo_with(Options {
+        smtp_url: Some(smtp.url()),
+        ..Options::default()
+    });
+    s.cli_ok(&["settings", "set", "ci_url", &format!("{}/", s.base)]);
+    let file = tempfile::tempdir().expect("tmp");
+    let photo = file.path().join("router lights.png");
+    std::fs::write(&photo, b"\x89PNG\r\n\x1a\n not really a picture").expect("write");
+    let (_driver, c) = browser().await;
+    c.set_window_size(360, 740).await.expect("resize");
+    c.goto(&s.url("/sign/")).await.expect("open");
+    fill_login(&c, LoginForm::Portal, "alice", "alice-demo-pass").await;
+    click(&c, "a.menu-helpdesk").await;
+    wait_for_text(&c, "#ticket-1 .ticket-subject", "Slow connection")
+        .await
+        .expect("the Helpdesk tab");
+    fits_and_passes_axe(&c, "/helpdesk/").await;
+    click(&c, "#new-ticket").await;
+    wait_for_text(&c, "h1", "New ticket")
+        .await
+        .expect("the form");
+    fits_and_passes_axe(&c, "/helpdesk/new").await;
+    for (css, text) in [
+        ("#subject", "No internet since noon"),
+        ("#text", "All lights on the router are red."),
+        ("#files", photo.to_str().expect("utf-8")),
+    ] {
+        c.find(Locator::Css(css))
+            .await
+            .expect(css)
+            .send_keys(text)
+            .await
+            .expect("type");
+    }
+    submit(
+        &c,
+        "#new-ticket-form button.primary",
+        "Your ticket was created.",
+    )
+    .await;
+    assert_eq!(text_of(&c, ".ticket-title").await, "No internet since noon");
+    assert_eq!(
+        text_of(&c, "#item-1 .attachments a").await,
+        "router lights.png"
+    );
+    fits_and_passes_axe(&c, "the new ticket").await;
+
+    // The operator answers by e-mail through the CLI; the mail carries the link.
+    let out = s.cli_ok(&[
+        "helpdesk",
+        "reply",
+        "3",
+        "--text",
+        "A technician is on his way.",
+        "--author",
+        "Jana Operátorová",
+    ]);
+    assert!(out.contains("with the link to the conversation"), "{out}");
+    let mails = smtp.wait_for(1).await;
+    let link = format!("{}/helpdesk/ticket/3", s.base);
+    assert!(
+        mails[0].contains("You can view the entire conversation in the Client portal.")
+            && mails[0].contains(&link),
+        "{}",
+        mails[0]
+    );
+    c.goto(&link).await.expect("open the link");
+    wait_for_text(&c, "#item-2 .item-text", "A technician is on his way.")
+        .await
+        .expect("the reply");
+    assert_eq!(text_of(&c, "#item-2 .author").await, "Jana Operátorová");
+    fits_and_passes_axe(&c, "the ticket with the reply").await;
+
+    // Alice answers from the phone.
+    c.find(Locator::Css("#text"))
+        .await
+        .expect("reply field")
+        .send_keys("Thank you, I will be at home.")
+        .await
+        .expect("type");
+    submit(&c, "#reply-form button.primary", "Your reply was sent.").await;
+    assert_eq!(
+        text_of(&c, "#item-3 .item-text").await,
+        "Thank you, I will be at home."
+    );
+
+    // Without a department for CP requests: a support request from the Information tab.
+    s.cli_ok(&[
+        "helpdesk",
+        "department",
+        "set",
+        "1",
+        "--cp-requests",
+        "false",
+    ]);
+    c.goto(&s.url("/")).await.expect("open");
+    assert_eq!(
+        text_of(&c, "#info-support-request").await,
+        "Send support request"
+    );
+    fits_and_passes_axe(&c, "/ with the support request button").await;
+    click(&c, "#info-support-request").await;
+    wait_for_text(&c, "h1", "Support request")
+        .await
+        .expect("the request form");
+    fits_and_passes_axe(&c, "/helpdesk/request").await;
+    for (css, text) in [
+        ("#subject", "Faster tariff"),
+        ("#text", "200 Mb/s, please."),
+    ] {
+        c.find(Locator::Css(css))
+            .await
+            .expect(css)
+            .send_keys(text)
+            .await
+            .expect("type");
+    }
+    submit(
+        &c,
+        "#request-form button.primary",
+        "Your support request was sent.",
+    )
+    .await;
+    let tasks = s.cli_ok(&["tasks", "list"]);
+    assert!(
+        tasks.contains("support request from client 1001 (Alice Nováková), assigned to Jana Operátorová, open: Faster tariff — 200 Mb/s, please."),
+        "{tasks}"
+    );
     c.close().await.expect("close");
 }

@@ -653,3 +653,120 @@ async fn a_plugin_hears_of_consent_changes_and_adds_to_the_data_export() {
         "{hooks}"
     );
 }
+
+/// A multipart body of text fields, as the helpdesk's forms send them.
+fn multipart(fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "----portico-plugins-test";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        body.into_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn a_plugin_vetoes_and_amends_tickets_and_hears_of_replies() {
+    let dir = plugin_dir();
+    build_plugin("misbehave-plugin", &[], dir.path(), "libmisbehave.so");
+    let s = with_plugins(dir.path());
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let create = |subject: &'static str| {
+        let (s, alice) = (&s, &alice);
+        async move {
+            let (_, html) = s.get_text(alice, "/helpdesk/new").await;
+            let marker = "name=\"key\" value=\"";
+            let at = html.find(marker).expect("key") + marker.len();
+            let key = html[at..at + html[at..].find('"').expect("end")].to_string();
+            let (ct, body) = multipart(&[
+                ("csrf", &csrf_of(&html)),
+                ("key", &key),
+                ("subject", subject),
+                ("text", "Hello"),
+            ]);
+            let r = alice
+                .post(s.url("/helpdesk/new"))
+                .header("Content-Type", ct)
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        }
+    };
+    // A veto: the client reads the plugin's message, nothing is stored, no listener hears.
+    let (status, body) = create("forbidden topic").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("role=\"alert\">Tickets about that are not taken here.</p>"),
+        "{body}"
+    );
+    assert_eq!(
+        s.cli_ok(&["helpdesk", "tickets", "--client", "alice"])
+            .lines()
+            .count(),
+        2
+    );
+    let (_, page) = s.get_text(&alice, "/misbehave/ticket-seen").await;
+    assert_eq!(
+        message(&page),
+        "after_ticket_create: none; after_ticket_reply: none"
+    );
+    // Amended subject, text and tags are stored; client and department are not amendable.
+    let (status, body) = create("Router").await;
+    assert_eq!(status, 303, "{body}");
+    let shown = s.cli_ok(&["helpdesk", "show", "3"]);
+    assert!(shown.starts_with("ticket #3 \"[web] Router\"\n"), "{shown}");
+    assert!(shown.contains("department: Customer care\n"), "{shown}");
+    assert!(shown.contains("client 1001 (Alice Nováková)"), "{shown}");
+    assert!(
+        shown.contains("tags: from-hook, Customer care\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("    Hello\n    (sent from the portal)\n"),
+        "{shown}"
+    );
+    let (_, list) = s.get_text(&alice, "/helpdesk/").await;
+    assert!(list.contains("[web] Router"), "{list}");
+    // An operator's reply fires after_ticket_reply.
+    s.cli_ok(&[
+        "helpdesk",
+        "reply",
+        "3",
+        "--text",
+        "On it",
+        "--channel",
+        "sms",
+    ]);
+    let (_, page) = s.get_text(&alice, "/misbehave/ticket-seen").await;
+    assert_eq!(
+        message(&page),
+        "after_ticket_create: #3 [web] Router by 1001 (2); after_ticket_reply: #3 [web] Router by 1001 (sms)"
+    );
+    // In Czech, the veto's Czech message.
+    let (_, html) = s.get_text(&alice, "/").await;
+    let r = alice
+        .post(s.url("/lang"))
+        .form(&[("csrf", csrf_of(&html).as_str()), ("lang", "cs")])
+        .send()
+        .await
+        .expect("lang");
+    assert_eq!(r.status(), 303);
+    let (status, body) = create("forbidden again").await;
+    assert_eq!(status, 422);
+    assert!(
+        body.contains("role=\"alert\">Požadavky na toto téma zde nepřijímáme.</p>"),
+        "{body}"
+    );
+    let hooks = s.cli_ok(&["hooks"]);
+    assert!(
+        hooks.contains("event.tags [amendable]: an array of strings stored on the ticket"),
+        "{hooks}"
+    );
+}

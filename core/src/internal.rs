@@ -44,6 +44,8 @@ pub mod render_pool;
 pub mod settings;
 #[path = "store/mod.rs"]
 pub mod store;
+#[path = "tasks.rs"]
+pub mod tasks;
 #[path = "text.rs"]
 pub mod text;
 #[path = "theme.rs"]

@@ -51,9 +51,11 @@ pub use crate::model::{
 pub use crate::registry::{
     Manifest, MenuButton, OperatorCommand, Plugin, Registrar, Tab, ViewerCtx,
 };
-pub use crate::settings::{Scope, SettingDef, SettingType};
+pub use crate::settings::{Scope, SettingDef, SettingType, is_email, split_emails};
+pub use crate::tasks::Task;
 pub use crate::web::guards::{CheckedForm, CsrfField, FormRefused, SameOrigin};
 pub use crate::web::page::{Page, PageHtml};
+pub use crate::web::upload::{CheckedUpload, Upload, UploadRefused, UploadedFile};
 
 use crate::portal::Portal;
 use crate::store::{SEP, Store, WriteTx};
@@ -143,6 +145,20 @@ impl Namespace {
     pub fn delete(&self, tree: &str, key: &[u8]) -> Result<()> {
         self.write(|tx| tx.delete(tree, key))
     }
+
+    /// Bytes stored with [`NamespaceTx::put_bytes`] (a file), as they were.
+    pub fn get_bytes(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let tree = self.tree(tree)?;
+        self.store.get_raw(&tree, key)
+    }
+
+    /// The tasks this plugin filed for one client (open and done), oldest first.
+    pub fn tasks_of_client(&self, client_id: u64) -> Result<Vec<Task>> {
+        Ok(crate::tasks::all(&self.store)?
+            .into_iter()
+            .filter(|t| t.plugin == self.owner && t.client_id == client_id)
+            .collect())
+    }
 }
 
 fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) -> Result<T> {
@@ -179,6 +195,25 @@ impl NamespaceTx<'_, '_> {
         let tree = self.ns.tree(tree)?;
         self.tx.set_raw(&tree, key.to_vec(), None);
         Ok(())
+    }
+
+    /// Stores bytes as they are (a file the client uploaded), not as JSON.
+    pub fn put_bytes(&mut self, tree: &str, key: &[u8], bytes: Vec<u8>) -> Result<()> {
+        let tree = self.ns.tree(tree)?;
+        self.tx.set_raw(&tree, key.to_vec(), Some(bytes));
+        Ok(())
+    }
+
+    /// Files a task for an operator (`portico tasks list` shows it) in this transaction: it
+    /// lands together with the plugin's own changes, or not at all. `id` and `plugin` are set
+    /// here.
+    pub fn file_task(&mut self, task: Task) -> Result<Task> {
+        crate::tasks::file(self.tx, &self.ns.owner, task)
+    }
+
+    /// A task this plugin filed, as it is now (done or not).
+    pub fn task(&self, id: u64) -> Result<Option<Task>> {
+        Ok(crate::tasks::get_tx(self.tx, id)?.filter(|t| t.plugin == self.ns.owner))
     }
 }
 
@@ -329,9 +364,65 @@ impl<'a> OperatorCtx<'a> {
         Namespace::new(self.portal.store.clone(), self.owner)
     }
 
+    pub(crate) fn portal(&self) -> &Portal {
+        self.portal
+    }
+
+    /// A link into the portal for mail: `ci_url` (else `ispadmin_server` +
+    /// `/clientinterface/`) joined with `path` (`helpdesk/ticket/3`); `None` when neither
+    /// setting is filled in. Never built from a request's Host header.
+    pub fn portal_link(&self, path: &str) -> Option<String> {
+        crate::mail::link_base(self.portal).map(|base| {
+            format!(
+                "{}/{}",
+                base.trim_end_matches('/'),
+                path.trim_start_matches('/')
+            )
+        })
+    }
+
+    /// Queues a plain-text e-mail to a client's own address (flushed): the outbox sends and
+    /// retries it, and `mail queue` shows it under the client. Fails when the client has no
+    /// e-mail address.
+    pub fn queue_mail_to_client(&self, client: &Client, subject: &str, body: &str) -> Result<u64> {
+        let to = client
+            .email
+            .clone()
+            .filter(|e| !e.trim().is_empty())
+            .ok_or_else(|| {
+                Error::Invalid(format!("client {} has no e-mail address", client.number))
+            })?;
+        queue_mail(
+            self.portal,
+            self.owner,
+            Some(client.id),
+            &to,
+            Some(client.name.clone()),
+            subject,
+            body,
+        )
+    }
+
     /// A setting (the plugin's own or core's) for an invoice group, or the global value.
     pub fn setting(&self, key: &str, group: Option<u64>) -> serde_json::Value {
         setting_value(self.portal, self.owner, key, group)
+    }
+
+    /// Sets one of the plugin's own settings (globally, or for an invoice group), checked as
+    /// `portico settings set` checks it. For demo data; operators use `portico settings`.
+    pub fn set_own_setting(&self, key: &str, group: Option<u64>, raw: &str) -> Result<()> {
+        let own = self
+            .portal
+            .settings
+            .definition(key)
+            .is_ok_and(|d| d.owner == self.owner);
+        if !own {
+            return Err(Error::Invalid(format!(
+                "`{key}` is not a setting of plugin `{}`",
+                self.owner
+            )));
+        }
+        self.portal.settings.set(key, group, raw).map(|_| ())
     }
 
     /// The client an operator named: client number, login name or `#id`.

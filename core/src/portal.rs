@@ -159,6 +159,16 @@ fn register_core(r: &mut Registrar) {
     for hook in crate::hooks::core_hooks() {
         r.declare_hook(hook);
     }
+    r.command(crate::registry::OperatorCommand {
+        name: "tasks",
+        about: "list [--all], done ID: requests from clients waiting for an operator",
+        run: Arc::new(crate::tasks::command),
+    });
+    r.core_migration(
+        5,
+        "tasks are core's: move the GDPR plugin's tasks into the one list",
+        crate::tasks::adopt_gdpr_tasks,
+    );
     r.core_migration(1, "initial layout: typed trees and indexes", |_| Ok(()));
     r.core_migration(
         4,
@@ -213,6 +223,7 @@ impl Portal {
             Some(dir) => crate::web::dynamic::register_dir(&mut registry, dir),
             None => Vec::new(),
         };
+        registry.bind_store(&store);
         registry.freeze()?;
         store.migrate(&registry.migrations)?;
         let settings = Arc::new(Settings::load(store.clone(), registry.settings.clone())?);

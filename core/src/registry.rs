@@ -36,13 +36,45 @@ pub trait Plugin: Send + Sync {
     fn register(&self, registrar: &mut Registrar);
 }
 
-/// What a visibility rule may look at: the logged-in client and the settings that apply to them.
+/// What a visibility rule may look at: the logged-in client, the settings that apply to them,
+/// and (read-only) the store namespace of the plugin whose tab or button is being decided.
 pub struct ViewerCtx<'a> {
     pub client: &'a Client,
     pub(crate) settings: &'a Settings,
+    pub(crate) store: &'a crate::store::Store,
+    pub(crate) owner: &'a str,
 }
 
-impl ViewerCtx<'_> {
+impl<'a> ViewerCtx<'a> {
+    pub(crate) fn new(
+        client: &'a Client,
+        settings: &'a Settings,
+        store: &'a crate::store::Store,
+    ) -> Self {
+        ViewerCtx {
+            client,
+            settings,
+            store,
+            owner: "core",
+        }
+    }
+
+    /// The same viewer, as seen by the rule of `owner`'s tab or button.
+    pub(crate) fn for_owner<'b>(&'b self, owner: &'b str) -> ViewerCtx<'b> {
+        ViewerCtx {
+            client: self.client,
+            settings: self.settings,
+            store: self.store,
+            owner,
+        }
+    }
+
+    /// The deciding plugin's own store namespace (e.g. "is there a department for requests"),
+    /// for reading.
+    pub fn store(&self) -> crate::plugin::Namespace {
+        crate::plugin::Namespace::new(self.store.clone(), self.owner)
+    }
+
     /// A yes/no setting as it applies to this client's invoice group.
     pub fn flag(&self, key: &str) -> bool {
         self.settings.bool(key, Some(self.client.invoice_group_id))
@@ -137,6 +169,11 @@ pub struct OperatorCommand {
 pub type CommandFn =
     Arc<dyn Fn(&crate::plugin::OperatorCtx<'_>, &[String]) -> crate::Result<String> + Send + Sync>;
 
+/// A hook handler that also reads or writes the plugin's own store.
+pub type StoreHandlerFn = Arc<
+    dyn Fn(&crate::plugin::Namespace, &mut serde_json::Value) -> Result<(), Veto> + Send + Sync,
+>;
+
 /// A plugin's migration: it sees only the plugin's own namespace.
 pub type PluginMigration = fn(&crate::plugin::Namespace) -> crate::Result<()>;
 
@@ -148,6 +185,8 @@ pub struct Registrar {
     owner: &'static str,
     pub(crate) tabs: Vec<Tab>,
     pub(crate) buttons: Vec<MenuButton>,
+    pub(crate) information_buttons: Vec<MenuButton>,
+    pub(crate) upload_limit: Option<u64>,
     pub(crate) settings: Vec<SettingDef>,
     pub(crate) routes: Vec<rocket::Route>,
     pub(crate) templates: Vec<(String, Cow<'static, str>)>,
@@ -156,6 +195,8 @@ pub struct Registrar {
     pub(crate) migrations: Vec<Migration>,
     pub(crate) hook_defs: Vec<HookDef>,
     pub(crate) handlers: Vec<(String, Handler)>,
+    /// (hook, only if someone declares it, handler): bound to the plugin's store at start.
+    pub(crate) store_handlers: Vec<(String, bool, StoreHandlerFn)>,
     pub(crate) commands: Vec<OperatorCommand>,
     pub(crate) demo: Option<PluginDemo>,
 }
@@ -166,6 +207,8 @@ impl Registrar {
             owner,
             tabs: Vec::new(),
             buttons: Vec::new(),
+            information_buttons: Vec::new(),
+            upload_limit: None,
             settings: Vec::new(),
             routes: Vec::new(),
             templates: Vec::new(),
@@ -174,6 +217,7 @@ impl Registrar {
             migrations: Vec::new(),
             hook_defs: Vec::new(),
             handlers: Vec::new(),
+            store_handlers: Vec::new(),
             commands: Vec::new(),
             demo: None,
         }
@@ -190,6 +234,18 @@ impl Registrar {
 
     pub fn menu_button(&mut self, button: MenuButton) {
         self.buttons.push(button);
+    }
+
+    /// A button (a link) in the personal data of the Information tab, e.g. "Send support
+    /// request"; `href` returning `None` hides it for that viewer.
+    pub fn information_button(&mut self, button: MenuButton) {
+        self.information_buttons.push(button);
+    }
+
+    /// Lets the plugin's routes take `multipart/form-data` bodies (file uploads) up to `bytes`,
+    /// read with [`crate::plugin::CheckedUpload`]. Other forms keep core's small limit.
+    pub fn upload_limit(&mut self, bytes: u64) {
+        self.upload_limit = Some(bytes);
     }
 
     pub fn setting(&mut self, mut def: SettingDef) {
@@ -291,6 +347,22 @@ impl Registrar {
         ));
     }
 
+    /// Handles a hook on its JSON event with the plugin's own store at hand (e.g. to add what it
+    /// holds about a client to the GDPR plugin's `gdpr_export`). With `only_if_declared`, a hook
+    /// nobody declares (its plugin is not built in) is skipped instead of stopping the start.
+    pub fn on_json_with_store(
+        &mut self,
+        hook: &str,
+        only_if_declared: bool,
+        f: impl Fn(&crate::plugin::Namespace, &mut serde_json::Value) -> Result<(), Veto>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        self.store_handlers
+            .push((hook.to_string(), only_if_declared, Arc::new(f)));
+    }
+
     /// An operator command `portico <name> ARGS...`.
     pub fn command(&mut self, command: OperatorCommand) {
         self.commands.push(command);
@@ -336,7 +408,11 @@ pub struct Registry {
     pub plugins: Vec<PluginInfo>,
     pub refused: Vec<Refusal>,
     pub tabs: Vec<(&'static str, Tab)>,
-    pub buttons: Vec<MenuButton>,
+    pub buttons: Vec<(&'static str, MenuButton)>,
+    /// (owner, button) on the Information tab's personal data.
+    pub information_buttons: Vec<(&'static str, MenuButton)>,
+    /// (owner, largest multipart body its routes accept).
+    pub upload_limits: Vec<(&'static str, u64)>,
     pub settings: Vec<SettingDef>,
     /// (mount base, routes)
     pub(crate) routes: Vec<(String, Vec<rocket::Route>)>,
@@ -353,6 +429,8 @@ pub struct Registry {
     pub demos: Vec<(&'static str, PluginDemo)>,
     /// Handlers wait here until every plugin has declared its hooks.
     pending_handlers: Vec<(String, Handler)>,
+    /// Handlers that need their plugin's store wait for it here.
+    pending_store_handlers: Vec<(String, &'static str, bool, StoreHandlerFn)>,
 }
 
 /// One entry of the built menu.
@@ -410,6 +488,15 @@ impl Registry {
                 list(r.buttons.iter().map(|b| b.id.to_string()).collect()),
             ),
             (
+                "information buttons",
+                list(
+                    r.information_buttons
+                        .iter()
+                        .map(|b| b.id.to_string())
+                        .collect(),
+                ),
+            ),
+            (
                 "settings",
                 list(r.settings.iter().map(|s| s.key.to_string()).collect()),
             ),
@@ -419,7 +506,13 @@ impl Registry {
             ),
             (
                 "handles hooks",
-                list(r.handlers.iter().map(|(h, _)| h.clone()).collect()),
+                list(
+                    r.handlers
+                        .iter()
+                        .map(|(h, _)| h.clone())
+                        .chain(r.store_handlers.iter().map(|(h, _, _)| h.clone()))
+                        .collect(),
+                ),
             ),
             (
                 "commands",
@@ -464,7 +557,13 @@ impl Registry {
             registered,
         });
         self.tabs.extend(r.tabs.into_iter().map(|t| (owner, t)));
-        self.buttons.extend(r.buttons);
+        self.buttons
+            .extend(r.buttons.into_iter().map(|b| (owner, b)));
+        self.information_buttons
+            .extend(r.information_buttons.into_iter().map(|b| (owner, b)));
+        if let Some(limit) = r.upload_limit {
+            self.upload_limits.push((owner, limit));
+        }
         self.settings.extend(r.settings);
         if !r.routes.is_empty() {
             self.routes.push((format!("/{owner}"), r.routes));
@@ -493,6 +592,11 @@ impl Registry {
                 .map_err(|e| crate::Error::Internal(format!("plugin `{owner}`: {e}")))?;
         }
         self.pending_handlers.extend(r.handlers);
+        self.pending_store_handlers.extend(
+            r.store_handlers
+                .into_iter()
+                .map(|(hook, optional, f)| (hook, owner, optional, f)),
+        );
         self.commands
             .extend(r.commands.into_iter().map(|c| (owner, c)));
         if let Some(seed) = r.demo {
@@ -531,8 +635,22 @@ impl Registry {
             }
         }
         for b in &r.buttons {
-            if self.buttons.iter().any(|x| x.id == b.id) {
+            if self.buttons.iter().any(|(_, x)| x.id == b.id) {
                 return Err(format!("menu button id `{}` is registered already", b.id));
+            }
+        }
+        for b in &r.information_buttons {
+            if self.information_buttons.iter().any(|(_, x)| x.id == b.id)
+                || r.information_buttons
+                    .iter()
+                    .filter(|x| x.id == b.id)
+                    .count()
+                    > 1
+            {
+                return Err(format!(
+                    "Information button id `{}` is registered already",
+                    b.id
+                ));
             }
         }
         for s in &r.settings {
@@ -596,6 +714,25 @@ impl Registry {
             .ok_or_else(|| crate::Error::Internal("hooks changed after they were shared".into()))
     }
 
+    /// Gives the handlers that asked for it their plugin's store (before [`Registry::freeze`]).
+    /// A handler that is only wanted if its hook is declared is dropped when nobody declares it.
+    pub fn bind_store(&mut self, store: &crate::store::Store) {
+        for (hook, owner, optional, f) in std::mem::take(&mut self.pending_store_handlers) {
+            if optional && self.hooks.definition(&hook).is_none() {
+                tracing::debug!(plugin = owner, hook = %hook, "hook not declared here; handler left out");
+                continue;
+            }
+            let ns = crate::plugin::Namespace::new(store.clone(), owner);
+            self.pending_handlers.push((
+                hook,
+                Handler {
+                    owner: owner.to_string(),
+                    f: Arc::new(move |event| f(&ns, event)),
+                },
+            ));
+        }
+    }
+
     /// Binds every handler to its hook once all plugins have declared theirs.
     pub fn freeze(&mut self) -> crate::Result<()> {
         for (hook, handler) in std::mem::take(&mut self.pending_handlers) {
@@ -612,7 +749,7 @@ impl Registry {
         let mut items: Vec<(i32, MenuItem)> = self
             .tabs
             .iter()
-            .filter(|(_, t)| (t.visible)(viewer))
+            .filter(|(owner, t)| (t.visible)(&viewer.for_owner(owner)))
             .map(|(_, t)| {
                 (
                     t.order,
@@ -627,8 +764,8 @@ impl Registry {
                 )
             })
             .collect();
-        for b in &self.buttons {
-            if let Some(href) = (b.href)(viewer) {
+        for (owner, b) in &self.buttons {
+            if let Some(href) = (b.href)(&viewer.for_owner(owner)) {
                 items.push((
                     b.order,
                     MenuItem {
@@ -644,6 +781,40 @@ impl Registry {
         }
         items.sort_by_key(|(order, _)| *order);
         items.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// The Information tab's buttons for one viewer, ordered.
+    pub fn information_buttons(&self, viewer: &ViewerCtx<'_>) -> Vec<MenuItem> {
+        let mut items: Vec<(i32, MenuItem)> = self
+            .information_buttons
+            .iter()
+            .filter_map(|(owner, b)| {
+                let href = (b.href)(&viewer.for_owner(owner))?;
+                Some((
+                    b.order,
+                    MenuItem {
+                        id: b.id,
+                        title_key: b.title_key,
+                        icon: b.icon,
+                        href,
+                        external: b.external,
+                        active: false,
+                    },
+                ))
+            })
+            .collect();
+        items.sort_by_key(|(order, _)| *order);
+        items.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// The largest multipart body accepted under `path`: a plugin's upload limit under its
+    /// base, else `None` (core's form limit).
+    pub fn upload_limit_for(&self, path: &str) -> Option<u64> {
+        let first = path.trim_start_matches('/').split('/').next()?;
+        self.upload_limits
+            .iter()
+            .find(|(owner, _)| *owner == first)
+            .map(|(_, l)| *l)
     }
 }
 
@@ -720,6 +891,29 @@ mod tests {
         // Nothing of the refused plugin was merged.
         assert!(reg.plugins.iter().all(|p| p.id != "bb"));
 
+        let button = || MenuButton {
+            id: "ask",
+            title_key: "t",
+            icon: "i",
+            order: 1,
+            href: Arc::new(|_| None),
+            external: false,
+        };
+        let mut d = Registrar::new("dd");
+        d.information_button(button());
+        reg.add(manifest("dd"), PluginKind::CompiledIn, d)
+            .expect("first button");
+        let mut e = Registrar::new("ee");
+        e.information_button(button());
+        let err = reg
+            .add(manifest("ee"), PluginKind::CompiledIn, e)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "plugin `ee`: Information button id `ask` is registered already"
+        );
+
         let mut c = Registrar::new("cc");
         c.command(OperatorCommand {
             name: "settings",
@@ -743,6 +937,28 @@ mod tests {
             .expect("add");
         assert_eq!(reg.templates[0].1, "helpdesk/layout.html");
         assert_eq!(reg.assets[0].0, "helpdesk/style.css");
+    }
+
+    #[test]
+    fn a_store_handler_of_an_absent_plugins_hook_may_be_left_out() {
+        let store = crate::store::Store::in_memory();
+        let mut reg = Registry::default();
+        let mut r = Registrar::new("aa");
+        r.on_json_with_store("gdpr_export", true, |_, _| Ok(()));
+        reg.add(manifest("aa"), PluginKind::CompiledIn, r)
+            .expect("add");
+        reg.bind_store(&store);
+        reg.freeze().expect("left out, not an error");
+        assert!(!reg.hooks.is_handled("gdpr_export"));
+
+        let mut reg = Registry::default();
+        let mut r = Registrar::new("aa");
+        r.on_json_with_store("gdpr_export", false, |_, _| Ok(()));
+        reg.add(manifest("aa"), PluginKind::CompiledIn, r)
+            .expect("add");
+        reg.bind_store(&store);
+        let e = reg.freeze().unwrap_err().to_string();
+        assert!(e.contains("`gdpr_export`, which nobody declares"), "{e}");
     }
 
     #[test]

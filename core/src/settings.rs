@@ -27,6 +27,8 @@ pub enum SettingType {
     Url,
     /// Empty, or an e-mail address.
     Email,
+    /// E-mail addresses separated by commas or semicolons; empty for none.
+    Emails,
     /// Web origins (`scheme://host[:port]`), separated by spaces or commas; empty for none.
     Origins,
     /// One of the listed words.
@@ -41,6 +43,7 @@ impl std::fmt::Display for SettingType {
             SettingType::Text => write!(f, "text"),
             SettingType::Url => write!(f, "http(s) URL or empty"),
             SettingType::Email => write!(f, "e-mail address or empty"),
+            SettingType::Emails => write!(f, "e-mail addresses (separated by , or ;) or empty"),
             SettingType::Origins => write!(f, "origins (https://host[:port]) or empty"),
             SettingType::Choice(options) => write!(f, "one of: {}", options.join(", ")),
         }
@@ -178,6 +181,15 @@ impl SettingDef {
                 }
                 Value::String(raw.into())
             }
+            SettingType::Emails => {
+                if let Some(bad_one) = split_emails(raw).into_iter().find(|e| !is_email(e)) {
+                    return Err(Error::Invalid(format!(
+                        "{}: `{bad_one}` is not an e-mail address (separate addresses with , or ;)",
+                        self.key
+                    )));
+                }
+                Value::String(raw.into())
+            }
             SettingType::Choice(options) => {
                 if !options.contains(&raw) {
                     return Err(bad(&format!("one of: {}", options.join(", "))));
@@ -221,6 +233,16 @@ pub fn is_origin(s: &str) -> bool {
     };
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
     host_ok && port_ok
+}
+
+/// The addresses of an [`SettingType::Emails`] value: split at `,` and `;`, trimmed, empty
+/// parts left out.
+pub fn split_emails(raw: &str) -> Vec<String> {
+    raw.split([',', ';'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// A deliberately plain check: one `@`, something before it, a dot in the domain, no spaces.
@@ -301,6 +323,12 @@ pub fn core_settings() -> Vec<SettingDef> {
         SettingDef::url(
             "ispadmin_server",
             "Address of the billing server; links fall back to it plus /clientinterface/.",
+        ),
+        SettingDef::new(
+            "sms_notify",
+            SettingType::Choice(&["disabled", "gateway", "smpp"]),
+            Value::String("disabled".into()),
+            "How the ISP sends SMS: disabled, an SMS gateway, or SMPP. The helpdesk shows the text of SMS items only when it is not disabled.",
         ),
         SettingDef::email("system_mail", "Sender address of mail from the portal."),
         SettingDef::text(

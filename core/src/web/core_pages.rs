@@ -50,6 +50,8 @@ struct InformationView<'a> {
     invoicing_address: Option<&'a Address>,
     messages: Vec<MessageView>,
     can_set_login_name: bool,
+    /// Plugins' buttons for the personal data (support request, ticket).
+    buttons: Vec<crate::registry::MenuItem>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -95,6 +97,14 @@ fn render_information(
         invoicing_address: c.invoicing_address.as_ref().filter(|a| !a.is_empty()),
         messages,
         can_set_login_name: page.flag("ci_enable_login_name_creation"),
+        buttons: page
+            .portal
+            .registry
+            .information_buttons(&crate::registry::ViewerCtx::new(
+                c,
+                &page.portal.settings,
+                &page.portal.store,
+            )),
         notice,
         error,
     };

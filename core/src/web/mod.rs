@@ -10,6 +10,7 @@ pub mod page;
 mod password;
 pub mod samples;
 mod sign;
+pub mod upload;
 
 use std::sync::Arc;
 
@@ -111,12 +112,21 @@ impl Fairing for BodyLimits {
         let Some(limit) = req.limits().get(kind) else {
             return;
         };
-        if declared > limit.as_u64() {
+        let mut limit = limit.as_u64();
+        if kind == "data-form"
+            && let Some(upload) = req
+                .rocket()
+                .state::<Arc<Portal>>()
+                .and_then(|p| p.registry.upload_limit_for(req.uri().path().as_str()))
+        {
+            limit = upload;
+        }
+        if declared > limit {
             let path: Vec<&str> = req.uri().path().segments().take(2).collect();
             tracing::warn!(
                 path = %path.join("/"),
                 declared,
-                limit = limit.as_u64(),
+                limit,
                 "refused a request body over its limit"
             );
             req.set_method(rocket::http::Method::Get);

@@ -539,6 +539,22 @@ impl Page<'_> {
         )
     }
 
+    /// Queues a plain-text e-mail about the logged-in client to a member of the ISP's staff
+    /// (flushed). The address must come from the operator's configuration (the plugin's own
+    /// records or settings), never from the request: this is not a way to mail anyone a client
+    /// names.
+    pub fn queue_mail_to_staff(&self, to: &str, subject: &str, body: &str) -> Result<u64, Error> {
+        crate::plugin::queue_mail(
+            self.portal,
+            &self.owner,
+            Some(self.client.id),
+            to,
+            None,
+            subject,
+            body,
+        )
+    }
+
     /// Fires a hook the plugin declared on a JSON event; another plugin's or core's is refused.
     pub fn run_hook(&self, name: &str, event: &mut serde_json::Value) -> Result<(), Veto> {
         self.portal
@@ -549,15 +565,12 @@ impl Page<'_> {
 
     /// Whether a registered tab is visible to this client (tabs hidden by a setting answer 404).
     pub fn tab_visible(&self, tab_id: &str) -> bool {
-        let viewer = ViewerCtx {
-            client: &self.client,
-            settings: &self.portal.settings,
-        };
+        let viewer = ViewerCtx::new(&self.client, &self.portal.settings, &self.portal.store);
         self.portal
             .registry
             .tabs
             .iter()
-            .any(|(_, t)| t.id == tab_id && (t.visible)(&viewer))
+            .any(|(owner, t)| t.id == tab_id && (t.visible)(&viewer.for_owner(owner)))
     }
 
     /// Renders `template` inside the portal shell with `tab` marked active. The tab's own data
@@ -595,10 +608,7 @@ impl Page<'_> {
             &self.path,
             Some((&self.client, &self.csrf)),
         );
-        let viewer = ViewerCtx {
-            client: &self.client,
-            settings: &portal.settings,
-        };
+        let viewer = ViewerCtx::new(&self.client, &portal.settings, &portal.store);
         // Until a one-time password is replaced there is nothing else to navigate to.
         let menu = (!self.session.must_change_password).then(|| portal.registry.menu(&viewer, ""));
         PageFrame {

@@ -85,11 +85,6 @@ impl Plugin for Gdpr {
             about: "consent add|list|update|retire, withdraw ID --client C, history --client C [--csv]",
             run: Arc::new(commands::gdpr),
         });
-        r.command(OperatorCommand {
-            name: "tasks",
-            about: "list [--all], done ID: requests from clients waiting for an operator",
-            run: Arc::new(tasks::command),
-        });
         r.demo(commands::demo);
     }
 }

@@ -396,8 +396,10 @@ fn erasure(
         return refuse("gdpr-error-note", Status::UnprocessableEntity);
     }
     let client = page.client();
-    let task = tasks::Task {
+    let task = portico_core::plugin::Task {
         id: 0,
+        plugin: String::new(),
+        assigned: Vec::new(),
         kind: tasks::ERASURE.to_string(),
         created: now(&page),
         client_id: client.id,
