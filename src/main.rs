@@ -467,7 +467,27 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("{}: {e}", file.display()))?
                 .to_string_lossy()
                 .into_owned();
-            operator(&cfg, OpRequest::Backup { path })
+            let req = OpRequest::Backup { path: path.clone() };
+            let text = match open_direct(&cfg, false)? {
+                Some(portal) => ops::execute(&portal, req).map_err(|e| e.to_string())?,
+                None => {
+                    let reply = control::request(&cfg.data, &req).map_err(|e| e.to_string())?;
+                    if !reply.ok {
+                        return Err(reply.text);
+                    }
+                    reply.text
+                }
+            };
+            // A portal under systemd may see another /tmp (PrivateTmp) or a read-only tree:
+            // a file it wrote where the operator cannot see it is no backup.
+            if Path::new(&path).is_file() {
+                say!("{}", text.trim_end());
+            } else {
+                return Err(format!(
+                    "the portal wrote {path}, but it is not there for this command: the portal runs in a file-system namespace of its own (systemd's PrivateTmp, for one). Write backups to a folder both can see, such as /var/lib/portico-backups with contrib/portico.service (docs/backup.md)."
+                ));
+            }
+            Ok(())
         }
         Command::Restore { file, data } => {
             init_logging("warn");

@@ -333,8 +333,9 @@ pub fn verify(path: &Path) -> Result<Info> {
 }
 
 /// Restores the backup at `path` into `data_dir`, which must be a new or empty folder. The store
-/// is built in a hidden folder beside it and moved into place only when complete: a restore
-/// that fails leaves `data_dir` as it was (and no new folder).
+/// is built in a hidden folder (inside the empty folder, or beside the new one) and moved into
+/// place only when complete: a restore that fails leaves `data_dir` as it was (and no new
+/// folder).
 pub fn restore(path: &Path, data_dir: &Path) -> Result<Info> {
     let shown = data_dir.display();
     let existed = match std::fs::symlink_metadata(data_dir) {
@@ -368,9 +369,11 @@ pub fn restore(path: &Path, data_dir: &Path) -> Result<Info> {
     // First the whole file is checked; nothing is written before it is known to be complete.
     let checked = verify(path)?;
 
+    // Built inside the empty folder when there is one (its parent may be the system's, such
+    // as /var/lib, where the portal's user cannot write), else beside the new one.
     let staging = tempfile::Builder::new()
         .prefix(".portico-restore-")
-        .tempdir_in(&parent)
+        .tempdir_in(if existed { data_dir } else { parent.as_path() })
         .map_err(|e| Error::Invalid(format!("cannot restore into {shown}: {e}")))?;
     let store = Store::open(staging.path())?;
     let backend = store.backend();
