@@ -882,6 +882,9 @@ fn theme_check(
     }
 }
 
+/// Set when the portal is up and serving (Rocket's liftoff).
+static SERVED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// How `serve` treats a data folder without a store.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -932,7 +935,8 @@ fn serve(args: ServeArgs, defaults: Config, mode: Mode) -> Result<(), String> {
         vec![top]
     };
     let result = run_server(args, cfg, mode);
-    if result.is_err() {
+    // Only a start that failed: once the portal served, its store is the operator's.
+    if result.is_err() && !SERVED.load(std::sync::atomic::Ordering::SeqCst) {
         for path in &created {
             let gone = if path.is_dir() {
                 std::fs::remove_dir_all(path)
@@ -1043,6 +1047,7 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
         let rocket = web::build(portal, web::rocket_config(cfg.bind));
         let rocket = rocket.attach(AdHoc::on_liftoff("announce", move |r| {
             Box::pin(async move {
+                SERVED.store(true, std::sync::atomic::Ordering::SeqCst);
                 let addr = r.config().address;
                 let port = r.config().port;
                 if let Some(portal) = r.state::<Arc<Portal>>() {
