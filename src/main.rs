@@ -1113,5 +1113,6 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
     // An operator command or a mail still running on a blocking thread gets a moment, not a
     // veto over the shutdown.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    portico_core::internal::backup::abandon_unfinished();
     result
 }

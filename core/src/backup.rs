@@ -37,8 +37,9 @@ const TAG_PAIR: u8 = 0x02;
 const MAX_NAME: u32 = 4096;
 const MAX_VALUE: u32 = 1 << 30;
 
-/// Pairs written to the new store per batch during a restore.
+/// Pairs written to the new store per batch during a restore, and between flushes.
 const RESTORE_BATCH: usize = 10_000;
+const RESTORE_FLUSH: usize = 100_000;
 
 /// What a backup holds, from its header and end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +163,7 @@ pub fn write_file(store: &Store, path: &Path, now_unix: i64) -> Result<Info> {
         .suffix(".tmp")
         .tempfile_in(&dir)
         .map_err(|e| Error::Invalid(format!("cannot write {shown}: {e}")))?;
+    let _unfinished = Unfinished::register(tmp.path());
     let (file, info) = store.with_writes_paused(|backend| {
         write_snapshot(backend, BufWriter::new(tmp.as_file()), now_unix)
     })?;
@@ -179,6 +181,44 @@ enum Entry<'a> {
     /// The pairs that follow belong to this tree.
     Tree(&'a str),
     Pair(&'a [u8], &'a [u8]),
+}
+
+/// Temporary files of backups being written, so that a portal stopping in the middle of one
+/// removes it ([`abandon_unfinished`]) instead of leaving it beside the backups.
+static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps a temporary file in [`UNFINISHED`] while it lives.
+struct Unfinished(PathBuf);
+
+impl Unfinished {
+    fn register(path: &Path) -> Unfinished {
+        let mut list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+        list.push(path.to_path_buf());
+        Unfinished(path.to_path_buf())
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let mut list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|p| *p != self.0);
+    }
+}
+
+/// Removes the temporary files of backups still being written: the process is ending and they
+/// will not be finished. (Their writer, if it goes on, fails at the rename.)
+pub fn abandon_unfinished() {
+    let mut list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+    for path in list.drain(..) {
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::warn!(
+                "a backup was still being written at shutdown; its unfinished file {} was removed",
+                path.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("could not remove {}: {e}", path.display()),
+        }
+    }
 }
 
 /// Reads a backup and checks it from end to end, calling back for each entry as it goes.
@@ -379,12 +419,24 @@ pub fn restore(path: &Path, data_dir: &Path) -> Result<Info> {
     let backend = store.backend();
     let mut tree = String::new();
     let mut batch: Vec<Op> = Vec::with_capacity(RESTORE_BATCH);
+    let mut unflushed = 0usize;
+    // sled keeps unflushed writes in memory: flushed every few batches, a restore of millions
+    // of records stays within a few hundred MB.
+    let mut write = |batch: &mut Vec<Op>| -> Result<()> {
+        backend.apply(batch)?;
+        unflushed += batch.len();
+        batch.clear();
+        if unflushed >= RESTORE_FLUSH {
+            backend.flush()?;
+            unflushed = 0;
+        }
+        Ok(())
+    };
     let info = parser(path)?.run(&mut |entry| {
         match entry {
             Entry::Tree(name) => {
                 if !batch.is_empty() {
-                    backend.apply(&batch)?;
-                    batch.clear();
+                    write(&mut batch)?;
                 }
                 tree = name.to_string();
             }
@@ -395,15 +447,14 @@ pub fn restore(path: &Path, data_dir: &Path) -> Result<Info> {
                     value: Some(v.to_vec()),
                 });
                 if batch.len() >= RESTORE_BATCH {
-                    backend.apply(&batch)?;
-                    batch.clear();
+                    write(&mut batch)?;
                 }
             }
         }
         Ok(())
     })?;
     if !batch.is_empty() {
-        backend.apply(&batch)?;
+        write(&mut batch)?;
     }
     if info != checked {
         return Err(Error::Invalid(format!(
