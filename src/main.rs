@@ -47,13 +47,36 @@ enum Command {
     /// Create a demo ISP (if the data folder is new), serve it and print the URL and logins.
     Demo(ServeArgs),
     /// Serve the portal.
-    Serve(ServeArgs),
+    Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Create a new, empty store when the data folder holds none (without it, such a folder
+        /// is refused: it is usually a wrong --data or an unmounted disk).
+        #[arg(long)]
+        init: bool,
+    },
     /// Import (upsert) a JSON bundle from the billing system; see docs/import.md.
     Import {
         /// The bundle file.
         file: PathBuf,
         #[command(flatten)]
         data: DataArg,
+    },
+    /// Write a consistent snapshot of the store to FILE (through the running portal, or directly
+    /// when none runs); see docs/backup.md.
+    Backup {
+        /// The backup file to write (replaced atomically if it exists; mode 0600).
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Bring a backup back into a new or empty data folder (never over an existing store).
+    Restore {
+        /// The backup file (from `portico backup`).
+        file: PathBuf,
+        /// The new data folder: must not exist yet, or be empty.
+        #[arg(long, value_name = "DIR", required = true)]
+        data: PathBuf,
     },
     /// List, read or change settings.
     Settings {
@@ -404,9 +427,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 data: PathBuf::from("portico-demo-data"),
                 ..Config::default()
             };
-            serve(args, defaults, true)
+            serve(args, defaults, Mode::Demo)
         }
-        Command::Serve(args) => serve(args, Config::default(), false),
+        Command::Serve { args, init } => serve(
+            args,
+            Config::default(),
+            if init { Mode::Init } else { Mode::Existing },
+        ),
         Command::Import { file, data } => {
             let cfg = operator_config(&data)?;
             let json =
@@ -432,6 +459,53 @@ fn run(cli: Cli) -> Result<(), String> {
                     remote(&cfg.data, OpRequest::Import { json })
                 }
             }
+        }
+        Command::Backup { file, data } => {
+            let cfg = operator_config(&data)?;
+            // The portal may run in another folder: it gets the file's absolute path.
+            let path = std::path::absolute(&file)
+                .map_err(|e| format!("{}: {e}", file.display()))?
+                .to_string_lossy()
+                .into_owned();
+            let req = OpRequest::Backup { path: path.clone() };
+            let text = match open_direct(&cfg, false)? {
+                Some(portal) => ops::execute(&portal, req).map_err(|e| e.to_string())?,
+                None => {
+                    let reply = control::request(&cfg.data, &req).map_err(|e| e.to_string())?;
+                    if !reply.ok {
+                        return Err(reply.text);
+                    }
+                    reply.text
+                }
+            };
+            // A portal under systemd may see another /tmp (PrivateTmp) or a read-only tree:
+            // a file it wrote where the operator cannot see it is no backup.
+            if Path::new(&path).is_file() {
+                say!("{}", text.trim_end());
+            } else {
+                return Err(format!(
+                    "the portal wrote {path}, but it is not there for this command: the portal runs in a file-system namespace of its own (systemd's PrivateTmp, for one). Write backups to a folder both can see, such as /var/lib/portico-backups with contrib/portico.service (docs/backup.md)."
+                ));
+            }
+            Ok(())
+        }
+        Command::Restore { file, data } => {
+            init_logging("warn");
+            let started = std::time::Instant::now();
+            let info =
+                portico_core::internal::backup::restore(&file, &data).map_err(|e| e.to_string())?;
+            say!(
+                "restored {} into {} in {} ms: {}",
+                file.display(),
+                data.display(),
+                started.elapsed().as_millis(),
+                info.describe()
+            );
+            say!(
+                "start the portal on it with `portico serve --data {}`",
+                data.display()
+            );
+            Ok(())
         }
         Command::Settings { action, data } => {
             let cfg = operator_config(&data)?;
@@ -678,7 +752,7 @@ fn open_direct(cfg: &Config, may_create: bool) -> Result<Option<Portal>, String>
     let data = cfg.data.as_path();
     if !may_create && !data.join("store").exists() {
         return Err(format!(
-            "there is no Portico data folder at {} (give --data DIR, or create one with `portico import` or `portico serve`)",
+            "there is no Portico data folder at {} (give --data DIR, or create one with `portico import`, `portico restore` or `portico serve --init`)",
             data.display()
         ));
     }
@@ -808,18 +882,83 @@ fn theme_check(
     }
 }
 
-fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), String> {
+/// Set when the portal is up and serving (Rocket's liftoff).
+static SERVED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How `serve` treats a data folder without a store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `portico serve`: refuse it.
+    Existing,
+    /// `portico serve --init`: create an empty store.
+    Init,
+    /// `portico demo`: create a store with the demo ISP.
+    Demo,
+}
+
+fn serve(args: ServeArgs, defaults: Config, mode: Mode) -> Result<(), String> {
     let cfg = load_config(
         args.config.as_deref(),
         defaults,
         &Overrides {
             bind: args.bind,
-            data: args.data,
-            themes: args.themes,
-            scripts: args.scripts,
-            plugin_dir: args.plugin_dir,
+            data: args.data.clone(),
+            themes: args.themes.clone(),
+            scripts: args.scripts.clone(),
+            plugin_dir: args.plugin_dir.clone(),
         },
     )?;
+    let data = cfg.data.clone();
+    let has_store = data.join("store").is_dir();
+    if !has_store && mode == Mode::Existing {
+        return Err(format!(
+            "there is no Portico store in {dir}. Check --data (or `data` in the configuration). To start a new, empty portal there, run `portico serve --init --data {dir}`; to bring back a backup, `portico restore FILE --data {dir}`; `portico import BUNDLE --data {dir}` also creates one.",
+            dir = data.display()
+        ));
+    }
+    // What this start creates, so a start that fails leaves nothing new behind.
+    let created = if has_store {
+        Vec::new()
+    } else if data.exists() {
+        vec![data.join("store"), Portal::control_socket_path(&data)]
+    } else {
+        // The topmost folder of the path that does not exist yet.
+        let absolute =
+            std::path::absolute(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+        let mut top = absolute.clone();
+        while let Some(parent) = top.parent() {
+            if parent.exists() {
+                break;
+            }
+            top = parent.to_path_buf();
+        }
+        vec![top]
+    };
+    let result = run_server(args, cfg, mode);
+    // Only a start that failed: once the portal served, its store is the operator's.
+    if result.is_err() && !SERVED.load(std::sync::atomic::Ordering::SeqCst) {
+        for path in &created {
+            let gone = if path.is_dir() {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            };
+            if let Err(e) = gone
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(
+                    "could not remove {} after the failed start: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
+    result
+}
+
+/// Opens the store and serves until shutdown. The caller removes what a failed start created.
+fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
+    let demo_mode = mode == Mode::Demo;
     let started = std::time::Instant::now();
     let mut options = portal_options(&cfg.data, Some(cfg.themes.clone()), cfg.plugin_dir.clone());
     options.smtp_url = cfg.smtp_url.clone().filter(|u| !u.is_empty());
@@ -903,11 +1042,12 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let _watcher = portal.themes.watch().map_err(|e| e.to_string())?;
         let rocket = web::build(portal, web::rocket_config(cfg.bind));
         let rocket = rocket.attach(AdHoc::on_liftoff("announce", move |r| {
             Box::pin(async move {
+                SERVED.store(true, std::sync::atomic::Ordering::SeqCst);
                 let addr = r.config().address;
                 let port = r.config().port;
                 if let Some(portal) = r.state::<Arc<Portal>>() {
@@ -950,9 +1090,29 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
             .launch()
             .await
             .map_err(|e| format!("cannot serve on {}: {e}", cfg.bind))?;
+        // A clean shutdown (SIGTERM, Ctrl-C): requests have been answered or cut off after
+        // the grace period. Operator commands now find no socket rather than a dead one.
+        let socket = Portal::control_socket_path(&cfg.data);
+        if let Err(e) = std::fs::remove_file(&socket)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(
+                "could not remove the control socket {}: {e}",
+                socket.display()
+            );
+        }
         if let Some(portal) = rocket.state::<Arc<Portal>>() {
             portal.store.flush().map_err(|e| e.to_string())?;
         }
-        Ok(())
-    })
+        tracing::info!(
+            "Portico stopped after {} s: store flushed, control socket removed",
+            started.elapsed().as_secs()
+        );
+        Ok::<(), String>(())
+    });
+    // An operator command or a mail still running on a blocking thread gets a moment, not a
+    // veto over the shutdown.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    portico_core::internal::backup::abandon_unfinished();
+    result
 }

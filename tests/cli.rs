@@ -440,7 +440,12 @@ fn serve_reads_portico_toml_and_environment_and_warns_about_unknown_keys() {
     )
     .expect("write config");
     let mut child = std::process::Command::new(common::BIN)
-        .args(["serve", "--config", config.to_str().expect("path")])
+        .args([
+            "serve",
+            "--init",
+            "--config",
+            config.to_str().expect("path"),
+        ])
         .env("PORTICO_THEMES", repo_root().join("themes"))
         .env("PORTICO_BOGUS", "1")
         .env("PORTICO_LOG", "warn")

@@ -218,6 +218,10 @@ pub fn request(data_dir: &Path, req: &OpRequest) -> Result<OpReply> {
     let received = stream.read_to_end(&mut out);
     match serde_json::from_slice(&out) {
         Ok(reply) => Ok(reply),
+        Err(_) if out.is_empty() && received.is_ok() => Err(Error::Invalid(format!(
+            "the portal on {} closed the connection without an answer (is it stopping?). The command may or may not have been carried out: check, then try again.",
+            data_dir.display()
+        ))),
         Err(e) => {
             sent?;
             received?;

@@ -8,6 +8,8 @@ pub mod access;
 pub mod audit;
 #[path = "auth.rs"]
 pub mod auth;
+#[path = "backup.rs"]
+pub mod backup;
 #[path = "client_ops.rs"]
 pub mod client_ops;
 #[path = "control.rs"]

@@ -73,6 +73,11 @@ pub enum OpRequest {
     PluginCommand {
         args: Vec<String>,
     },
+    /// `portico backup FILE`: the portal writes a snapshot of its store to FILE (an absolute
+    /// path; the portal runs as the operator's user, the control socket makes sure of that).
+    Backup {
+        path: String,
+    },
     ClientDisable {
         client: String,
         #[serde(default)]
@@ -115,6 +120,19 @@ pub struct OpReply {
 pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
     match req {
         OpRequest::PluginsList => Ok(plugins_list(portal)),
+        OpRequest::Backup { path } => {
+            let started = std::time::Instant::now();
+            let info = crate::backup::write_file(
+                &portal.store,
+                std::path::Path::new(&path),
+                portal.clock.unix(),
+            )?;
+            Ok(format!(
+                "backup written to {path} in {} ms: {}",
+                started.elapsed().as_millis(),
+                info.describe()
+            ))
+        }
         OpRequest::Hooks => Ok(hooks_list(portal)),
         OpRequest::ThemeStatus => theme_status(portal),
         OpRequest::PluginCommand { args } => {

@@ -78,6 +78,12 @@ impl Server {
         Self::start("demo", data, opts)
     }
 
+    /// `portico demo` in a folder the test prepared (the portal's cwd: a `portico.toml` there is
+    /// read); the store goes into its `portal` subfolder.
+    pub fn demo_in(data: tempfile::TempDir, opts: Options) -> Server {
+        Self::start("demo", data, opts)
+    }
+
     /// `portico serve` on an existing data folder (from [`Server::stop`]).
     pub fn serve(data: tempfile::TempDir, opts: Options) -> Server {
         Self::start("serve", data, opts)

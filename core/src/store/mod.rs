@@ -33,6 +33,9 @@ pub struct Op {
     pub value: Option<Vec<u8>>,
 }
 
+/// Called with each key and value of a tree by [`Backend::for_each`].
+pub type PairVisitor<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<()>;
+
 /// A raw storage engine. Every implementation must pass `tests/store_conformance.rs`.
 pub trait Backend: Send + Sync + 'static {
     fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
@@ -66,6 +69,15 @@ pub trait Backend: Send + Sync + 'static {
     fn apply(&self, ops: &[Op]) -> Result<()>;
     /// Makes every applied op durable.
     fn flush(&self) -> Result<()>;
+    /// The names of every tree that holds or held keys, sorted (for backups).
+    fn tree_names(&self) -> Result<Vec<String>>;
+    /// Calls `f` with every pair of a tree, in key order, without collecting them first.
+    fn for_each(&self, tree: &str, f: PairVisitor<'_>) -> Result<()> {
+        for (k, v) in self.scan_prefix(tree, &[])? {
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
 }
 
 /// A typed value kept in its own tree under its own key, with optional secondary indexes.
@@ -420,6 +432,21 @@ impl Store {
 
     pub fn flush(&self) -> Result<()> {
         self.backend.flush()
+    }
+
+    /// Runs `f` while no write can land: every writer of this store (transactions, unflushed
+    /// bookkeeping, bulk imports) waits for the same lock. Readers go on. So what `f` reads of
+    /// several trees is one consistent state, as of the last write before the call (a backup).
+    /// Runs off the async threads, like a write.
+    pub fn with_writes_paused<T>(&self, f: impl FnOnce(&dyn Backend) -> Result<T>) -> Result<T> {
+        off_async(|| {
+            let _nested = NestingGuard::enter()?;
+            let _guard = self
+                .write_lock
+                .lock()
+                .map_err(|_| Error::Internal("store write lock poisoned".into()))?;
+            f(self.backend.as_ref())
+        })
     }
 
     /// Upserts many records of one type in one atomic write, unflushed (call [`Store::flush`]
