@@ -49,7 +49,7 @@ pub use crate::model::{
     Service, ServiceKind, SupplierContact, Tariff,
 };
 pub use crate::registry::{
-    Manifest, MenuButton, OperatorCommand, Plugin, Registrar, Tab, ViewerCtx,
+    ClientCleanup, Manifest, MenuButton, OperatorCommand, Plugin, Registrar, Tab, ViewerCtx,
 };
 pub use crate::settings::{Scope, SettingDef, SettingType};
 pub use crate::web::guards::{CheckedForm, CsrfField, FormRefused, SameOrigin};
@@ -180,6 +180,32 @@ impl NamespaceTx<'_, '_> {
         self.tx.set_raw(&tree, key.to_vec(), None);
         Ok(())
     }
+
+    /// Removes every entry whose key starts with `prefix` (as the tree stands in this
+    /// transaction); returns how many went.
+    pub fn delete_prefix(&mut self, tree: &str, prefix: &[u8]) -> Result<usize> {
+        let tree = self.ns.tree(tree)?;
+        let keys = self.tx.raw_keys(&tree, prefix)?;
+        let n = keys.len();
+        for k in keys {
+            self.tx.set_raw(&tree, k, None);
+        }
+        Ok(n)
+    }
+}
+
+/// Runs every plugin's [`ClientCleanup`] for a deleted client inside the caller's transaction.
+pub(crate) fn clean_client_in(
+    store: &Store,
+    tx: &mut WriteTx<'_>,
+    cleanups: &[(&'static str, crate::registry::ClientCleanup)],
+    client_id: u64,
+) -> Result<()> {
+    for (owner, cleanup) in cleanups {
+        let ns = Namespace::new(store.clone(), owner);
+        cleanup(&mut NamespaceTx { tx, ns: &ns }, client_id)?;
+    }
+    Ok(())
 }
 
 /// Big-endian bytes of an id, so keys sort in numeric order.

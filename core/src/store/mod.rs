@@ -400,6 +400,82 @@ impl Store {
     }
 }
 
+/// What an upsert found, per record: new, different from what was stored, or stored exactly so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Changes {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+impl Store {
+    /// Like [`Store::put_many`], but a record stored exactly so already is not written again,
+    /// and each record is counted as created, updated or unchanged. With `apply` false nothing
+    /// is written: the counts say what the write would do (a dry run). Unflushed.
+    pub fn upsert_many<R: Record>(&self, items: &[R], apply: bool) -> Result<Changes> {
+        let _guard = self
+            .write_lock
+            .lock()
+            .map_err(|_| Error::Internal("store write lock poisoned".into()))?;
+        let fresh = self.backend.is_empty(R::TREE)?;
+        let mut changes = Changes::default();
+        let mut ops = Vec::new();
+        for record in items {
+            let key = record.key();
+            let value = encode(record)?;
+            let new_entries = record.index_entries();
+            let old = if fresh {
+                None
+            } else {
+                self.backend.get(R::TREE, &key)?
+            };
+            match old {
+                Some(bytes) if bytes == value => {
+                    changes.unchanged += 1;
+                    continue;
+                }
+                Some(bytes) if !apply => {
+                    decode::<R>(R::TREE, &key, &bytes)?;
+                    changes.updated += 1;
+                }
+                Some(bytes) => {
+                    changes.updated += 1;
+                    let old: R = decode(R::TREE, &key, &bytes)?;
+                    for (tree, k) in old.index_entries() {
+                        if !new_entries.iter().any(|(t, nk)| *t == tree && *nk == k) {
+                            ops.push(Op {
+                                tree: tree.into(),
+                                key: k,
+                                value: None,
+                            });
+                        }
+                    }
+                }
+                None => changes.created += 1,
+            }
+            if !apply {
+                continue;
+            }
+            for (tree, k) in new_entries {
+                ops.push(Op {
+                    tree: tree.into(),
+                    key: k,
+                    value: Some(Vec::new()),
+                });
+            }
+            ops.push(Op {
+                tree: R::TREE.into(),
+                key,
+                value: Some(value),
+            });
+        }
+        if apply && !ops.is_empty() {
+            self.backend.apply(&ops)?;
+        }
+        Ok(changes)
+    }
+}
+
 /// Runs blocking work (a flush, a whole-tree scan) without holding up an async worker thread:
 /// on the server's multi-threaded runtime the worker hands its other tasks to another thread
 /// first (`block_in_place`), so a flood of requests that write cannot stall page rendering.
@@ -537,6 +613,28 @@ impl WriteTx<'_> {
             .into_iter()
             .map(|k| k[prefix.len()..].to_vec())
             .collect())
+    }
+
+    /// Every key of a tree that starts with `prefix`, as it stands in this transaction.
+    pub(crate) fn raw_keys(&self, tree: &str, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut keys: Vec<Vec<u8>> = self
+            .store
+            .backend
+            .scan_prefix(tree, prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        for ((t, k), v) in &self.pending {
+            if t == tree && k.starts_with(prefix) {
+                match v {
+                    Some(_) if !keys.contains(k) => keys.push(k.clone()),
+                    None => keys.retain(|x| x != k),
+                    _ => {}
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
     }
 
     /// Every stored record of a type that decodes (others are logged and skipped), as stored

@@ -1,7 +1,7 @@
 //! Requests from clients that wait for an operator (for now: erasure requests), and the
 //! `portico tasks` command that lists them.
 
-use portico_core::plugin::{Error, Namespace, OperatorCtx, Result, id_key};
+use portico_core::plugin::{Error, Namespace, NamespaceTx, OperatorCtx, Result, id_key};
 use serde::{Deserialize, Serialize};
 
 use crate::consent::META;
@@ -48,6 +48,20 @@ pub fn open_erasure(ns: &Namespace, mut task: Task) -> Result<Option<Task>> {
 }
 
 /// The client's open erasure request, if any.
+/// A deleted client's open erasure request is done: the import deleted everything the portal
+/// held about them. Runs inside the transaction that deletes the client.
+pub fn client_deleted(tx: &mut NamespaceTx<'_, '_>, client_id: u64, now: &str) -> Result<()> {
+    if let Some(id) = tx.get::<u64>(OPEN_ERASURE, &id_key(client_id))? {
+        if let Some(mut task) = tx.get::<Task>(TASKS, &id_key(id))? {
+            task.done = Some(now.to_string());
+            task.note = format!("{} (done: the client was deleted by an import)", task.note);
+            tx.put(TASKS, &id_key(id), &task)?;
+        }
+        tx.delete(OPEN_ERASURE, &id_key(client_id))?;
+    }
+    Ok(())
+}
+
 pub fn open_erasure_request(ns: &Namespace, client_id: u64) -> Result<Option<Task>> {
     match ns.get::<u64>(OPEN_ERASURE, &id_key(client_id))? {
         Some(id) => ns.get(TASKS, &id_key(id)),
