@@ -931,6 +931,7 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
         }
         Err(e) => return Err(e.to_string()),
     };
+    let mut demo_created = None;
     if demo_mode
         && portal
             .store
@@ -938,23 +939,22 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
             .map_err(|e| e.to_string())?
             == 0
     {
-        let report = demo::seed(&portal).map_err(|e| e.to_string())?;
-        tracing::info!("demo data created in {}: {report}", cfg.data.display());
+        let summary = demo::seed(&portal).map_err(|e| e.to_string())?;
+        tracing::info!("demo data created in {}: {summary}", cfg.data.display());
+        demo_created = Some(summary);
     }
     if portal.smtp_url.is_none() {
         tracing::warn!(
             "no smtp_url configured: password e-mails cannot be sent; they are retried for about 2 h 40 min, then listed as failed by `portico mail queue`"
         );
     }
-    // The logins are printed only if this folder holds the demo ISP.
-    let has_demo_logins = demo::LOGINS.iter().all(|l| {
-        portal
-            .store
-            .client_by_username(l.username)
-            .ok()
-            .flatten()
-            .is_some_and(|c| c.number == l.client_number)
-    });
+    // The logins are printed only if this folder holds the demo ISP, and a password only while
+    // it still works.
+    let demo_logins = if demo_mode {
+        demo::logins(&portal.store)
+    } else {
+        None
+    };
     if cfg.scripts.is_dir() {
         tracing::info!(dir = %cfg.scripts.display(), "scripts folder noted; Rhai scripting is not built yet, nothing loaded");
     }
@@ -1007,14 +1007,25 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
                     "Portico is serving at http://{host}:{port}/  (ready in {} ms)",
                     started.elapsed().as_millis()
                 );
-                if demo_mode && has_demo_logins {
+                if let Some(summary) = &demo_created {
+                    let _ = writeln!(out, "Demo ISP created: {summary}");
+                }
+                if let Some(logins) = &demo_logins {
                     let _ = writeln!(out, "Demo logins (client number or login name / password):");
-                    for l in demo::LOGINS {
-                        let _ = writeln!(
-                            out,
-                            "  {} or {}  /  {}",
-                            l.client_number, l.username, l.password
-                        );
+                    for (l, works) in logins {
+                        if *works {
+                            let _ = writeln!(
+                                out,
+                                "  {} or {}  /  {}",
+                                l.client_number, l.username, l.password
+                            );
+                        } else {
+                            let _ = writeln!(
+                                out,
+                                "  {} or {}  /  (the demo password no longer works: it was changed in this folder)",
+                                l.client_number, l.username
+                            );
+                        }
                     }
                 }
                 let _ = out.flush();

@@ -269,3 +269,75 @@ async fn audit_filters_by_kind_client_and_dates_and_refuses_what_it_cannot_read(
         "{err}"
     );
 }
+
+/// Starts `portico demo` on `data`, returns what it printed up to and including the last demo
+/// login (or the serving line when there are none), and stops it.
+fn demo_output(data: &std::path::Path, logins: usize) -> String {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["demo", "--bind", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .arg("--themes")
+        .arg(common::repo_root().join("themes"))
+        .env("PORTICO_LOG", "warn")
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut out = String::new();
+    let mut seen = 0;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        out.push_str(&line);
+        out.push('\n');
+        if line.starts_with("  100") {
+            seen += 1;
+        }
+        if seen == logins {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    out
+}
+
+#[test]
+fn demo_prints_what_it_created_and_no_password_that_stopped_working() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("demo");
+    let first = demo_output(&data, 2);
+    let summary = portico_core::internal::demo::summary(&portico_core::internal::demo::bundle(
+        chrono::Utc::now().date_naive(),
+    ));
+    assert!(
+        first.contains(&format!("\nDemo ISP created: {summary}\n")),
+        "{first}"
+    );
+    assert!(first.ends_with(
+        "Demo logins (client number or login name / password):\n  1001 or alice  /  alice-demo-pass\n  1002 or bob  /  bob-demo-pass\n"
+    ), "{first}");
+
+    let (ok, _, err) = common::portico(
+        &[
+            "client",
+            "otp",
+            "alice",
+            "--data",
+            data.to_str().expect("path"),
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let again = demo_output(&data, 2);
+    assert!(!again.contains("Demo ISP created"), "{again}");
+    assert!(!again.contains("alice-demo-pass"), "{again}");
+    assert!(
+        again.ends_with(
+            "  1001 or alice  /  (the demo password no longer works: it was changed in this folder)\n  1002 or bob  /  bob-demo-pass\n"
+        ),
+        "{again}"
+    );
+}
