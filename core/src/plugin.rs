@@ -441,6 +441,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn delete_prefix_takes_stored_and_pending_keys_with_the_prefix_only() {
+        let store = Store::in_memory();
+        let ns = Namespace::new(store.clone(), "gdpr");
+        for k in [&b"a1"[..], b"a2", b"b1"] {
+            ns.put("t", k, &1u8).expect("put");
+        }
+        let gone = ns
+            .write(|tx| {
+                tx.put("t", b"a3", &2u8)?;
+                tx.delete("t", b"a1")?;
+                tx.delete_prefix("t", b"a")
+            })
+            .expect("write");
+        assert_eq!(gone, 2, "a2 as stored and a3 of this transaction");
+        let left: Vec<Vec<u8>> = ns
+            .scan::<u8>("t", b"")
+            .expect("scan")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left, [b"b1".to_vec()]);
+    }
+
+    #[test]
     fn a_namespace_reaches_only_its_own_trees() {
         let store = Store::in_memory();
         store

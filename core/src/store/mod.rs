@@ -10,7 +10,7 @@ mod memory;
 mod migrate;
 mod sled_backend;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
@@ -341,7 +341,7 @@ impl Store {
             .map_err(|_| Error::Internal("store write lock poisoned".into()))?;
         let mut tx = WriteTx {
             store: self,
-            pending: HashMap::new(),
+            pending: BTreeMap::new(),
             ops: Vec::new(),
         };
         let out = f(&mut tx)?;
@@ -513,10 +513,11 @@ impl Drop for NestingGuard {
     }
 }
 
-/// Changes collected for one atomic write. Reads through it see its own pending changes.
+/// Changes collected for one atomic write. Reads through it see its own pending changes, kept
+/// in key order so a prefix of them is found without walking them all.
 pub struct WriteTx<'s> {
     store: &'s Store,
-    pending: HashMap<(String, Vec<u8>), Option<Vec<u8>>>,
+    pending: BTreeMap<(String, Vec<u8>), Option<Vec<u8>>>,
     ops: Vec<Op>,
 }
 
@@ -599,15 +600,7 @@ impl WriteTx<'_> {
             .map(|(k, _)| k)
             .collect();
         // Entries this transaction added or removed.
-        for ((tree, k), v) in &self.pending {
-            if tree == index_tree && k.starts_with(&prefix) {
-                match v {
-                    Some(_) if !keys.contains(k) => keys.push(k.clone()),
-                    None => keys.retain(|x| x != k),
-                    _ => {}
-                }
-            }
-        }
+        self.merge_pending(index_tree, &prefix, &mut keys);
         keys.sort();
         Ok(keys
             .into_iter()
@@ -624,17 +617,25 @@ impl WriteTx<'_> {
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        for ((t, k), v) in &self.pending {
-            if t == tree && k.starts_with(prefix) {
-                match v {
-                    Some(_) if !keys.contains(k) => keys.push(k.clone()),
-                    None => keys.retain(|x| x != k),
-                    _ => {}
-                }
-            }
-        }
+        self.merge_pending(tree, prefix, &mut keys);
         keys.sort();
         Ok(keys)
+    }
+
+    /// Adds to `keys` (stored keys of `tree` with `prefix`) those this transaction wrote and
+    /// takes out those it removed, reading only this transaction's changes under the prefix.
+    fn merge_pending(&self, tree: &str, prefix: &[u8], keys: &mut Vec<Vec<u8>>) {
+        let from = (tree.to_string(), prefix.to_vec());
+        for ((t, k), v) in self.pending.range(from..) {
+            if t != tree || !k.starts_with(prefix) {
+                break;
+            }
+            match v {
+                Some(_) if !keys.contains(k) => keys.push(k.clone()),
+                None => keys.retain(|x| x != k),
+                _ => {}
+            }
+        }
     }
 
     /// Every stored record of a type that decodes (others are logged and skipped), as stored
