@@ -59,6 +59,13 @@ enum Command {
     Import {
         /// The bundle file.
         file: PathBuf,
+        /// Make each collection the bundle holds exactly the bundle's content: stored records
+        /// it leaves out are deleted, a client with everything that hangs on them.
+        #[arg(long)]
+        sync: bool,
+        /// Check the bundle and print what the import would do; change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         data: DataArg,
     },
@@ -127,11 +134,21 @@ enum Command {
     /// A command a plugin adds (`portico <command> ARGS...`; `portico plugins list` shows them).
     #[command(external_subcommand)]
     External(Vec<String>),
-    /// The security audit log (logins, failures, lockouts, resets, operator password actions).
+    /// The audit log: logins, failures, lockouts, resets and every operator command that
+    /// changed something, with the OS user who ran it.
     Audit {
         /// Only this client (number, login name or #ID).
         #[arg(long)]
         client: Option<String>,
+        /// Only events of this kind (as printed, e.g. LoginFailed or login_failed).
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// Only events from this day (YYYY-MM-DD) or time (YYYY-MM-DD HH:MM) on, UTC.
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Only events up to this day (inclusive) or before this time, UTC.
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
         /// How many events, newest first.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -153,6 +170,25 @@ enum PluginsAction {
 enum MailAction {
     /// Mail waiting to be sent, and mail given up after its retries.
     Queue,
+    /// Send a mail again now: a failed one gets a fresh round of attempts.
+    Retry {
+        /// The outbox id (`portico mail queue` shows it as #ID).
+        id: u64,
+    },
+    /// Take a mail out of the outbox unsent.
+    Cancel {
+        /// The outbox id (`portico mail queue` shows it as #ID).
+        id: u64,
+    },
+    /// Delete mail given up after its retries.
+    Purge {
+        /// Only failed mail (required: mail still waiting is cancelled one by one).
+        #[arg(long)]
+        failed: bool,
+        /// Only mail queued more than this many days ago.
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<u32>,
+    },
     /// Mail templates of your own (the built-in English and Czech ones apply otherwise).
     Template {
         #[command(subcommand)]
@@ -434,7 +470,12 @@ fn run(cli: Cli) -> Result<(), String> {
             Config::default(),
             if init { Mode::Init } else { Mode::Existing },
         ),
-        Command::Import { file, data } => {
+        Command::Import {
+            file,
+            sync,
+            dry_run,
+            data,
+        } => {
             let cfg = operator_config(&data)?;
             let json =
                 std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
@@ -445,9 +486,26 @@ fn run(cli: Cli) -> Result<(), String> {
                 portico_core::internal::import::check(&Store::in_memory(), &json)
                     .map_err(|e| e.to_string())?;
             }
+            let req = OpRequest::Import {
+                json,
+                sync,
+                dry_run,
+            };
+            // A dry run on a folder that holds no store yet: check against an empty one, so
+            // nothing is created.
+            if dry_run && !cfg.data.join("store").exists() {
+                let portal = Portal::assemble(
+                    Store::in_memory(),
+                    portal_options(Path::new(""), None, cfg.plugin_dir.clone()),
+                )
+                .map_err(|e| e.to_string())?;
+                let text = ops::execute(&portal, req).map_err(|e| e.to_string())?;
+                say!("{text}");
+                return Ok(());
+            }
             match open_direct(&cfg, true)? {
                 Some(portal) => {
-                    let text = import_with_progress(&portal, &json)?;
+                    let text = import_with_progress(&portal, req)?;
                     say!("{text}");
                     Ok(())
                 }
@@ -456,7 +514,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         "a portal is running on {}; sending the bundle to it",
                         cfg.data.display()
                     );
-                    remote(&cfg.data, OpRequest::Import { json })
+                    remote(&cfg.data, req)
                 }
             }
         }
@@ -571,6 +629,12 @@ fn run(cli: Cli) -> Result<(), String> {
             let cfg = operator_config(&data)?;
             let req = match action {
                 MailAction::Queue => OpRequest::MailQueue,
+                MailAction::Retry { id } => OpRequest::MailRetry { id },
+                MailAction::Cancel { id } => OpRequest::MailCancel { id },
+                MailAction::Purge { failed, older_than } => OpRequest::MailPurge {
+                    failed,
+                    older_than_days: older_than,
+                },
                 MailAction::Template {
                     action: TemplateAction::List,
                 } => OpRequest::MailTemplateList,
@@ -610,6 +674,9 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Audit {
             client,
+            kind,
+            since,
+            until,
             limit,
             before,
             data,
@@ -621,6 +688,9 @@ fn run(cli: Cli) -> Result<(), String> {
                     client,
                     limit,
                     before,
+                    kind,
+                    since,
+                    until,
                 },
             )
         }
@@ -791,10 +861,11 @@ fn remote(data: &Path, req: OpRequest) -> Result<(), String> {
     }
 }
 
-fn import_with_progress(portal: &Portal, json: &str) -> Result<String, String> {
+fn import_with_progress(portal: &Portal, req: OpRequest) -> Result<String, String> {
     let bar = indicatif::ProgressBar::hidden();
     let mut started = false;
-    let result = ops::run_import(portal, json, &mut |done, total| {
+    let who = ops::Operator::current();
+    let result = ops::execute_with_progress(portal, req, &who, &mut |done, total| {
         if !started && total >= 10_000 && std::io::stderr().is_terminal() {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             bar.set_length(total as u64);
@@ -960,6 +1031,9 @@ fn serve(args: ServeArgs, defaults: Config, mode: Mode) -> Result<(), String> {
 fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
     let demo_mode = mode == Mode::Demo;
     let started = std::time::Instant::now();
+    if let Some(url) = cfg.smtp_url.as_deref().filter(|u| !u.is_empty()) {
+        config::check_smtp_url(url)?;
+    }
     let mut options = portal_options(&cfg.data, Some(cfg.themes.clone()), cfg.plugin_dir.clone());
     options.smtp_url = cfg.smtp_url.clone().filter(|u| !u.is_empty());
     options.trusted_proxies = cfg.trusted_proxies.clone();
@@ -996,6 +1070,7 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
         }
         Err(e) => return Err(e.to_string()),
     };
+    let mut demo_created = None;
     if demo_mode
         && portal
             .store
@@ -1003,23 +1078,22 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             == 0
     {
-        let report = demo::seed(&portal).map_err(|e| e.to_string())?;
-        tracing::info!("demo data created in {}: {report}", cfg.data.display());
+        let summary = demo::seed(&portal).map_err(|e| e.to_string())?;
+        tracing::info!("demo data created in {}: {summary}", cfg.data.display());
+        demo_created = Some(summary);
     }
     if portal.smtp_url.is_none() {
         tracing::warn!(
             "no smtp_url configured: password e-mails cannot be sent; they are retried for about 2 h 40 min, then listed as failed by `portico mail queue`"
         );
     }
-    // The logins are printed only if this folder holds the demo ISP.
-    let has_demo_logins = demo::LOGINS.iter().all(|l| {
-        portal
-            .store
-            .client_by_username(l.username)
-            .ok()
-            .flatten()
-            .is_some_and(|c| c.number == l.client_number)
-    });
+    // The logins are printed only if this folder holds the demo ISP, and a password only while
+    // it still works.
+    let demo_logins = if demo_mode {
+        demo::logins(&portal.store)
+    } else {
+        None
+    };
     if cfg.scripts.is_dir() {
         tracing::info!(dir = %cfg.scripts.display(), "scripts folder noted; Rhai scripting is not built yet, nothing loaded");
     }
@@ -1073,14 +1147,25 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
                     "Portico is serving at http://{host}:{port}/  (ready in {} ms)",
                     started.elapsed().as_millis()
                 );
-                if demo_mode && has_demo_logins {
+                if let Some(summary) = &demo_created {
+                    let _ = writeln!(out, "Demo ISP created: {summary}");
+                }
+                if let Some(logins) = &demo_logins {
                     let _ = writeln!(out, "Demo logins (client number or login name / password):");
-                    for l in demo::LOGINS {
-                        let _ = writeln!(
-                            out,
-                            "  {} or {}  /  {}",
-                            l.client_number, l.username, l.password
-                        );
+                    for (l, works) in logins {
+                        if *works {
+                            let _ = writeln!(
+                                out,
+                                "  {} or {}  /  {}",
+                                l.client_number, l.username, l.password
+                            );
+                        } else {
+                            let _ = writeln!(
+                                out,
+                                "  {} or {}  /  (the demo password no longer works: it was changed in this folder)",
+                                l.client_number, l.username
+                            );
+                        }
                     }
                 }
                 let _ = out.flush();

@@ -448,10 +448,26 @@ fn tariff(
     }
 }
 
+/// What the demo ISP holds, as `portico demo` prints it and the docs quote it: "3 invoice
+/// groups, 5 tariffs, 60 clients, …".
+pub fn summary(b: &Bundle) -> String {
+    format!(
+        "{} invoice groups, {} tariffs, {} clients, {} services, {} messages, {} invoices and {} payments",
+        b.invoice_groups.len(),
+        b.tariffs.len(),
+        b.clients.len(),
+        b.services.len(),
+        b.messages.len(),
+        b.invoices.len(),
+        b.payments.len()
+    )
+}
+
 /// Seeds a portal with the demo ISP (import, passwords, settings). Used by `portico demo`.
+/// Returns [`summary`] of what it created.
 pub fn seed(portal: &crate::portal::Portal) -> crate::Result<String> {
     let b = bundle(portal.clock.today());
-    let report = crate::import::write(&portal.store, &b, &mut |_, _| {})?;
+    crate::import::write(&portal.store, &b, &mut |_, _| {})?;
     for login in LOGINS {
         // Demo passwords stay usable: they are the client's own, not operator one-time ones.
         let client = crate::ops::find_client(portal, login.client_number)?;
@@ -471,5 +487,55 @@ pub fn seed(portal: &crate::portal::Portal) -> crate::Result<String> {
     for (owner, seed) in &portal.registry.demos {
         seed(&crate::plugin::OperatorCtx::new(portal, owner))?;
     }
-    Ok(report.to_string())
+    Ok(summary(&b))
+}
+
+/// The demo logins of a folder that holds the demo ISP, each with whether its demo password
+/// still works (an operator may have given a one-time password, or the client chosen their
+/// own). `None` when the folder does not hold the demo ISP.
+pub fn logins(store: &crate::store::Store) -> Option<Vec<(&'static DemoLogin, bool)>> {
+    LOGINS
+        .iter()
+        .map(|l| {
+            let client = store
+                .client_by_username(l.username)
+                .ok()
+                .flatten()
+                .filter(|c| c.number == l.client_number)?;
+            let works = store
+                .get_id::<crate::auth::Credential>(client.id)
+                .ok()
+                .flatten()
+                .is_some_and(|c| {
+                    !c.one_time && crate::auth::verify_password(&c.password_hash, l.password)
+                });
+            Some((l, works))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README.md and docs/operators.md quote the demo's counts; they come from [`summary`].
+    /// The month's invoices fall due on its 15th, so before that there are fewer payments.
+    #[test]
+    fn the_docs_quote_the_demo_counts() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).expect("date");
+        let late = summary(&bundle(day(20)));
+        let early = bundle(day(2)).payments.len();
+        assert_ne!(early, bundle(day(20)).payments.len());
+        for (name, text) in [
+            ("README.md", include_str!("../../README.md")),
+            ("docs/operators.md", include_str!("../../docs/operators.md")),
+        ] {
+            let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat.contains(&late), "{name} must say: {late}");
+            assert!(
+                flat.contains(&format!("before the 15th of a month, {early} payments")),
+                "{name} must say: before the 15th of a month, {early} payments"
+            );
+        }
+    }
 }

@@ -49,7 +49,7 @@ pub use crate::model::{
     Service, ServiceKind, SupplierContact, Tariff,
 };
 pub use crate::registry::{
-    Manifest, MenuButton, OperatorCommand, Plugin, Registrar, Tab, ViewerCtx,
+    ClientCleanup, Manifest, MenuButton, OperatorCommand, Plugin, Registrar, Tab, ViewerCtx,
 };
 pub use crate::settings::{Scope, SettingDef, SettingType, is_email, split_emails};
 pub use crate::tasks::Task;
@@ -215,6 +215,38 @@ impl NamespaceTx<'_, '_> {
     pub fn task(&self, id: u64) -> Result<Option<Task>> {
         Ok(crate::tasks::get_tx(self.tx, id)?.filter(|t| t.plugin == self.ns.owner))
     }
+
+    /// Marks a task this plugin filed as done at `at` (RFC 3339), adding `why` to its note; a
+    /// task that is done already, or another plugin's, is left as it is.
+    pub fn finish_task(&mut self, id: u64, at: &str, why: &str) -> Result<()> {
+        crate::tasks::finish(self.tx, &self.ns.owner, id, at, why)
+    }
+
+    /// Removes every entry whose key starts with `prefix` (as the tree stands in this
+    /// transaction); returns how many went.
+    pub fn delete_prefix(&mut self, tree: &str, prefix: &[u8]) -> Result<usize> {
+        let tree = self.ns.tree(tree)?;
+        let keys = self.tx.raw_keys(&tree, prefix)?;
+        let n = keys.len();
+        for k in keys {
+            self.tx.set_raw(&tree, k, None);
+        }
+        Ok(n)
+    }
+}
+
+/// Runs every plugin's [`ClientCleanup`] for a deleted client inside the caller's transaction.
+pub(crate) fn clean_client_in(
+    store: &Store,
+    tx: &mut WriteTx<'_>,
+    cleanups: &[(&'static str, crate::registry::ClientCleanup)],
+    client_id: u64,
+) -> Result<()> {
+    for (owner, cleanup) in cleanups {
+        let ns = Namespace::new(store.clone(), owner);
+        cleanup(&mut NamespaceTx { tx, ns: &ns }, client_id)?;
+    }
+    Ok(())
 }
 
 /// Big-endian bytes of an id, so keys sort in numeric order.
@@ -504,6 +536,30 @@ pub(crate) fn queue_mail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delete_prefix_takes_stored_and_pending_keys_with_the_prefix_only() {
+        let store = Store::in_memory();
+        let ns = Namespace::new(store.clone(), "gdpr");
+        for k in [&b"a1"[..], b"a2", b"b1"] {
+            ns.put("t", k, &1u8).expect("put");
+        }
+        let gone = ns
+            .write(|tx| {
+                tx.put("t", b"a3", &2u8)?;
+                tx.delete("t", b"a1")?;
+                tx.delete_prefix("t", b"a")
+            })
+            .expect("write");
+        assert_eq!(gone, 2, "a2 as stored and a3 of this transaction");
+        let left: Vec<Vec<u8>> = ns
+            .scan::<u8>("t", b"")
+            .expect("scan")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left, [b"b1".to_vec()]);
+    }
 
     #[test]
     fn a_namespace_reaches_only_its_own_trees() {

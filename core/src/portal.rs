@@ -111,6 +111,9 @@ pub struct Portal {
     pub smtp_url: Option<String>,
     /// Wakes the mail worker when a job is queued.
     pub mail_wakeup: Arc<tokio::sync::Notify>,
+    /// Set once this process's mail worker runs (the portal serves); a command that opened a
+    /// stopped portal's folder has none.
+    pub serving: std::sync::atomic::AtomicBool,
     /// The dynamic plugins that loaded, with their failure state.
     pub dynamic: Vec<Arc<crate::dylib::Library>>,
     /// Per-address and per-login limits on what strangers can trigger.
@@ -256,6 +259,7 @@ impl Portal {
             data_dir: opts.data_dir,
             smtp_url: opts.smtp_url,
             mail_wakeup: Arc::new(tokio::sync::Notify::new()),
+            serving: std::sync::atomic::AtomicBool::new(false),
             dynamic,
             trusted_proxies: opts.trusted_proxies,
             secure_cookies: opts.secure_cookies,

@@ -180,6 +180,11 @@ pub type PluginMigration = fn(&crate::plugin::Namespace) -> crate::Result<()>;
 /// A plugin's demo data: run by `portico demo` on a new data folder, after core's demo ISP.
 pub type PluginDemo = fn(&crate::plugin::OperatorCtx<'_>) -> crate::Result<()>;
 
+/// Removes what a plugin keeps about one client (by client id) when the client is deleted by an
+/// import (`--sync` or an explicit deletion). It runs inside the transaction that deletes the
+/// client, so it must do every change through the given transaction and start no other write.
+pub type ClientCleanup = fn(&mut crate::plugin::NamespaceTx<'_, '_>, u64) -> crate::Result<()>;
+
 /// Collects one plugin's contributions.
 pub struct Registrar {
     owner: &'static str,
@@ -199,6 +204,7 @@ pub struct Registrar {
     pub(crate) store_handlers: Vec<(String, bool, StoreHandlerFn)>,
     pub(crate) commands: Vec<OperatorCommand>,
     pub(crate) demo: Option<PluginDemo>,
+    pub(crate) client_cleanup: Option<ClientCleanup>,
 }
 
 impl Registrar {
@@ -220,6 +226,7 @@ impl Registrar {
             store_handlers: Vec::new(),
             commands: Vec::new(),
             demo: None,
+            client_cleanup: None,
         }
     }
 
@@ -373,6 +380,13 @@ impl Registrar {
     pub fn demo(&mut self, seed: PluginDemo) {
         self.demo = Some(seed);
     }
+
+    /// What to remove from the plugin's namespace when a client is deleted by an import (see
+    /// [`ClientCleanup`]). A plugin that keeps data by client id registers one, so a deleted
+    /// client leaves nothing behind.
+    pub fn on_client_deleted(&mut self, cleanup: ClientCleanup) {
+        self.client_cleanup = Some(cleanup);
+    }
 }
 
 /// How a plugin came in.
@@ -427,6 +441,8 @@ pub struct Registry {
     pub commands: Vec<(&'static str, OperatorCommand)>,
     /// (owner, demo data), in registration order.
     pub demos: Vec<(&'static str, PluginDemo)>,
+    /// (owner, what to remove when a client is deleted), in registration order.
+    pub client_cleanups: Vec<(&'static str, ClientCleanup)>,
     /// Handlers wait here until every plugin has declared its hooks.
     pending_handlers: Vec<(String, Handler)>,
     /// Handlers that need their plugin's store wait for it here.
@@ -599,6 +615,9 @@ impl Registry {
         );
         self.commands
             .extend(r.commands.into_iter().map(|c| (owner, c)));
+        if let Some(cleanup) = r.client_cleanup {
+            self.client_cleanups.push((owner, cleanup));
+        }
         if let Some(seed) = r.demo {
             self.demos.push((owner, seed));
         }
