@@ -23,5 +23,6 @@ pub mod internal;
 
 pub(crate) use internal::{
     access, audit, auth, client_ops, demo, dylib, error, hooks, i18n, import, lockout, mail, model,
-    ops, passwords, portal, registry, render_pool, settings, store, text, theme, throttle, web,
+    ops, passwords, portal, registry, render_pool, script, settings, store, text, theme, throttle,
+    web,
 };

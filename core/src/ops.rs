@@ -68,6 +68,13 @@ pub enum OpRequest {
     },
     PluginsList,
     Hooks,
+    /// `portico scripts status`.
+    ScriptsStatus,
+    /// `portico scripts check FILE`: compiles `source` (the file's text) without loading it.
+    ScriptsCheck {
+        file: String,
+        source: String,
+    },
     ThemeStatus,
     /// `portico <command> ARGS...` of a plugin; `args[0]` is the command.
     PluginCommand {
@@ -116,6 +123,8 @@ pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
     match req {
         OpRequest::PluginsList => Ok(plugins_list(portal)),
         OpRequest::Hooks => Ok(hooks_list(portal)),
+        OpRequest::ScriptsStatus => Ok(portal.scripts.status(&hook_names(portal))),
+        OpRequest::ScriptsCheck { file, source } => scripts_check(portal, &file, &source),
         OpRequest::ThemeStatus => theme_status(portal),
         OpRequest::PluginCommand { args } => {
             let Some(name) = args.first() else {
@@ -706,6 +715,41 @@ fn hooks_list(portal: &Portal) -> String {
         }
     }
     out
+}
+
+fn hook_names(portal: &Portal) -> Vec<&str> {
+    portal
+        .registry
+        .hooks
+        .definitions()
+        .map(|h| h.name.as_str())
+        .collect()
+}
+
+/// `portico scripts check FILE`: whether the file compiles, the hooks it handles, warnings.
+fn scripts_check(portal: &Portal, file: &str, source: &str) -> Result<String> {
+    match portal.scripts.check(source, &hook_names(portal)) {
+        Ok(report) => {
+            let mut out = format!(
+                "{}: compiles; handles {}\n",
+                escape(file),
+                if report.handles.is_empty() {
+                    "no hook".to_string()
+                } else {
+                    report.handles.join(", ")
+                }
+            );
+            for w in &report.warnings {
+                out.push_str(&format!("warning: {}\n", escape(w)));
+            }
+            Ok(out)
+        }
+        Err(why) => Err(Error::Invalid(format!(
+            "{}: does not compile: {}",
+            escape(file),
+            escape(&why)
+        ))),
+    }
 }
 
 /// `portico theme status`: the active theme per invoice group, each built theme's errors and
