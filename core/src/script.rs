@@ -870,7 +870,7 @@ impl Scripts {
                 Outcome::Done(ret)
             }
             Err(e) => {
-                let why = describe_eval_error(&e, timeout);
+                let why = describe_eval_error(&e, timeout, hook);
                 self.failed(script, hook, why, elapsed)
             }
         }
@@ -1030,17 +1030,24 @@ fn client_extra(env: &ScriptEnv, value: &Value) -> RMap {
 }
 
 /// What a broken limit or an error says, with the line where the script was.
-fn describe_eval_error(e: &EvalAltResult, timeout: Duration) -> String {
-    let line = |pos: Position| {
-        pos.line()
-            .map(|l| format!(" (line {l})"))
-            .unwrap_or_default()
+/// Rhai stops a call on a limit or the deadline without knowing the line: the hook function
+/// is named then.
+fn describe_eval_error(e: &EvalAltResult, timeout: Duration, hook: &str) -> String {
+    let line = |pos: Position| match pos.line() {
+        Some(l) => format!(" (line {l})"),
+        None => format!(" (in fn {hook})"),
     };
     // The innermost error says what happened; the outer ones where it was called from.
     let mut inner = e;
+    let mut at = e.position();
     while let EvalAltResult::ErrorInFunctionCall(_, _, err, _) = inner {
         inner = err;
+        if !inner.position().is_none() {
+            at = inner.position();
+        }
     }
+    // The innermost place known (a termination may carry none).
+    let line = |pos: Position| line(if pos.is_none() { at } else { pos });
     match inner {
         EvalAltResult::ErrorTerminated(mark, pos) if mark.to_string() == DEADLINE_MARK => {
             format!(
