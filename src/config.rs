@@ -19,8 +19,8 @@ pub struct Config {
     pub data: PathBuf,
     /// The themes folder.
     pub themes: PathBuf,
-    /// The operator scripts folder.
-    pub scripts: PathBuf,
+    /// The operator scripts folder (`*.rhai`); used when it exists.
+    pub scripts_dir: PathBuf,
     /// Log filter, e.g. `info` or `portico_core=debug,info`.
     pub log: String,
     /// SMTP server for outgoing mail, e.g. `smtp://127.0.0.1:2525` or
@@ -67,7 +67,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "bind",
     "data",
     "themes",
-    "scripts",
+    "scripts_dir",
     "log",
     "smtp_url",
     "plugin_dir",
@@ -81,7 +81,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data: PathBuf::from("portico-data"),
             themes: PathBuf::from("themes"),
-            scripts: PathBuf::from("scripts"),
+            scripts_dir: PathBuf::from("scripts"),
             log: "info".into(),
             smtp_url: None,
             plugin_dir: None,
@@ -101,7 +101,7 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub themes: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scripts: Option<PathBuf>,
+    pub scripts_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin_dir: Option<PathBuf>,
 }

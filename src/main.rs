@@ -131,6 +131,13 @@ enum Command {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Operator scripts (Rhai): their state, and a compile check.
+    Scripts {
+        #[command(subcommand)]
+        action: ScriptsAction,
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// A command a plugin adds (`portico <command> ARGS...`; `portico plugins list` shows them).
     #[command(external_subcommand)]
     External(Vec<String>),
@@ -157,6 +164,18 @@ enum Command {
         before: Option<u64>,
         #[command(flatten)]
         data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScriptsAction {
+    /// Each script, the hooks it handles, its state (active, compile error, disabled), calls,
+    /// failures, mean and max time.
+    Status,
+    /// Compile a script file without loading it; list the hooks it handles.
+    Check {
+        /// The .rhai file.
+        file: PathBuf,
     },
 }
 
@@ -233,7 +252,7 @@ struct ServeArgs {
     /// Themes folder.
     #[arg(long, value_name = "DIR")]
     themes: Option<PathBuf>,
-    /// Operator scripts folder (reserved: Rhai scripting is not built yet and nothing is loaded).
+    /// Operator scripts folder: every *.rhai file in it runs (default: ./scripts when it exists).
     #[arg(long, value_name = "DIR")]
     scripts: Option<PathBuf>,
     /// Folder of dynamic plugins to load at start (must not be writable by group or others).
@@ -264,6 +283,9 @@ struct DataArg {
     /// Folder of dynamic plugins: load them so their settings are known when no portal runs.
     #[arg(long, value_name = "DIR", global = true)]
     plugin_dir: Option<PathBuf>,
+    /// Operator scripts folder, when no portal runs (default: scripts_dir of the configuration).
+    #[arg(long, value_name = "DIR", global = true)]
+    scripts: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -667,6 +689,35 @@ fn run(cli: Cli) -> Result<(), String> {
             data,
         } => operator(&operator_config(&data)?, OpRequest::PluginsList),
         Command::Hooks { data } => operator(&operator_config(&data)?, OpRequest::Hooks),
+        Command::Scripts {
+            action: ScriptsAction::Status,
+            data,
+        } => operator(&operator_config(&data)?, OpRequest::ScriptsStatus),
+        Command::Scripts {
+            action: ScriptsAction::Check { file },
+            data,
+        } => {
+            let bytes =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let source = String::from_utf8(bytes)
+                .map_err(|_| format!("{} is not UTF-8 text", file.display()))?;
+            let req = OpRequest::ScriptsCheck {
+                file: file.display().to_string(),
+                source,
+            };
+            let cfg = operator_config(&data)?;
+            if cfg.data.join("store").exists() {
+                operator(&cfg, req)
+            } else {
+                // No data folder: check against the compiled-in plugins' hooks.
+                let options = portal_options(Path::new(""), None, cfg.plugin_dir.clone());
+                let portal =
+                    Portal::assemble(Store::in_memory(), options).map_err(|e| e.to_string())?;
+                let text = ops::execute(&portal, req).map_err(|e| e.to_string())?;
+                say!("{}", text.trim_end());
+                Ok(())
+            }
+        }
         Command::External(args) => {
             // Plugin commands take the usual --data/--config/--plugin-dir anywhere.
             let (data, args) = split_data_args(args)?;
@@ -751,6 +802,7 @@ fn operator_config(data: &DataArg) -> Result<Config, String> {
         &Overrides {
             data: data.data.clone(),
             plugin_dir: data.plugin_dir.clone(),
+            scripts_dir: data.scripts.clone(),
             ..Overrides::default()
         },
     )
@@ -763,6 +815,7 @@ fn split_data_args(args: Vec<String>) -> Result<(DataArg, Vec<String>), String> 
         data: None,
         config: None,
         plugin_dir: None,
+        scripts: None,
     };
     let mut rest = Vec::new();
     let mut it = args.into_iter();
@@ -791,6 +844,7 @@ fn split_data_args(args: Vec<String>) -> Result<(DataArg, Vec<String>), String> 
             "--data" => &mut data.data,
             "--config" => &mut data.config,
             "--plugin-dir" => &mut data.plugin_dir,
+            "--scripts" => &mut data.scripts,
             _ => {
                 rest.push(a);
                 continue;
@@ -817,6 +871,18 @@ fn portal_options(
     }
 }
 
+/// The scripts folder to load: `scripts_dir` when it exists. A folder that was asked for but is
+/// missing is warned about (the default `./scripts` only when `warn_default`).
+fn scripts_dir(cfg: &Config, warn_default: bool) -> Option<PathBuf> {
+    if cfg.scripts_dir.is_dir() {
+        return Some(cfg.scripts_dir.clone());
+    }
+    if warn_default || cfg.scripts_dir != Path::new("scripts") {
+        tracing::warn!(dir = %cfg.scripts_dir.display(), "scripts folder not found; no scripts loaded");
+    }
+    None
+}
+
 /// Opens the data folder directly, or returns `None` when a running portal holds it.
 fn open_direct(cfg: &Config, may_create: bool) -> Result<Option<Portal>, String> {
     let data = cfg.data.as_path();
@@ -826,12 +892,11 @@ fn open_direct(cfg: &Config, may_create: bool) -> Result<Option<Portal>, String>
             data.display()
         ));
     }
-    // The themes folder lets `settings set ci_skin_theme` check the theme it is given.
-    match Portal::open(portal_options(
-        data,
-        Some(cfg.themes.clone()),
-        cfg.plugin_dir.clone(),
-    )) {
+    // The themes folder lets `settings set ci_skin_theme` check the theme it is given; the
+    // scripts handle the hooks of operator commands as they do in a running portal.
+    let mut options = portal_options(data, Some(cfg.themes.clone()), cfg.plugin_dir.clone());
+    options.scripts_dir = scripts_dir(cfg, false);
+    match Portal::open(options) {
         Ok(p) => Ok(Some(p)),
         Err(Error::StoreLocked { .. }) => Ok(None),
         Err(e) => Err(e.to_string()),
@@ -975,7 +1040,7 @@ fn serve(args: ServeArgs, defaults: Config, mode: Mode) -> Result<(), String> {
             bind: args.bind,
             data: args.data.clone(),
             themes: args.themes.clone(),
-            scripts: args.scripts.clone(),
+            scripts_dir: args.scripts.clone(),
             plugin_dir: args.plugin_dir.clone(),
         },
     )?;
@@ -1046,6 +1111,17 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
     }
     options.secure_cookies = cfg.secure_cookies;
     options.dev_reload = args.dev;
+    options.scripts_dir = scripts_dir(&cfg, false);
+    // The demo ships an example script, in its data folder, unless scripts_dir exists.
+    let demo_scripts = cfg.data.join("scripts");
+    if demo_mode && options.scripts_dir.is_none() {
+        if !cfg.data.join("store").exists() {
+            demo::write_scripts(&demo_scripts).map_err(|e| e.to_string())?;
+        }
+        if demo_scripts.is_dir() {
+            options.scripts_dir = Some(demo_scripts);
+        }
+    }
     if args.dev {
         tracing::info!(
             "--dev: open pages reload themselves when the theme changes (events at /dev/theme-events)"
@@ -1094,9 +1170,6 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
     } else {
         None
     };
-    if cfg.scripts.is_dir() {
-        tracing::info!(dir = %cfg.scripts.display(), "scripts folder noted; Rhai scripting is not built yet, nothing loaded");
-    }
     // The reloader renders a new theme version with demo contexts before it goes live; they
     // are taken off to the side from a private in-memory demo portal.
     let themes = portal.themes.clone();
@@ -1118,6 +1191,7 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let result = runtime.block_on(async move {
         let _watcher = portal.themes.watch().map_err(|e| e.to_string())?;
+        let _script_watcher = portal.scripts.watch().map_err(|e| e.to_string())?;
         let rocket = web::build(portal, web::rocket_config(cfg.bind));
         let rocket = rocket.attach(AdHoc::on_liftoff("announce", move |r| {
             Box::pin(async move {

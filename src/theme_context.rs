@@ -255,6 +255,20 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ("page.messages[].scope", "`private`, `group` or `global`."),
     ("page.messages[].valid_until", "Formatted date, or null."),
     (
+        "page.panels",
+        "Panels added by the info_panels hook (operator scripts, plugins); empty without one.",
+    ),
+    ("page.panels[]", "One panel."),
+    ("page.panels[].title", "Its title."),
+    ("page.panels[].text", "Its text, or null."),
+    (
+        "page.panels[].rows",
+        "Rows of a table; empty when the panel has a text only.",
+    ),
+    ("page.panels[].rows[]", "One row."),
+    ("page.panels[].rows[].label", "Its label."),
+    ("page.panels[].rows[].value", "Its value."),
+    (
         "page.can_set_login_name",
         "True when `ci_enable_login_name_creation` is on: show the login-name form.",
     ),

@@ -102,3 +102,6 @@ link-invalid-title = Tento odkaz nefunguje
 link-invalid-text = Platnost odkazu vypršela nebo už byl použit. Můžete si nechat poslat nový.
 link-invalid-again = Poslat nový odkaz
 link-password-set = Heslo je nastaveno. Nyní se jím přihlaste.
+
+# A script failed in a before_* hook and script_failure_policy is closed.
+script-failed-refusal = Tuto akci teď nelze provést. Zkuste to prosím později nebo nás kontaktujte.

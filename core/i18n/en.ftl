@@ -102,3 +102,6 @@ link-invalid-title = This link does not work
 link-invalid-text = The link has expired or has already been used. You can ask for a new one.
 link-invalid-again = Ask for a new link
 link-password-set = Your password is set. Log in with it now.
+
+# A script failed in a before_* hook and script_failure_policy is closed.
+script-failed-refusal = This cannot be done right now. Please try again later or contact us.

@@ -514,6 +514,23 @@ pub fn logins(store: &crate::store::Store) -> Option<Vec<(&'static DemoLogin, bo
         .collect()
 }
 
+/// The example script the demo ships active: an outage notice on the Information tab of the
+/// clients of one town (see docs/scripting.md).
+pub const DEMO_SCRIPT: (&str, &str) = (
+    "outage-panel.rhai",
+    include_str!("../../scripts/examples/outage-panel.rhai"),
+);
+
+/// Writes the demo's scripts folder (a new demo data folder only; an edit is kept after).
+pub fn write_scripts(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join(DEMO_SCRIPT.0);
+    if !file.exists() {
+        std::fs::write(file, DEMO_SCRIPT.1)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

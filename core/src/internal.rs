@@ -42,6 +42,8 @@ pub mod portal;
 pub mod registry;
 #[path = "render_pool.rs"]
 pub mod render_pool;
+#[path = "script.rs"]
+pub mod script;
 #[path = "settings.rs"]
 pub mod settings;
 #[path = "store/mod.rs"]

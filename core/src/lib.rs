@@ -23,6 +23,6 @@ pub mod internal;
 
 pub(crate) use internal::{
     access, audit, auth, backup, client_ops, demo, dylib, error, hooks, i18n, import, lockout,
-    mail, model, ops, passwords, portal, registry, render_pool, settings, store, tasks, text,
-    theme, throttle, web,
+    mail, model, ops, passwords, portal, registry, render_pool, script, settings, store, tasks,
+    text, theme, throttle, web,
 };

@@ -373,10 +373,26 @@ pub fn sender(portal: &Portal) -> Option<(String, String)> {
 
 /// Queues a job (flushed) and wakes the worker.
 pub fn enqueue(portal: &Portal, job: MailJob) -> Result<u64> {
-    let entry = OutboxEntry::new(portal.next_id(), job, portal.clock.unix());
-    let id = entry.id;
-    portal.store.write(|tx| tx.put(&entry))?;
-    portal.mail_wakeup.notify_one();
+    enqueue_parts(
+        &portal.store,
+        &portal.mail_wakeup,
+        portal.next_id(),
+        portal.clock.unix(),
+        job,
+    )
+}
+
+/// [`enqueue`] from the parts of a portal (scripts hold these, not the portal).
+pub fn enqueue_parts(
+    store: &crate::store::Store,
+    wakeup: &tokio::sync::Notify,
+    id: u64,
+    now: i64,
+    job: MailJob,
+) -> Result<u64> {
+    let entry = OutboxEntry::new(id, job, now);
+    store.write(|tx| tx.put(&entry))?;
+    wakeup.notify_one();
     Ok(id)
 }
 

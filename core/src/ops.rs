@@ -97,6 +97,13 @@ pub enum OpRequest {
     },
     PluginsList,
     Hooks,
+    /// `portico scripts status`.
+    ScriptsStatus,
+    /// `portico scripts check FILE`: compiles `source` (the file's text) without loading it.
+    ScriptsCheck {
+        file: String,
+        source: String,
+    },
     ThemeStatus,
     /// `portico <command> ARGS...` of a plugin; `args[0]` is the command.
     PluginCommand {
@@ -205,6 +212,8 @@ impl OpRequest {
             | R::PluginsList
             | R::Hooks
             | R::ThemeStatus
+            | R::ScriptsStatus
+            | R::ScriptsCheck { .. }
             | R::ClientList { .. }
             | R::ClientShow { .. }
             | R::ClientSessions { end: false, .. }
@@ -277,6 +286,8 @@ impl OpRequest {
             R::PluginsList => "plugins list".into(),
             R::Hooks => "hooks".into(),
             R::ThemeStatus => "theme status".into(),
+            R::ScriptsStatus => "scripts status".into(),
+            R::ScriptsCheck { file, .. } => format!("scripts check {file}"),
             R::Backup { path } => format!("backup {path}"),
             R::PluginCommand { args } => {
                 let all = args.join(" ");
@@ -384,6 +395,8 @@ fn run(portal: &Portal, req: OpRequest, progress: &mut dyn FnMut(usize, usize)) 
             ))
         }
         OpRequest::Hooks => Ok(hooks_list(portal)),
+        OpRequest::ScriptsStatus => Ok(portal.scripts.status(&hook_names(portal))),
+        OpRequest::ScriptsCheck { file, source } => scripts_check(portal, &file, &source),
         OpRequest::ThemeStatus => theme_status(portal),
         OpRequest::PluginCommand { args } => {
             let Some(name) = args.first() else {
@@ -1192,6 +1205,41 @@ fn hooks_list(portal: &Portal) -> String {
         }
     }
     out
+}
+
+fn hook_names(portal: &Portal) -> Vec<&str> {
+    portal
+        .registry
+        .hooks
+        .definitions()
+        .map(|h| h.name.as_str())
+        .collect()
+}
+
+/// `portico scripts check FILE`: whether the file compiles, the hooks it handles, warnings.
+fn scripts_check(portal: &Portal, file: &str, source: &str) -> Result<String> {
+    match portal.scripts.check(source, &hook_names(portal)) {
+        Ok(report) => {
+            let mut out = format!(
+                "{}: compiles; handles {}\n",
+                escape(file),
+                if report.handles.is_empty() {
+                    "no hook".to_string()
+                } else {
+                    report.handles.join(", ")
+                }
+            );
+            for w in &report.warnings {
+                out.push_str(&format!("warning: {}\n", escape(w)));
+            }
+            Ok(out)
+        }
+        Err(why) => Err(Error::Invalid(format!(
+            "{}: does not compile: {}",
+            escape(file),
+            escape(&why)
+        ))),
+    }
 }
 
 /// `portico theme status`: the active theme per invoice group, each built theme's errors and

@@ -39,8 +39,8 @@ use serde::de::DeserializeOwned;
 pub use crate::audit::{AuditEvent, AuditKind};
 pub use crate::error::{Error, Result};
 pub use crate::hooks::{
-    ClientView, HookDef, ImportEvent, LoginEvent, LogoutEvent, RenderEvent, SettingChangeEvent,
-    Veto,
+    ClientView, HookDef, ImportEvent, InfoPanelsEvent, LoginEvent, LogoutEvent, RenderEvent,
+    SettingChangeEvent, Veto,
 };
 /// Message ids of a Fluent file, for a plugin's test that its languages define the same ones.
 pub use crate::i18n::message_ids;

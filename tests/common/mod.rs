@@ -58,6 +58,8 @@ pub struct Options {
     pub plugin_dir: Option<PathBuf>,
     /// `--dev`: live reload of open pages when the theme changes.
     pub dev: bool,
+    /// Operator scripts folder (`--scripts`).
+    pub scripts: Option<PathBuf>,
 }
 
 impl Server {
@@ -161,6 +163,9 @@ impl Server {
         }
         if opts.dev {
             cmd.arg("--dev");
+        }
+        if let Some(dir) = &opts.scripts {
+            cmd.arg("--scripts").arg(dir);
         }
         let mut child = cmd.spawn().expect("spawn portico");
         let stdout = child.stdout.take().expect("stdout");

@@ -54,6 +54,86 @@ struct InformationView<'a> {
     buttons: Vec<crate::registry::MenuItem>,
     notice: Option<String>,
     error: Option<String>,
+    /// Panels added by the `info_panels` hook (operator scripts, plugins).
+    panels: Vec<PanelView>,
+}
+
+/// One panel of the `info_panels` hook, checked: a title and a text or rows.
+#[derive(Serialize, Debug, PartialEq)]
+struct PanelView {
+    title: String,
+    text: Option<String>,
+    rows: Vec<PanelRow>,
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+struct PanelRow {
+    label: String,
+    value: String,
+}
+
+/// Most panels shown, and the longest texts of one, so a script cannot flood the page.
+const MAX_PANELS: usize = 20;
+const MAX_PANEL_ROWS: usize = 50;
+const MAX_PANEL_TEXT: usize = 4000;
+
+fn panel_text(v: &serde_json::Value, max: usize) -> Option<String> {
+    let text = match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    Some(text.chars().take(max).collect())
+}
+
+/// A panel as the hook left it, if it is one: `{ title, text }` or `{ title, rows }`.
+fn panel_view(v: &serde_json::Value) -> Option<PanelView> {
+    let title = panel_text(v.get("title")?, 200)?;
+    let text = v.get("text").and_then(|t| panel_text(t, MAX_PANEL_TEXT));
+    let rows: Vec<PanelRow> = v
+        .get("rows")
+        .and_then(|r| r.as_array())
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|row| {
+                    let pair = row.as_array()?;
+                    Some(PanelRow {
+                        label: panel_text(pair.first()?, 200)?,
+                        value: panel_text(pair.get(1)?, 1000)?,
+                    })
+                })
+                .take(MAX_PANEL_ROWS)
+                .collect()
+        })
+        .unwrap_or_default();
+    (text.is_some() || !rows.is_empty()).then_some(PanelView { title, text, rows })
+}
+
+/// Runs the `info_panels` hook for the page's client.
+fn info_panels(page: &Page<'_>) -> Vec<PanelView> {
+    let hooks = &page.portal.registry.hooks;
+    if !hooks.is_handled(crate::script::INFO_PANELS) {
+        return Vec::new();
+    }
+    let mut event = crate::hooks::InfoPanelsEvent {
+        client: crate::hooks::ClientView::from(&page.client),
+        lang: page.lang.to_string(),
+        panels: Vec::new(),
+    };
+    let _ = hooks.run(crate::script::INFO_PANELS, &mut event);
+    let mut panels = Vec::new();
+    for p in &event.panels {
+        match panel_view(p) {
+            Some(v) if panels.len() < MAX_PANELS => panels.push(v),
+            Some(_) => break,
+            None => tracing::warn!(
+                "an info panel without a title and a text or rows was left out: {}",
+                crate::text::escape(&p.to_string().chars().take(200).collect::<String>())
+            ),
+        }
+    }
+    panels
 }
 
 fn date(lang: &str, d: chrono::NaiveDate) -> String {
@@ -107,6 +187,7 @@ fn render_information(
             )),
         notice,
         error,
+        panels: info_panels(page),
     };
     page.render_with_status("information", "information.html", &view, status)
 }

@@ -29,7 +29,7 @@ pub fn sanitize_name(raw: &str) -> String {
             .filter(|e| e.chars().count() <= 10)
             .unwrap_or_default();
         let keep = MAX_NAME - ext.chars().count();
-        name = name.chars().take(keep).collect::<String>() + &ext;
+        name = name.chars().take(keep).collect::<String>() + ext.as_str();
     }
     name
 }
