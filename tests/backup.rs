@@ -90,7 +90,11 @@ async fn the_demo_store_round_trips_record_for_record() {
     assert!(ok, "{err}");
     assert!(out.starts_with("backup written to"), "{out}");
 
-    let want = dump(&original);
+    // Each backup is recorded in the audit log once its snapshot is taken: the store holds
+    // one audit event more than the backup taken of it.
+    let mut want = dump(&original);
+    let audit = want.remove("audit").unwrap_or_default();
+    assert_eq!(audit.len(), 2, "one audit event per backup");
     let clients: usize = want.get(Client::TREE).map_or(0, Vec::len);
     assert_eq!(clients, 60, "the demo's clients are in the store");
     for (name, file) in [("live", &live), ("stopped", &stopped)] {
@@ -105,7 +109,10 @@ async fn the_demo_store_round_trips_record_for_record() {
             )),
             "{out}"
         );
-        let got = dump(&target);
+        let mut got = dump(&target);
+        let audit = got.remove("audit").unwrap_or_default();
+        let earlier_backups = if name == "live" { 0 } else { 1 };
+        assert_eq!(audit.len(), earlier_backups, "{name}: audit events");
         assert_eq!(
             got.keys().collect::<Vec<_>>(),
             want.keys().collect::<Vec<_>>(),

@@ -60,6 +60,7 @@ fn serve_refuses_a_folder_without_a_store_unless_init() {
 
     // --init creates it and serves.
     let mut child = Command::new(common::BIN)
+        .env_remove("PORTICO_TEST_PYTHON")
         .args([
             "serve",
             "--init",

@@ -18,6 +18,8 @@ pub fn portico(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env("PORTICO_LOG", "warn")
+        // The harness's own variable, not a setting: the portal would warn about it.
+        .env_remove("PORTICO_TEST_PYTHON")
         .current_dir(std::env::temp_dir())
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -144,7 +146,8 @@ impl Server {
         ));
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(BIN);
-        cmd.args([mode, "--bind", "127.0.0.1:0", "--data"])
+        cmd.env_remove("PORTICO_TEST_PYTHON")
+            .args([mode, "--bind", "127.0.0.1:0", "--data"])
             .arg(data.path().join("portal"))
             .arg("--themes")
             .arg(themes)
