@@ -44,10 +44,10 @@ struct MessageView {
 }
 
 #[derive(Serialize)]
-struct InformationView<'a> {
-    client: &'a Client,
-    mailing_address: Option<&'a Address>,
-    invoicing_address: Option<&'a Address>,
+struct InformationView {
+    client: Client,
+    mailing_address: Option<Address>,
+    invoicing_address: Option<Address>,
     messages: Vec<MessageView>,
     can_set_login_name: bool,
     /// Plugins' buttons for the personal data (support request, ticket).
@@ -110,15 +110,11 @@ fn panel_view(v: &serde_json::Value) -> Option<PanelView> {
     (text.is_some() || !rows.is_empty()).then_some(PanelView { title, text, rows })
 }
 
-/// Runs the `info_panels` hook for the page's client.
-fn info_panels(page: &Page<'_>) -> Vec<PanelView> {
-    let hooks = &page.portal.registry.hooks;
-    if !hooks.is_handled(crate::script::INFO_PANELS) {
-        return Vec::new();
-    }
+/// Runs the `info_panels` hook for a client.
+fn info_panels(hooks: &crate::hooks::Hooks, client: &Client, lang: &str) -> Vec<PanelView> {
     let mut event = crate::hooks::InfoPanelsEvent {
-        client: crate::hooks::ClientView::from(&page.client),
-        lang: page.lang.to_string(),
+        client: crate::hooks::ClientView::from(client),
+        lang: lang.to_string(),
         panels: Vec::new(),
     };
     let _ = hooks.run(crate::script::INFO_PANELS, &mut event);
@@ -171,10 +167,10 @@ fn render_information(
         .into_iter()
         .map(|m| message_view(page.lang, m))
         .collect();
-    let view = InformationView {
-        client: c,
-        mailing_address: (!c.mailing_address.is_empty()).then_some(&c.mailing_address),
-        invoicing_address: c.invoicing_address.as_ref().filter(|a| !a.is_empty()),
+    let mut view = InformationView {
+        client: c.clone(),
+        mailing_address: (!c.mailing_address.is_empty()).then(|| c.mailing_address.clone()),
+        invoicing_address: c.invoicing_address.clone().filter(|a| !a.is_empty()),
         messages,
         can_set_login_name: page.flag("ci_enable_login_name_creation"),
         buttons: page
@@ -187,9 +183,44 @@ fn render_information(
             )),
         notice,
         error,
-        panels: info_panels(page),
+        panels: Vec::new(),
     };
-    page.render_with_status("information", "information.html", &view, status)
+    let hooks = page.portal.registry.hooks.clone();
+    if !hooks.is_handled(crate::script::INFO_PANELS) {
+        return page.render_with_status("information", "information.html", &view, status);
+    }
+    // Scripts and plugins add their panels on the render thread, right before the render: a
+    // slow one holds up no async worker (no hand-off either), and the page's deadline bounds it.
+    // Each handler is stopped at its own deadline (`script_timeout_ms` for a script), so the
+    // panels take at most that per handler; the render then has its own deadline.
+    let handlers = hooks.handler_owners(crate::script::INFO_PANELS).len() as u32;
+    let script_ms = page.portal.settings.int("script_timeout_ms", None).max(1) as u64;
+    let limit = crate::theme::PrepareLimit {
+        timeout: super::page::render_timeout(page.portal)
+            .max(std::time::Duration::from_millis(script_ms + 100) * handlers.max(1)),
+        on_overdue: Box::new(|| {
+            tracing::warn!("the info_panels handlers ran past their deadlines")
+        }),
+    };
+    let frame = page.frame();
+    let theme = frame.theme.clone();
+    let lang = page.lang;
+    let job = move || {
+        view.panels = info_panels(&hooks, &view.client, lang);
+        let (template, ctx) = frame.finish("information", "information.html", &view);
+        crate::theme::Prepared::Render {
+            template,
+            ctx: std::sync::Arc::new(ctx),
+            status: Some(status.code),
+        }
+    };
+    let pending = page.portal.themes.start_job(
+        &theme,
+        super::page::render_timeout(page.portal),
+        Some(limit),
+        job,
+    );
+    Ok(PageHtml::rendering(pending, status))
 }
 
 #[get("/")]
