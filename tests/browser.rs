@@ -511,7 +511,10 @@ async fn with_dev_an_open_page_reloads_itself_when_the_theme_changes() {
 }
 
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
+    // The element may be on a page that is still loading (the answer to a form just sent).
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
         .await
         .expect(css)
         .click()
