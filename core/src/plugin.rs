@@ -249,6 +249,72 @@ pub(crate) fn clean_client_in(
     Ok(())
 }
 
+/// Options of a plugin's operator command line: `--name value` (or `--name=value`) pairs,
+/// `--flag`s and plain words, in the form every `portico` command takes them.
+pub struct CommandArgs {
+    /// The plain words, in order.
+    pub words: Vec<String>,
+    values: Vec<(String, String)>,
+    flags: Vec<String>,
+}
+
+impl CommandArgs {
+    /// Splits `args`: names in `with_value` take a value, names in `flags` take none; another
+    /// `--option` is refused with `usage`, as is an option given twice.
+    pub fn parse(
+        args: &[String],
+        with_value: &[&str],
+        flags: &[&str],
+        usage: &str,
+    ) -> Result<CommandArgs> {
+        let mut out = CommandArgs {
+            words: Vec::new(),
+            values: Vec::new(),
+            flags: Vec::new(),
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let (name, inline) = match a.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+                _ => (a.as_str(), None),
+            };
+            if with_value.contains(&name) {
+                let value = match inline {
+                    Some(v) => v,
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| Error::Invalid(format!("{name} needs a value")))?,
+                };
+                if out.values.iter().any(|(n, _)| n == name) {
+                    return Err(Error::Invalid(format!("{name} is given twice")));
+                }
+                out.values.push((name.to_string(), value));
+            } else if flags.contains(&name) && inline.is_none() {
+                out.flags.push(name.to_string());
+            } else if name.starts_with("--") {
+                return Err(Error::Invalid(format!("unknown option {name}\n{usage}")));
+            } else {
+                out.words.push(a.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The value of `--name`, if given.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `--flag` was given.
+    pub fn flag(&self, name: &str) -> bool {
+        self.flags.iter().any(|f| f == name)
+    }
+}
+
 /// Big-endian bytes of an id, so keys sort in numeric order.
 pub fn id_key(id: u64) -> Vec<u8> {
     crate::store::id_key(id)
