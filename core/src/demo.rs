@@ -33,7 +33,16 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("system_mail", "portal@example.net"),
     ("system_mail_name", "Example Net client portal"),
     ("ci_enable_login_name_creation", "on"),
+    ("ci_contact_text", CONTACT_TEXT),
 ];
+
+/// The Contact tab of the demo ISP (Markdown).
+pub const CONTACT_TEXT: &str = "# Customer care\n\n\
+**Monday to Friday** 8:00–18:00, **Saturday** 9:00–12:00\n\n\
+- Phone: [+420 530 000 100](tel:+420530000100)\n\
+- E-mail: [care@example.net](mailto:care@example.net)\n\
+- Office: Hlavní 12, 602 00 Brno\n\n\
+Outages are announced at [status.example.net](https://status.example.net/).\n";
 
 pub const FIRST: &[&str] = &[
     "Jan",
@@ -468,6 +477,17 @@ pub fn seed(portal: &crate::portal::Portal) -> crate::Result<String> {
     for (k, v) in SETTINGS {
         portal.settings.set(k, None, v)?;
     }
+    crate::menu::add(
+        portal,
+        crate::menu::NewButton {
+            label: "Speed test".into(),
+            label_cs: Some("Test rychlosti".into()),
+            url: "https://speedtest.example.net/".into(),
+            new_tab: true,
+            order: Some(60),
+            invoice_group: None,
+        },
+    )?;
     for (owner, seed) in &portal.registry.demos {
         seed(&crate::plugin::OperatorCtx::new(portal, owner))?;
     }

@@ -28,6 +28,8 @@ pub mod import;
 pub mod lockout;
 #[path = "mail.rs"]
 pub mod mail;
+#[path = "menu.rs"]
+pub mod menu;
 #[path = "model.rs"]
 pub mod model;
 #[path = "ops.rs"]

@@ -387,6 +387,36 @@ impl Record for Message {
     }
 }
 
+/// An operator's link in the portal menu (`portico menu add`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomButton {
+    pub id: u64,
+    /// The label in English (and in any language without its own).
+    pub label: String,
+    /// The label in Czech, when it differs.
+    #[serde(default)]
+    pub label_cs: Option<String>,
+    /// An http(s) or mailto address.
+    pub url: String,
+    /// Opens in a new browser tab.
+    #[serde(default)]
+    pub new_tab: bool,
+    /// Position in the menu among the tabs (Information 10, Services 20, Password 80, Webmail
+    /// 900); lower comes first.
+    pub order: i32,
+    /// Shown only to this invoice group's clients; `None`: to everyone.
+    #[serde(default)]
+    pub invoice_group_id: Option<u64>,
+}
+
+impl Record for CustomButton {
+    const TREE: &'static str = "custombuttons";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Invoice {

@@ -41,6 +41,19 @@ pub enum OpRequest {
     Maintenance {
         on: bool,
     },
+    /// `portico suspend --message TEXT`.
+    Suspend {
+        message: String,
+    },
+    /// `portico resume`.
+    Resume,
+    MenuAdd {
+        button: crate::menu::NewButton,
+    },
+    MenuList,
+    MenuRemove {
+        id: u64,
+    },
     OneTimePassword {
         client: String,
     },
@@ -111,6 +124,9 @@ pub struct OpReply {
     pub ok: bool,
     pub text: String,
 }
+
+/// Longest suspension message, in characters.
+pub const MAX_SUSPEND_MESSAGE: usize = 2000;
 
 pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
     match req {
@@ -254,6 +270,45 @@ pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
             limit,
             before,
         } => audit_list(portal, client, limit, before),
+        OpRequest::Suspend { message } => {
+            let message = message.trim();
+            if message.is_empty() {
+                return Err(Error::Invalid(
+                    "--message: say why the portal is suspended (the clients see it)".into(),
+                ));
+            }
+            if message.chars().count() > MAX_SUSPEND_MESSAGE {
+                return Err(Error::Invalid(format!(
+                    "--message: longer than {MAX_SUSPEND_MESSAGE} characters"
+                )));
+            }
+            change_setting(
+                portal,
+                "portal_suspended_message",
+                None,
+                Some(message.to_string()),
+            )?;
+            Ok("the portal is suspended: clients see your message (portico resume ends it)".into())
+        }
+        OpRequest::Resume => {
+            let was = !portal
+                .settings
+                .text("portal_suspended_message", None)
+                .trim()
+                .is_empty();
+            change_setting(portal, "portal_suspended_message", None, None)?;
+            Ok(if was {
+                "the portal is open again".into()
+            } else {
+                "the portal was not suspended".into()
+            })
+        }
+        OpRequest::MenuAdd { button } => {
+            let b = crate::menu::add(portal, button)?;
+            Ok(format!("custom button {} added", b.id))
+        }
+        OpRequest::MenuList => crate::menu::list(portal),
+        OpRequest::MenuRemove { id } => crate::menu::remove(portal, id),
         OpRequest::Maintenance { on } => {
             change_setting(
                 portal,

@@ -49,7 +49,7 @@ pub use crate::model::{
     Service, ServiceKind, SupplierContact, Tariff,
 };
 pub use crate::registry::{
-    Manifest, MenuButton, OperatorCommand, Plugin, Registrar, Tab, ViewerCtx,
+    Manifest, MenuButton, MenuLink, OperatorCommand, Plugin, Registrar, Tab, ViewerCtx,
 };
 pub use crate::settings::{Scope, SettingDef, SettingType, is_email, split_emails};
 pub use crate::tasks::Task;

@@ -136,6 +136,12 @@ fn register_core(r: &mut Registrar) {
             .order(20),
     );
     r.tab(
+        Tab::new("contact", "nav-contact", "/contact/")
+            .icon("contact")
+            .order(70)
+            .visible_when(|v| !v.text("ci_contact_text").trim().is_empty()),
+    );
+    r.tab(
         Tab::new("password", "nav-password", "/password/")
             .icon("key")
             .order(80),
@@ -151,6 +157,8 @@ fn register_core(r: &mut Registrar) {
         }),
         external: true,
     });
+    // The operator's custom buttons (`portico menu`), through the same registry as plugins'.
+    r.menu_links(crate::menu::links);
     for def in core_settings() {
         r.setting(def);
     }
