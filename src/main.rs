@@ -100,6 +100,13 @@ enum Command {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Files for the clients (the Files tab): add, list, remove.
+    Files {
+        #[command(subcommand)]
+        action: FilesAction,
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// Theme tools.
     Theme {
         #[command(subcommand)]
@@ -140,6 +147,28 @@ enum Command {
         before: Option<u64>,
         #[command(flatten)]
         data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum FilesAction {
+    /// Copy a file into the data folder and offer it on the Files tab.
+    Add {
+        /// The file (the copy stays when the original goes away).
+        path: PathBuf,
+        /// Its title on the tab (default: its file name).
+        #[arg(long)]
+        title: Option<String>,
+        /// Show it only to the clients of this invoice group (its id).
+        #[arg(long = "invoice-group")]
+        invoice_group: Option<u64>,
+    },
+    /// List the files with their ids.
+    List,
+    /// Remove a file (and its copy).
+    Remove {
+        /// The file's id (`portico files list`).
+        id: u64,
     },
 }
 
@@ -575,6 +604,27 @@ fn run(cli: Cli) -> Result<(), String> {
                 },
                 MenuAction::List => OpRequest::MenuList,
                 MenuAction::Remove { id } => OpRequest::MenuRemove { id },
+            };
+            operator(&cfg, req)
+        }
+        Command::Files { action, data } => {
+            let cfg = operator_config(&data)?;
+            let req = match action {
+                FilesAction::Add {
+                    path,
+                    title,
+                    invoice_group,
+                } => OpRequest::FilesAdd {
+                    file: portico_core::internal::files::NewFile {
+                        // The portal may run in another folder: it gets the whole path.
+                        path: std::path::absolute(&path)
+                            .map_err(|e| format!("{}: {e}", path.display()))?,
+                        title,
+                        invoice_group,
+                    },
+                },
+                FilesAction::List => OpRequest::FilesList,
+                FilesAction::Remove { id } => OpRequest::FilesRemove { id },
             };
             operator(&cfg, req)
         }

@@ -113,6 +113,13 @@ const PAGES: &[PageSpec] = &[
         about: "\"New ticket\" on the Helpdesk tab",
     },
     PageSpec {
+        name: "files",
+        template: "files.html",
+        path: "/files/",
+        who: Who::Alice,
+        about: "the Files tab (ci_display_documents_tab)",
+    },
+    PageSpec {
         name: "contact",
         template: "contact.html",
         path: "/contact/",
@@ -222,6 +229,19 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "page.html",
         "The Contact text as sanitized HTML (Markdown rendered; no scripts or event attributes): output it with `| safe`.",
+    ),
+    (
+        "page.files",
+        "The files this client may download (their invoice group's and those of no group), by title.",
+    ),
+    ("page.files[]", "One file."),
+    ("page.files[].id", "Its id: it downloads from `/files/ID`."),
+    ("page.files[].title", "Its title."),
+    ("page.files[].name", "The file name it is saved as."),
+    ("page.files[].size", "Its size, e.g. `3.4 KiB`."),
+    (
+        "page.files[].added",
+        "When it was added, formatted for the language.",
     ),
     (
         "page.message",

@@ -242,6 +242,8 @@ async fn pages_fit_a_360_pixel_phone_screen() {
         "/helpdesk/ticket/1",
         "/contact/",
         "/contact/?lang=cs",
+        "/files/",
+        "/files/?lang=cs",
         "/password/",
     ] {
         c.goto(&s.url(path)).await.expect("open");

@@ -322,3 +322,217 @@ async fn suspension_shows_the_message_on_every_page_until_resumed() {
     assert!(!html.contains("alice-new"));
     assert!(s.cli_ok(&["resume"]).contains("was not suspended"));
 }
+
+/// `(id, title)` of the files `portico files list` prints.
+fn file_ids(s: &Server) -> Vec<(u64, String)> {
+    s.cli_ok(&["files", "list"])
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split("  ");
+            let id = parts.next()?.trim().parse().ok()?;
+            Some((id, parts.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn files_are_shown_to_their_group_and_downloaded_as_attachments() {
+    let s = Server::demo();
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let bob = s.login("bob", "bob-demo-pass").await;
+    let ids = file_ids(&s);
+    let id_of = |title: &str| {
+        ids.iter()
+            .find(|(_, t)| t.contains(title))
+            .unwrap_or_else(|| panic!("{title} in {ids:?}"))
+            .0
+    };
+    let (residential, business) = (id_of("residential"), id_of("business"));
+
+    // The demo: one file per group, each seen only by its group.
+    let (status, html) = s.get_text(&alice, "/files/").await;
+    assert_eq!(status, 200);
+    assert!(menu_of(&html).contains("href=\"/files/\""));
+    assert!(html.contains("<h1>Files</h1>"), "{html}");
+    assert!(
+        html.contains(&format!("href=\"/files/{residential}\"")),
+        "{html}"
+    );
+    assert!(html.contains("Terms of service (residential)"));
+    assert!(!html.contains("Service level agreement"), "{html}");
+    let (_, html) = s.get_text(&bob, "/files/?lang=cs").await;
+    assert!(html.contains("<h1>Soubory</h1>"), "{html}");
+    assert!(html.contains("Service level agreement (business)"));
+    assert!(!html.contains("residential"), "{html}");
+
+    let r = alice
+        .get(s.url(&format!("/files/{residential}")))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"Terms of service 2026.txt\"; \
+         filename*=UTF-8''Terms%20of%20service%202026.txt"
+    );
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.text().await.expect("body").contains("terms of service"));
+
+    // Another group's file, or no file: 404 either way, with no hint.
+    for (c, id) in [(&alice, business), (&bob, residential), (&alice, 9999)] {
+        let r = c
+            .get(s.url(&format!("/files/{id}")))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 404, "{id}");
+        assert!(r.headers().get("content-disposition").is_none());
+    }
+    let r = s
+        .client()
+        .get(s.url(&format!("/files/{residential}")))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 303, "anonymous: to the login page");
+
+    // A file for everyone, with an unsafe name; the original may go away.
+    let dir = tempfile::tempdir().expect("dir");
+    let original = dir.path().join("price \"list\"\r<2026>.pdf");
+    std::fs::write(&original, b"%PDF-1.4 price list").expect("write");
+    let out = s.cli_ok(&[
+        "files",
+        "add",
+        original.to_str().expect("utf-8"),
+        "--title",
+        "Price list",
+    ]);
+    assert!(out.contains("application/pdf"), "{out}");
+    std::fs::remove_file(&original).expect("remove original");
+    let everyone = id_of_new(&s, "Price list");
+    for c in [&alice, &bob] {
+        let r = c
+            .get(s.url(&format!("/files/{everyone}")))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/pdf");
+        let cd = r.headers()["content-disposition"].to_str().expect("ascii");
+        assert!(
+            cd.starts_with("attachment; filename=\"price _list_2026_.pdf\""),
+            "{cd}"
+        );
+        assert_eq!(
+            r.bytes().await.expect("body").as_ref(),
+            b"%PDF-1.4 price list"
+        );
+    }
+
+    // Bad input: a clear error, nothing stored.
+    let before = file_ids(&s).len();
+    let (ok, _, err) = s.cli(&["files", "add", "/no/such/file.pdf"]);
+    assert!(!ok && err.contains("/no/such/file.pdf"), "{err}");
+    let some = dir.path().join("a.txt");
+    std::fs::write(&some, "a").expect("write");
+    let (ok, _, err) = s.cli(&[
+        "files",
+        "add",
+        some.to_str().expect("utf-8"),
+        "--invoice-group",
+        "77",
+    ]);
+    assert!(!ok && err.contains("no invoice group 77"), "{err}");
+    let (ok, _, err) = s.cli(&["files", "add", dir.path().to_str().expect("utf-8")]);
+    assert!(!ok && err.contains("not a file"), "{err}");
+    assert_eq!(file_ids(&s).len(), before);
+
+    // A copy missing on disk: the themed 404, and the log says which.
+    let copies = s.data_dir().join("files");
+    for entry in std::fs::read_dir(&copies).expect("files folder") {
+        let path = entry.expect("entry").path();
+        if std::fs::read(&path).is_ok_and(|b| b == b"%PDF-1.4 price list") {
+            std::fs::remove_file(&path).expect("remove copy");
+        }
+    }
+    let (status, html) = s.get_text(&alice, &format!("/files/{everyone}")).await;
+    assert_eq!(status, 404);
+    assert!(
+        html.contains("/static/style.css") && html.contains("menu"),
+        "{html}"
+    );
+    assert!(
+        s.log_text().contains("file missing on disk"),
+        "{}",
+        s.log_text()
+    );
+
+    // The setting hides the tab and its URLs for a group; the other group keeps them.
+    s.cli_ok(&[
+        "settings",
+        "set",
+        "ci_display_documents_tab",
+        "off",
+        "--group",
+        "1",
+    ]);
+    let (_, html) = s.get_text(&alice, "/").await;
+    assert!(!menu_of(&html).contains("/files/"), "{html}");
+    for path in ["/files/".to_string(), format!("/files/{residential}")] {
+        let (status, _) = s.get_text(&alice, &path).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _) = s.get_text(&bob, &format!("/files/{business}")).await;
+    assert_eq!(status, 200);
+
+    // Removed: gone from the tab and the URL.
+    assert!(
+        s.cli_ok(&["files", "remove", &business.to_string()])
+            .contains("removed")
+    );
+    let (status, _) = s.get_text(&bob, &format!("/files/{business}")).await;
+    assert_eq!(status, 404);
+    let (_, html) = s.get_text(&bob, "/files/").await;
+    assert!(!html.contains("Service level agreement"));
+    let (ok, _, err) = s.cli(&["files", "remove", &business.to_string()]);
+    assert!(!ok && err.contains(&format!("file {business}")), "{err}");
+}
+
+fn id_of_new(s: &Server, title: &str) -> u64 {
+    file_ids(s)
+        .into_iter()
+        .find(|(_, t)| t == title)
+        .unwrap_or_else(|| panic!("{title}"))
+        .0
+}
+
+/// Every id-bearing URL of one client, opened as the other: 404 each time.
+#[tokio::test]
+async fn a_client_reaches_no_other_groups_file_by_its_id() {
+    let s = Server::demo();
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let bob = s.login("bob", "bob-demo-pass").await;
+    let links = |html: &str| -> Vec<String> {
+        html.split("href=\"/files/")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|id| !id.is_empty())
+            .map(|id| format!("/files/{id}"))
+            .collect()
+    };
+    let alice_links = links(&s.get_text(&alice, "/files/").await.1);
+    let bob_links = links(&s.get_text(&bob, "/files/").await.1);
+    assert_eq!(alice_links.len(), 1, "{alice_links:?}");
+    assert_eq!(bob_links.len(), 1, "{bob_links:?}");
+    for (owner, other, urls) in [(&alice, &bob, &alice_links), (&bob, &alice, &bob_links)] {
+        for url in urls {
+            let (status, _) = s.get_text(owner, url).await;
+            assert_eq!(status, 200, "{url} for its owner");
+            let (status, html) = s.get_text(other, url).await;
+            assert_eq!(status, 404, "{url} for the other client");
+            assert!(!html.contains("Terms of service") && !html.contains("agreement"));
+        }
+    }
+}

@@ -142,6 +142,45 @@ fn supplier(name: &str, web: &str, email: &str, phone: &str, company_id: &str) -
     }
 }
 
+/// Two files for the Files tab, one per invoice group (1: residential, 2: business). A portal
+/// without a data folder (an in-memory one) gets none.
+fn demo_files(portal: &crate::portal::Portal) -> crate::Result<()> {
+    if portal.data_dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let files: [(&str, &str, u64, &str); 2] = [
+        (
+            "Terms of service 2026.txt",
+            "Terms of service (residential)",
+            1,
+            "Example Net – terms of service for residential clients, valid from 1 January 2026.\n",
+        ),
+        (
+            "Business SLA.txt",
+            "Service level agreement (business)",
+            2,
+            "Example Net – service level agreement for business clients: 99.9 % availability.\n",
+        ),
+    ];
+    // The originals are written next to the copies and go away once copied.
+    let originals = crate::files::folder(&portal.data_dir).join(".demo");
+    std::fs::create_dir_all(&originals)?;
+    for (name, title, group, text) in files {
+        let source = originals.join(name);
+        std::fs::write(&source, text)?;
+        crate::files::add(
+            portal,
+            crate::files::NewFile {
+                path: source,
+                title: Some(title.into()),
+                invoice_group: Some(group),
+            },
+        )?;
+    }
+    std::fs::remove_dir_all(&originals)?;
+    Ok(())
+}
+
 pub fn bundle(today: NaiveDate) -> Bundle {
     let mut rng = Lcg(2026);
     let mut b = Bundle {
@@ -488,6 +527,7 @@ pub fn seed(portal: &crate::portal::Portal) -> crate::Result<String> {
             invoice_group: None,
         },
     )?;
+    demo_files(portal)?;
     for (owner, seed) in &portal.registry.demos {
         seed(&crate::plugin::OperatorCtx::new(portal, owner))?;
     }

@@ -18,6 +18,8 @@ pub mod demo;
 pub mod dylib;
 #[path = "error.rs"]
 pub mod error;
+#[path = "files.rs"]
+pub mod files;
 #[path = "hooks.rs"]
 pub mod hooks;
 #[path = "i18n.rs"]

@@ -387,6 +387,33 @@ impl Record for Message {
     }
 }
 
+/// A file the operator offers on the Files tab (`portico files add`), copied into the data
+/// folder's `files/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorFile {
+    pub id: u64,
+    pub title: String,
+    /// The safe name it is downloaded as.
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// Its file name under the data folder's `files/`.
+    pub stored_as: String,
+    /// Unix seconds.
+    pub added: i64,
+    /// Shown only to this invoice group's clients; `None`: to everyone.
+    #[serde(default)]
+    pub invoice_group_id: Option<u64>,
+}
+
+impl Record for OperatorFile {
+    const TREE: &'static str = "operatorfiles";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+}
+
 /// An operator's link in the portal menu (`portico menu add`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

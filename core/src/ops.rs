@@ -54,6 +54,13 @@ pub enum OpRequest {
     MenuRemove {
         id: u64,
     },
+    FilesAdd {
+        file: crate::files::NewFile,
+    },
+    FilesList,
+    FilesRemove {
+        id: u64,
+    },
     OneTimePassword {
         client: String,
     },
@@ -308,6 +315,20 @@ pub fn execute(portal: &Portal, req: OpRequest) -> Result<String> {
             Ok(format!("custom button {} added", b.id))
         }
         OpRequest::MenuList => crate::menu::list(portal),
+        OpRequest::FilesAdd { file } => {
+            let f = crate::files::add(portal, file)?;
+            Ok(format!(
+                "file {} added: \"{}\" ({}, {} B){}",
+                f.id,
+                escape(&f.title),
+                f.content_type,
+                f.size,
+                f.invoice_group_id
+                    .map_or(String::new(), |g| format!(" for invoice group {g}"))
+            ))
+        }
+        OpRequest::FilesList => crate::files::list(portal),
+        OpRequest::FilesRemove { id } => crate::files::remove(portal, id),
         OpRequest::MenuRemove { id } => crate::menu::remove(portal, id),
         OpRequest::Maintenance { on } => {
             change_setting(

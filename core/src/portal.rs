@@ -136,6 +136,12 @@ fn register_core(r: &mut Registrar) {
             .order(20),
     );
     r.tab(
+        Tab::new("files", "nav-files", "/files/")
+            .icon("files")
+            .order(60)
+            .visible_when(|v| v.flag("ci_display_documents_tab")),
+    );
+    r.tab(
         Tab::new("contact", "nav-contact", "/contact/")
             .icon("contact")
             .order(70)

@@ -485,6 +485,7 @@ pub const CORE_COMMANDS: &[&str] = &[
     "suspend",
     "resume",
     "menu",
+    "files",
     "theme",
     "mail",
     "audit",

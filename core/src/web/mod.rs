@@ -3,8 +3,10 @@
 
 mod contact;
 mod core_pages;
+pub mod download;
 pub(crate) mod dynamic;
 mod errors;
+mod files;
 pub mod guards;
 pub mod live_reload;
 pub mod page;
@@ -41,6 +43,7 @@ pub fn build(mut portal: Portal, config: rocket::Config) -> Rocket<Build> {
         .attach(page::RenderedPages)
         .mount("/", rocket::routes![too_large, suspended])
         .mount("/", contact::routes())
+        .mount("/", files::routes())
         .mount("/", sign::routes())
         .mount("/", core_pages::routes())
         .mount("/", password::routes())
