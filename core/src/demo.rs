@@ -164,7 +164,13 @@ fn demo_files(portal: &crate::portal::Portal) -> crate::Result<()> {
     ];
     // The originals are written next to the copies and go away once copied.
     let originals = crate::files::folder(&portal.data_dir).join(".demo");
-    std::fs::create_dir_all(&originals)?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&originals)?;
+    }
     for (name, title, group, text) in files {
         let source = originals.join(name);
         std::fs::write(&source, text)?;

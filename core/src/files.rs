@@ -82,6 +82,8 @@ pub fn add(portal: &Portal, new: NewFile) -> Result<OperatorFile> {
     let target = dir.join(&stored_as);
     let copied = (|| -> std::io::Result<u64> {
         let n = std::fs::copy(&new.path, &target)?;
+        // For the portal's user only, like the store (copy keeps the original's mode).
+        std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         std::fs::File::open(&target)?.sync_all()?;
         Ok(n)
     })();
