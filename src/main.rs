@@ -107,6 +107,36 @@ enum Command {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Suspend the portal: every page shows your message (503) until `portico resume`
+    ///
+    /// Every client page and the login page show the message with the theme, status 503, and
+    /// /healthz says `"suspended":true`. Unlike maintenance mode, the clients read why.
+    Suspend {
+        /// What the clients see (plain text).
+        #[arg(long)]
+        message: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// End a suspension (`portico suspend`).
+    Resume {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Custom buttons: your own links in the portal menu.
+    Menu {
+        #[command(subcommand)]
+        action: MenuAction,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Files for the clients (the Files tab): add, list, remove.
+    Files {
+        #[command(subcommand)]
+        action: FilesAction,
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// Theme tools.
     Theme {
         #[command(subcommand)]
@@ -164,6 +194,61 @@ enum Command {
         before: Option<u64>,
         #[command(flatten)]
         data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum FilesAction {
+    /// Copy a file into the data folder and offer it on the Files tab.
+    Add {
+        /// The file (the copy stays when the original goes away).
+        path: PathBuf,
+        /// Its title on the tab (default: its file name).
+        #[arg(long)]
+        title: Option<String>,
+        /// Show it only to the clients of this invoice group (its id).
+        #[arg(long = "invoice-group")]
+        invoice_group: Option<u64>,
+    },
+    /// List the files with their ids.
+    List,
+    /// Remove a file (and its copy).
+    Remove {
+        /// The file's id (`portico files list`).
+        id: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum MenuAction {
+    /// Add a button (a link) to the menu; it shows at the next page, no restart needed.
+    Add {
+        /// The label (English, and any language without its own).
+        #[arg(long)]
+        label: String,
+        /// The label in Czech.
+        #[arg(long = "label-cs")]
+        label_cs: Option<String>,
+        /// An http://, https:// or mailto: address.
+        #[arg(long)]
+        url: String,
+        /// Open the link in a new browser tab.
+        #[arg(long = "new-tab")]
+        new_tab: bool,
+        /// Position among the tabs, lower first (Information 10, Services 20, Password 80,
+        /// Webmail 900; default 500).
+        #[arg(long, allow_negative_numbers = true)]
+        order: Option<i32>,
+        /// Show it only to the clients of this invoice group (its id).
+        #[arg(long = "invoice-group")]
+        invoice_group: Option<u64>,
+    },
+    /// List the buttons with their ids.
+    List,
+    /// Remove a button.
+    Remove {
+        /// The button's id (`portico menu list`).
+        id: u64,
     },
 }
 
@@ -642,6 +727,60 @@ fn run(cli: Cli) -> Result<(), String> {
                     operator(&cfg, OpRequest::ClientSessions { client, end })
                 }
             }
+        }
+        Command::Suspend { message, data } => {
+            let cfg = operator_config(&data)?;
+            operator(&cfg, OpRequest::Suspend { message })
+        }
+        Command::Resume { data } => {
+            let cfg = operator_config(&data)?;
+            operator(&cfg, OpRequest::Resume)
+        }
+        Command::Menu { action, data } => {
+            let cfg = operator_config(&data)?;
+            let req = match action {
+                MenuAction::Add {
+                    label,
+                    label_cs,
+                    url,
+                    new_tab,
+                    order,
+                    invoice_group,
+                } => OpRequest::MenuAdd {
+                    button: portico_core::internal::menu::NewButton {
+                        label,
+                        label_cs,
+                        url,
+                        new_tab,
+                        order,
+                        invoice_group,
+                    },
+                },
+                MenuAction::List => OpRequest::MenuList,
+                MenuAction::Remove { id } => OpRequest::MenuRemove { id },
+            };
+            operator(&cfg, req)
+        }
+        Command::Files { action, data } => {
+            let cfg = operator_config(&data)?;
+            let req = match action {
+                FilesAction::Add {
+                    path,
+                    title,
+                    invoice_group,
+                } => OpRequest::FilesAdd {
+                    file: portico_core::internal::files::NewFile {
+                        // The portal may run in another folder: it gets the whole path.
+                        path: std::path::absolute(&path)
+                            .map_err(|e| format!("{}: {e}", path.display()))?,
+                        title,
+                        invoice_group,
+                    },
+                },
+                FilesAction::List => OpRequest::FilesList,
+                FilesAction::Remove { id } => OpRequest::FilesRemove { id },
+            };
+            operator(&cfg, req)
         }
         Command::Maintenance { state, data } => {
             let cfg = operator_config(&data)?;

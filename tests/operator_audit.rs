@@ -37,6 +37,8 @@ async fn every_state_changing_operator_command_is_audited_with_the_os_user() {
     s.cli_ok(&["settings", "get", "ci_url"]);
     s.cli_ok(&["client", "list", "--limit", "3"]);
     s.cli_ok(&["mail", "queue"]);
+    s.cli_ok(&["menu", "list"]);
+    s.cli_ok(&["files", "list"]);
     assert_eq!(s.cli_ok(&["audit", "--limit", "1000"]), before);
 
     let base = format!("{}/", s.base);
@@ -62,8 +64,34 @@ async fn every_state_changing_operator_command_is_audited_with_the_os_user() {
     s.cli_ok(&["client", "disable", "bob", "--reason", "moved"]);
     s.cli_ok(&["client", "enable", "bob"]);
     s.cli_ok(&["tasks", "list"]);
+    s.cli_ok(&["suspend", "--message", "Back at noon"]);
+    s.cli_ok(&["resume"]);
+    s.cli_ok(&[
+        "menu",
+        "add",
+        "--label",
+        "Speed test",
+        "--url",
+        "https://speed.example/",
+    ]);
+    let menu_id = s
+        .cli_ok(&["menu", "list"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .max()
+        .expect("a button id");
+    s.cli_ok(&["menu", "remove", &menu_id.to_string()]);
+    let file = s.data_dir().with_file_name("terms.txt");
+    std::fs::write(&file, "terms").expect("file");
+    let added = s.cli_ok(&["files", "add", file.to_str().expect("path")]);
+    let file_id = added
+        .split_whitespace()
+        .nth(1)
+        .expect("file id")
+        .to_string();
+    s.cli_ok(&["files", "remove", &file_id]);
 
-    let audit = s.cli_ok(&["audit", "--limit", "30"]);
+    let audit = s.cli_ok(&["audit", "--limit", "40"]);
     let expected = [
         format!(
             "SettingChanged               client=- login=- source=- by={me}  settings set ci_url: ci_url = {base}"
@@ -93,6 +121,25 @@ async fn every_state_changing_operator_command_is_audited_with_the_os_user() {
             "ClientEnabled                client=1002 login=- source=- by={me}  by an operator"
         ),
         format!("PluginCommand                client=- login=- source=- by={me}  tasks list"),
+        format!(
+            "Suspension                   client=- login=- source=- by={me}  suspend: the portal is suspended: clients see your message (portico resume ends it)"
+        ),
+        format!(
+            "Suspension                   client=- login=- source=- by={me}  resume: the portal is open again"
+        ),
+        format!(
+            "MenuChanged                  client=- login=- source=- by={me}  menu add https://speed.example/: custom button {menu_id} added"
+        ),
+        format!(
+            "MenuChanged                  client=- login=- source=- by={me}  menu remove {menu_id}: custom button {menu_id} removed"
+        ),
+        format!(
+            "FilesChanged                 client=- login=- source=- by={me}  files add {}: file {file_id} added: \"terms.txt\" (text/plain; charset=utf-8, 5 B)",
+            file.display()
+        ),
+        format!(
+            "FilesChanged                 client=- login=- source=- by={me}  files remove {file_id}: file {file_id} removed"
+        ),
     ];
     let lines = events(&audit);
     assert_eq!(

@@ -52,6 +52,12 @@ pub enum AuditKind {
     PluginCommand,
     /// `portico backup`: a copy of everything the portal holds left it.
     Backup,
+    /// `portico suspend|resume`.
+    Suspension,
+    /// `portico menu add|remove`.
+    MenuChanged,
+    /// `portico files add|remove`.
+    FilesChanged,
 }
 
 impl AuditKind {
@@ -84,6 +90,9 @@ impl AuditKind {
         AuditKind::MailPurge,
         AuditKind::PluginCommand,
         AuditKind::Backup,
+        AuditKind::Suspension,
+        AuditKind::MenuChanged,
+        AuditKind::FilesChanged,
     ];
 
     /// The name `portico audit` prints (`LoginOk`).

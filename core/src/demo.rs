@@ -33,7 +33,16 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("system_mail", "portal@example.net"),
     ("system_mail_name", "Example Net client portal"),
     ("ci_enable_login_name_creation", "on"),
+    ("ci_contact_text", CONTACT_TEXT),
 ];
+
+/// The Contact tab of the demo ISP (Markdown).
+pub const CONTACT_TEXT: &str = "# Customer care\n\n\
+**Monday to Friday** 8:00–18:00, **Saturday** 9:00–12:00\n\n\
+- Phone: [+420 530 000 100](tel:+420530000100)\n\
+- E-mail: [care@example.net](mailto:care@example.net)\n\
+- Office: Hlavní 12, 602 00 Brno\n\n\
+Outages are announced at [status.example.net](https://status.example.net/).\n";
 
 pub const FIRST: &[&str] = &[
     "Jan",
@@ -131,6 +140,51 @@ fn supplier(name: &str, web: &str, email: &str, phone: &str, company_id: &str) -
         web: web.into(),
         bank_account: "123456789/0800".into(),
     }
+}
+
+/// Two files for the Files tab, one per invoice group (1: residential, 2: business). A portal
+/// without a data folder (an in-memory one) gets none.
+fn demo_files(portal: &crate::portal::Portal) -> crate::Result<()> {
+    if portal.data_dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let files: [(&str, &str, u64, &str); 2] = [
+        (
+            "Terms of service 2026.txt",
+            "Terms of service (residential)",
+            1,
+            "Example Net – terms of service for residential clients, valid from 1 January 2026.\n",
+        ),
+        (
+            "Business SLA.txt",
+            "Service level agreement (business)",
+            2,
+            "Example Net – service level agreement for business clients: 99.9 % availability.\n",
+        ),
+    ];
+    // The originals are written next to the copies and go away once copied.
+    let originals = crate::files::folder(&portal.data_dir).join(".demo");
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&originals)?;
+    }
+    for (name, title, group, text) in files {
+        let source = originals.join(name);
+        std::fs::write(&source, text)?;
+        crate::files::add(
+            portal,
+            crate::files::NewFile {
+                path: source,
+                title: Some(title.into()),
+                invoice_group: Some(group),
+            },
+        )?;
+    }
+    std::fs::remove_dir_all(&originals)?;
+    Ok(())
 }
 
 pub fn bundle(today: NaiveDate) -> Bundle {
@@ -484,6 +538,18 @@ pub fn seed(portal: &crate::portal::Portal) -> crate::Result<String> {
     for (k, v) in SETTINGS {
         portal.settings.set(k, None, v)?;
     }
+    crate::menu::add(
+        portal,
+        crate::menu::NewButton {
+            label: "Speed test".into(),
+            label_cs: Some("Test rychlosti".into()),
+            url: "https://speedtest.example.net/".into(),
+            new_tab: true,
+            order: Some(60),
+            invoice_group: None,
+        },
+    )?;
+    demo_files(portal)?;
     for (owner, seed) in &portal.registry.demos {
         seed(&crate::plugin::OperatorCtx::new(portal, owner))?;
     }

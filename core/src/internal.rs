@@ -20,6 +20,8 @@ pub mod demo;
 pub mod dylib;
 #[path = "error.rs"]
 pub mod error;
+#[path = "files.rs"]
+pub mod files;
 #[path = "hooks.rs"]
 pub mod hooks;
 #[path = "i18n.rs"]
@@ -30,6 +32,8 @@ pub mod import;
 pub mod lockout;
 #[path = "mail.rs"]
 pub mod mail;
+#[path = "menu.rs"]
+pub mod menu;
 #[path = "model.rs"]
 pub mod model;
 #[path = "ops.rs"]

@@ -47,6 +47,26 @@ pub enum OpRequest {
     Maintenance {
         on: bool,
     },
+    /// `portico suspend --message TEXT`.
+    Suspend {
+        message: String,
+    },
+    /// `portico resume`.
+    Resume,
+    MenuAdd {
+        button: crate::menu::NewButton,
+    },
+    MenuList,
+    MenuRemove {
+        id: u64,
+    },
+    FilesAdd {
+        file: crate::files::NewFile,
+    },
+    FilesList,
+    FilesRemove {
+        id: u64,
+    },
     OneTimePassword {
         client: String,
     },
@@ -153,6 +173,9 @@ pub struct OpReply {
     pub text: String,
 }
 
+/// Longest suspension message, in characters.
+pub const MAX_SUSPEND_MESSAGE: usize = 2000;
+
 /// The OS user behind an operator command: the user running `portico` (directly on the data
 /// folder), or the peer of the control socket (SO_PEERCRED).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +240,8 @@ impl OpRequest {
             | R::ClientList { .. }
             | R::ClientShow { .. }
             | R::ClientSessions { end: false, .. }
+            | R::MenuList
+            | R::FilesList
             | R::Import { dry_run: true, .. } => Audited::No,
             R::SetPassword { .. }
             | R::OneTimePassword { .. }
@@ -230,6 +255,9 @@ impl OpRequest {
                 Audited::As(AuditKind::SettingChanged)
             }
             R::Maintenance { .. } => Audited::As(AuditKind::Maintenance),
+            R::Suspend { .. } | R::Resume => Audited::As(AuditKind::Suspension),
+            R::MenuAdd { .. } | R::MenuRemove { .. } => Audited::As(AuditKind::MenuChanged),
+            R::FilesAdd { .. } | R::FilesRemove { .. } => Audited::As(AuditKind::FilesChanged),
             R::MailTemplateSet { .. } | R::MailTemplateUnset { .. } => {
                 Audited::As(AuditKind::MailTemplateChanged)
             }
@@ -289,6 +317,14 @@ impl OpRequest {
             R::ScriptsStatus => "scripts status".into(),
             R::ScriptsCheck { file, .. } => format!("scripts check {file}"),
             R::Backup { path } => format!("backup {path}"),
+            R::Suspend { .. } => "suspend".into(),
+            R::Resume => "resume".into(),
+            R::MenuAdd { button } => format!("menu add {}", button.url),
+            R::MenuList => "menu list".into(),
+            R::MenuRemove { id } => format!("menu remove {id}"),
+            R::FilesAdd { file } => format!("files add {}", file.path.display()),
+            R::FilesList => "files list".into(),
+            R::FilesRemove { id } => format!("files remove {id}"),
             R::PluginCommand { args } => {
                 let all = args.join(" ");
                 let mut cut: String = all.chars().take(200).collect();
@@ -597,6 +633,59 @@ fn run(portal: &Portal, req: OpRequest, progress: &mut dyn FnMut(usize, usize)) 
                 until,
             },
         ),
+        OpRequest::Suspend { message } => {
+            let message = message.trim();
+            if message.is_empty() {
+                return Err(Error::Invalid(
+                    "--message: say why the portal is suspended (the clients see it)".into(),
+                ));
+            }
+            if message.chars().count() > MAX_SUSPEND_MESSAGE {
+                return Err(Error::Invalid(format!(
+                    "--message: longer than {MAX_SUSPEND_MESSAGE} characters"
+                )));
+            }
+            change_setting(
+                portal,
+                "portal_suspended_message",
+                None,
+                Some(message.to_string()),
+            )?;
+            Ok("the portal is suspended: clients see your message (portico resume ends it)".into())
+        }
+        OpRequest::Resume => {
+            let was = !portal
+                .settings
+                .text("portal_suspended_message", None)
+                .trim()
+                .is_empty();
+            change_setting(portal, "portal_suspended_message", None, None)?;
+            Ok(if was {
+                "the portal is open again".into()
+            } else {
+                "the portal was not suspended".into()
+            })
+        }
+        OpRequest::MenuAdd { button } => {
+            let b = crate::menu::add(portal, button)?;
+            Ok(format!("custom button {} added", b.id))
+        }
+        OpRequest::MenuList => crate::menu::list(portal),
+        OpRequest::FilesAdd { file } => {
+            let f = crate::files::add(portal, file)?;
+            Ok(format!(
+                "file {} added: \"{}\" ({}, {} B){}",
+                f.id,
+                escape(&f.title),
+                f.content_type,
+                f.size,
+                f.invoice_group_id
+                    .map_or(String::new(), |g| format!(" for invoice group {g}"))
+            ))
+        }
+        OpRequest::FilesList => crate::files::list(portal),
+        OpRequest::FilesRemove { id } => crate::files::remove(portal, id),
+        OpRequest::MenuRemove { id } => crate::menu::remove(portal, id),
         OpRequest::Maintenance { on } => {
             change_setting(
                 portal,

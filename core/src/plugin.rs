@@ -49,10 +49,13 @@ pub use crate::model::{
     Service, ServiceKind, SupplierContact, Tariff,
 };
 pub use crate::registry::{
-    ClientCleanup, Manifest, MenuButton, OperatorCommand, Plugin, Registrar, Tab, ViewerCtx,
+    ClientCleanup, Manifest, MenuButton, MenuLink, OperatorCommand, Plugin, Registrar, Tab,
+    ViewerCtx,
 };
 pub use crate::settings::{Scope, SettingDef, SettingType, is_email, split_emails};
 pub use crate::tasks::Task;
+/// Safe file names, types and downloads (`Content-Disposition: attachment`).
+pub use crate::web::download::{self, Download};
 pub use crate::web::guards::{CheckedForm, CsrfField, FormRefused, SameOrigin};
 pub use crate::web::page::{Page, PageHtml};
 pub use crate::web::upload::{CheckedUpload, Upload, UploadRefused, UploadedFile};

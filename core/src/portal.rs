@@ -145,6 +145,18 @@ fn register_core(r: &mut Registrar) {
             .order(20),
     );
     r.tab(
+        Tab::new("files", "nav-files", "/files/")
+            .icon("files")
+            .order(60)
+            .visible_when(|v| v.flag("ci_display_documents_tab")),
+    );
+    r.tab(
+        Tab::new("contact", "nav-contact", "/contact/")
+            .icon("contact")
+            .order(70)
+            .visible_when(|v| !v.text("ci_contact_text").trim().is_empty()),
+    );
+    r.tab(
         Tab::new("password", "nav-password", "/password/")
             .icon("key")
             .order(80),
@@ -160,6 +172,8 @@ fn register_core(r: &mut Registrar) {
         }),
         external: true,
     });
+    // The operator's custom buttons (`portico menu`), through the same registry as plugins'.
+    r.menu_links(crate::menu::links);
     for def in core_settings() {
         r.setting(def);
     }

@@ -157,6 +157,20 @@ pub struct MenuButton {
     pub external: bool,
 }
 
+/// A link in the menu whose label is not a message id but a text of its own (the operator's
+/// custom buttons), decided per viewer and language at each request.
+#[derive(Debug, Clone)]
+pub struct MenuLink {
+    pub label: String,
+    pub href: String,
+    pub order: i32,
+    /// Opens in a new browser tab.
+    pub external: bool,
+}
+
+/// Computes the [`MenuLink`]s for a viewer in a language (`en`, `cs`, ...).
+pub type LinksRule = Arc<dyn Fn(&ViewerCtx<'_>, &str) -> Vec<MenuLink> + Send + Sync>;
+
 /// An operator command a plugin adds to `portico`: `portico <name> ARGS...`, run in the
 /// portal's process (directly, or through the control socket while the portal runs).
 #[derive(Clone)]
@@ -190,6 +204,7 @@ pub struct Registrar {
     owner: &'static str,
     pub(crate) tabs: Vec<Tab>,
     pub(crate) buttons: Vec<MenuButton>,
+    pub(crate) menu_links: Vec<LinksRule>,
     pub(crate) information_buttons: Vec<MenuButton>,
     pub(crate) upload_limit: Option<u64>,
     pub(crate) settings: Vec<SettingDef>,
@@ -213,6 +228,7 @@ impl Registrar {
             owner,
             tabs: Vec::new(),
             buttons: Vec::new(),
+            menu_links: Vec::new(),
             information_buttons: Vec::new(),
             upload_limit: None,
             settings: Vec::new(),
@@ -241,6 +257,15 @@ impl Registrar {
 
     pub fn menu_button(&mut self, button: MenuButton) {
         self.buttons.push(button);
+    }
+
+    /// Menu links whose number and labels change at run time (read at each request), such as
+    /// the operator's custom buttons; `rule` returns none to show nothing.
+    pub fn menu_links(
+        &mut self,
+        rule: impl Fn(&ViewerCtx<'_>, &str) -> Vec<MenuLink> + Send + Sync + 'static,
+    ) {
+        self.menu_links.push(Arc::new(rule));
     }
 
     /// A button (a link) in the personal data of the Information tab, e.g. "Send support
@@ -423,6 +448,8 @@ pub struct Registry {
     pub refused: Vec<Refusal>,
     pub tabs: Vec<(&'static str, Tab)>,
     pub buttons: Vec<(&'static str, MenuButton)>,
+    /// (owner, rule) of menu links decided at each request.
+    pub menu_links: Vec<(&'static str, LinksRule)>,
     /// (owner, button) on the Information tab's personal data.
     pub information_buttons: Vec<(&'static str, MenuButton)>,
     /// (owner, largest multipart body its routes accept).
@@ -458,6 +485,9 @@ pub struct MenuItem {
     pub href: String,
     pub external: bool,
     pub active: bool,
+    /// The title itself, for a link with a text of its own (a custom button); `title_key` is
+    /// then empty.
+    pub label: Option<String>,
 }
 
 /// Names of the `portico` commands core has; plugin commands must not take them.
@@ -468,6 +498,10 @@ pub const CORE_COMMANDS: &[&str] = &[
     "settings",
     "client",
     "maintenance",
+    "suspend",
+    "resume",
+    "menu",
+    "files",
     "theme",
     "mail",
     "audit",
@@ -575,6 +609,8 @@ impl Registry {
         self.tabs.extend(r.tabs.into_iter().map(|t| (owner, t)));
         self.buttons
             .extend(r.buttons.into_iter().map(|b| (owner, b)));
+        self.menu_links
+            .extend(r.menu_links.into_iter().map(|l| (owner, l)));
         self.information_buttons
             .extend(r.information_buttons.into_iter().map(|b| (owner, b)));
         if let Some(limit) = r.upload_limit {
@@ -764,7 +800,7 @@ impl Registry {
     }
 
     /// The menu for one viewer: visible tabs and buttons, ordered, with the current one marked.
-    pub fn menu(&self, viewer: &ViewerCtx<'_>, active_tab: &str) -> Vec<MenuItem> {
+    pub fn menu(&self, viewer: &ViewerCtx<'_>, lang: &str, active_tab: &str) -> Vec<MenuItem> {
         let mut items: Vec<(i32, MenuItem)> = self
             .tabs
             .iter()
@@ -779,6 +815,7 @@ impl Registry {
                         href: t.path.clone(),
                         external: false,
                         active: t.id == active_tab,
+                        label: None,
                     },
                 )
             })
@@ -794,6 +831,23 @@ impl Registry {
                         href,
                         external: b.external,
                         active: false,
+                        label: None,
+                    },
+                ));
+            }
+        }
+        for (owner, rule) in &self.menu_links {
+            for link in rule(&viewer.for_owner(owner), lang) {
+                items.push((
+                    link.order,
+                    MenuItem {
+                        id: "custom",
+                        title_key: "",
+                        icon: "link",
+                        href: link.href,
+                        external: link.external,
+                        active: false,
+                        label: Some(link.label),
                     },
                 ));
             }
@@ -818,6 +872,7 @@ impl Registry {
                         href,
                         external: b.external,
                         active: false,
+                        label: None,
                     },
                 ))
             })

@@ -336,6 +336,17 @@ pub fn core_settings() -> Vec<SettingDef> {
             "",
             "Sender name of mail from the portal.",
         ),
+        SettingDef::text(
+            "ci_contact_text",
+            "",
+            "Text of the Contact tab, in Markdown (raw HTML is sanitized: no scripts, no event attributes); empty: no Contact tab.",
+        )
+        .per_invoice_group(),
+        SettingDef::text(
+            "portal_suspended_message",
+            "",
+            "While not empty the portal is suspended: every client page and the login page show this message with status 503 (portico suspend --message TEXT / portico resume).",
+        ),
         SettingDef::bool(
             "maintenance_mode",
             false,

@@ -174,11 +174,13 @@ fn decode_lenient<R: Record>(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<R> {
         .collect()
 }
 
-/// Trees that many pages read and few writes touch (invoice groups, shared messages): their
+/// Trees that many pages read and few writes touch (invoice groups, shared messages, custom
+/// buttons): their
 /// decoded contents may be kept in memory by [`Store::shared`], dropped at any write to them.
 const SHARED_TREES: &[&str] = &[
     <crate::model::InvoiceGroup as Record>::TREE,
     <crate::model::Message as Record>::TREE,
+    <crate::model::CustomButton as Record>::TREE,
     crate::model::trees::INVOICEGROUPID_MESSAGEIDS,
     crate::model::trees::GLOBAL_MESSAGEIDS,
 ];

@@ -29,9 +29,10 @@ pub fn routes() -> Vec<Route> {
 #[get("/healthz")]
 fn healthz(portal: &State<Arc<Portal>>) -> (ContentType, String) {
     let maintenance = guards::maintenance_on(portal);
+    let suspended = guards::suspended_message(portal).is_some();
     (
         ContentType::JSON,
-        format!("{{\"status\":\"ok\",\"maintenance\":{maintenance}}}"),
+        format!("{{\"status\":\"ok\",\"maintenance\":{maintenance},\"suspended\":{suspended}}}"),
     )
 }
 
