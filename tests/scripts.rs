@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::forms::submit;
 use common::{Options, Server, portico, repo_root};
 
 fn example(name: &str) -> String {
@@ -101,6 +102,59 @@ async fn the_login_veto_example_refuses_in_both_languages() {
     assert!(
         hooks.contains("    handled by: script unpaid-invoices-login.rhai\n"),
         "{hooks}"
+    );
+}
+
+/// The ticket-tagging example against the helpdesk's real `before_ticket_create`: a ticket that
+/// mentions an outage (in English or Czech) is stored with the tag, another is not.
+#[tokio::test]
+async fn the_outage_tagging_example_tags_tickets_created_in_the_portal() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("tag-outage-tickets.rhai"),
+        example("tag-outage-tickets.rhai"),
+    )
+    .expect("write");
+    let s = server_with_scripts(dir.path());
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let mut created = Vec::new();
+    for (subject, text) in [
+        ("No internet", "Is there an OUTAGE in Brno?"),
+        ("Faktura", "Hlásím výpadek připojení."),
+        ("Router", "The light blinks red."),
+    ] {
+        let (status, location, body) = submit(
+            &s,
+            &alice,
+            "/helpdesk/new",
+            "/helpdesk/new",
+            &[("subject", subject), ("text", text)],
+            &[],
+        )
+        .await;
+        assert_eq!(status, 303, "{body}");
+        let id = location
+            .trim_start_matches("/helpdesk/ticket/")
+            .split('?')
+            .next()
+            .expect("id")
+            .to_string();
+        created.push(id);
+    }
+    let tags = |id: &str| {
+        let out = s.cli_ok(&["helpdesk", "show", id]);
+        out.lines()
+            .find_map(|l| l.strip_prefix("tags: "))
+            .unwrap_or_else(|| panic!("a tags line in {out}"))
+            .to_string()
+    };
+    assert_eq!(tags(&created[0]), "outage");
+    assert_eq!(tags(&created[1]), "outage");
+    assert_eq!(tags(&created[2]), "none");
+    let out = s.cli_ok(&["scripts", "status"]);
+    assert!(
+        out.contains("tag-outage-tickets.rhai: active\n    hooks: before_ticket_create\n    calls: 3, failures: 0 (0 in a row)"),
+        "{out}"
     );
 }
 

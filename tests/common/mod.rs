@@ -1,6 +1,8 @@
 //! Test harness: runs the real `portico` binary on a temp data folder and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod forms;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
