@@ -242,9 +242,7 @@ impl Hooks {
             run_handlers(def, handlers, value)?;
         }
         match self.scripts.get() {
-            Some(scripts) => scripts.run(def, value, |before, after, owner| {
-                keep_only_amendable(def, before, after, owner)
-            }),
+            Some(scripts) => scripts.run(def, value),
             None => Ok(()),
         }
     }

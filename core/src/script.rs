@@ -722,12 +722,7 @@ impl Scripts {
 
     /// Runs `fn <hook>(event)` of every active script that defines it, in file-name order,
     /// after the other handlers. `after` puts back what a handler may not amend.
-    pub(crate) fn run(
-        &self,
-        def: &HookDef,
-        value: &mut Value,
-        after: impl Fn(&Value, &mut Value, &str),
-    ) -> Result<(), Veto> {
+    pub(crate) fn run(&self, def: &HookDef, value: &mut Value) -> Result<(), Veto> {
         let snapshot = self.snapshot();
         if !snapshot.handled.contains(&def.name) {
             return Ok(());
@@ -738,18 +733,16 @@ impl Scripts {
             if script.disabled_reason().is_some() {
                 continue;
             }
-            let owner = format!("script {}", script.name);
-            let before = value.clone();
-            let outcome = self.call(script, &def.name, value, &extra);
-            match outcome {
+            // `value` changes only where a script's call succeeded, and then only in the
+            // hook's amendable fields (see `take_amended`).
+            match self.call(script, def, value, &extra) {
                 Outcome::Done(ret) => {
                     if def.name == INFO_PANELS {
                         append_panels(script, ret, value);
                     }
-                    after(&before, value, &owner);
                 }
                 Outcome::Vetoed(v) => {
-                    after(&before, value, &owner);
+                    let owner = format!("script {}", script.name);
                     if def.refusable {
                         tracing::info!(hook = %def.name, hook_owner = %owner, "action vetoed: {}", v.message);
                         return Err(v);
@@ -757,7 +750,6 @@ impl Scripts {
                     tracing::warn!(hook = %def.name, hook_owner = %owner, "a script tried to refuse an action that cannot be refused, ignored: {}", v.message);
                 }
                 Outcome::Failed => {
-                    *value = before;
                     if def.refusable
                         && self.env.settings.text("script_failure_policy", None) == "closed"
                     {
@@ -780,7 +772,14 @@ impl Scripts {
 
     /// One call of one script function on this thread (off the async workers), with the
     /// deadline; counted, timed, and on failure logged with file and line.
-    fn call(&self, script: &Arc<Script>, hook: &str, value: &mut Value, extra: &RMap) -> Outcome {
+    fn call(
+        &self,
+        script: &Arc<Script>,
+        def: &HookDef,
+        value: &mut Value,
+        extra: &RMap,
+    ) -> Outcome {
+        let hook = def.name.as_str();
         let Some(ast) = script.ast.clone() else {
             return Outcome::Done(Dynamic::UNIT);
         };
@@ -845,26 +844,8 @@ impl Scripts {
         }
         match result {
             Ok(ret) => {
-                match rhai::serde::from_dynamic::<Value>(&shared.flatten()) {
-                    Ok(mut amended) => {
-                        if !extra.is_empty()
-                            && let Some(c) =
-                                amended.get_mut("client").and_then(Value::as_object_mut)
-                        {
-                            for k in extra.keys() {
-                                c.remove(k.as_str());
-                            }
-                        }
-                        *value = amended;
-                    }
-                    Err(e) => {
-                        return self.failed(
-                            script,
-                            hook,
-                            format!("the amended event is unreadable: {e}"),
-                            elapsed,
-                        );
-                    }
+                if let Err(why) = take_amended(def, &shared, value) {
+                    return self.failed(script, hook, why, elapsed);
                 }
                 self.succeeded(script, elapsed);
                 Outcome::Done(ret)
@@ -1014,19 +995,56 @@ fn client_extra(env: &ScriptEnv, value: &Value) -> RMap {
     else {
         return extra;
     };
-    if let Ok(Some(client)) = env.store.get_id::<crate::model::Client>(id) {
-        let group = env
-            .store
-            .get_id::<crate::model::InvoiceGroup>(client.invoice_group_id)
-            .ok()
-            .flatten()
-            .map(|g| g.name)
-            .unwrap_or_default();
-        extra.insert("invoice_group".into(), group.into());
-        extra.insert("city".into(), client.mailing_address.city.into());
-        extra.insert("zip".into(), client.mailing_address.zip.into());
-    }
+    let Some((group_id, city, zip)) = client_place(env, id) else {
+        return extra;
+    };
+    let group = env
+        .store
+        .invoice_group(group_id)
+        .ok()
+        .and_then(|g| g.as_ref().as_ref().map(|g| g.name.clone()))
+        .unwrap_or_default();
+    extra.insert("invoice_group".into(), group.into());
+    extra.insert("city".into(), city.into());
+    extra.insert("zip".into(), zip.into());
     extra
+}
+
+/// A client's invoice group id, town and postcode.
+type Place = (u64, String, String);
+
+thread_local! {
+    /// The last client `client_place` decoded on this thread, by its stored bytes: a page's
+    /// hooks ask for the same client again and again, and decoding it is most of a trivial
+    /// hook's cost. Compared byte for byte, so an edit is seen at once.
+    static LAST_PLACE: std::cell::RefCell<Option<(Vec<u8>, Place)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The [`Place`] of a client.
+fn client_place(env: &ScriptEnv, id: u64) -> Option<Place> {
+    use crate::store::Record;
+    let key = crate::store::id_key(id);
+    let bytes = env
+        .store
+        .get_raw(crate::model::Client::TREE, &key)
+        .ok()
+        .flatten()?;
+    if let Some(hit) = LAST_PLACE.with_borrow(|last| {
+        last.as_ref()
+            .filter(|(b, _)| *b == bytes)
+            .map(|(_, place)| place.clone())
+    }) {
+        return Some(hit);
+    }
+    let client = env.store.get::<crate::model::Client>(&key).ok().flatten()?;
+    let place = (
+        client.invoice_group_id,
+        client.mailing_address.city,
+        client.mailing_address.zip,
+    );
+    LAST_PLACE.set(Some((bytes, place.clone())));
+    Some(place)
 }
 
 /// What a broken limit or an error says, with the line where the script was.
@@ -1081,6 +1099,30 @@ fn describe_eval_error(e: &EvalAltResult, timeout: Duration, hook: &str) -> Stri
             format!("{text}{}", line(pos))
         }
     }
+}
+
+/// Copies the hook's amendable fields from the event a script was given back into `value`;
+/// nothing else a script changed (or was given, like the client's extra fields) comes back.
+/// A field the script removed comes back as null, which the hook's owner refuses to read.
+fn take_amended(def: &HookDef, event: &Dynamic, value: &mut Value) -> Result<(), String> {
+    if def.amendable.is_empty() {
+        return Ok(());
+    }
+    let Some(map) = event.read_lock::<RMap>() else {
+        return Err("the event was replaced by something that is not a map".into());
+    };
+    let Some(out) = value.as_object_mut() else {
+        return Ok(());
+    };
+    for field in &def.amendable {
+        let amended = match map.get(field.as_str()) {
+            Some(v) => rhai::serde::from_dynamic::<Value>(v)
+                .map_err(|e| format!("the amended event is unreadable: {e}"))?,
+            None => Value::Null,
+        };
+        out.insert(field.clone(), amended);
+    }
+    Ok(())
 }
 
 /// Takes an `info_panels` function's return value: panels are appended to `event.panels`.
