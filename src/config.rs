@@ -37,6 +37,10 @@ pub struct Config {
     /// `auto` (Secure cookies when ci_url is https), `true` or `false`.
     #[serde(default)]
     pub secure_cookies: SecureCookies,
+    /// sled's page cache in MiB (the store's hot pages kept in memory): more makes reads of a
+    /// large store faster and the process larger.
+    #[serde(default = "default_store_cache_mb")]
+    pub store_cache_mb: u64,
 }
 
 /// A list (`["10.0.0.1", "10.1.0.0/16"]`), or one string of comma-separated entries as an
@@ -63,6 +67,13 @@ fn list_or_commas<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Erro
         .collect()
 }
 
+fn default_store_cache_mb() -> u64 {
+    portico_core::internal::store::CACHE_BYTES / (1024 * 1024)
+}
+
+/// The page cache's bounds in MiB: sled needs a few pages to work; more than this is a typo.
+pub const STORE_CACHE_MB: std::ops::RangeInclusive<u64> = 8..=65536;
+
 pub const KNOWN_KEYS: &[&str] = &[
     "bind",
     "data",
@@ -73,6 +84,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "plugin_dir",
     "trusted_proxies",
     "secure_cookies",
+    "store_cache_mb",
 ];
 
 impl Default for Config {
@@ -87,6 +99,7 @@ impl Default for Config {
             plugin_dir: None,
             trusted_proxies: Vec::new(),
             secure_cookies: SecureCookies::Auto,
+            store_cache_mb: default_store_cache_mb(),
         }
     }
 }
@@ -158,6 +171,15 @@ pub fn load(
         msg.push_str("see docs/configuration.md");
         msg
     })?;
+    if !STORE_CACHE_MB.contains(&cfg.store_cache_mb) {
+        return Err(format!(
+            "configuration: store_cache_mb is {} MiB; give {} to {} (default {})\nsee docs/configuration.md",
+            cfg.store_cache_mb,
+            STORE_CACHE_MB.start(),
+            STORE_CACHE_MB.end(),
+            default_store_cache_mb()
+        ));
+    }
     Ok((cfg, warnings))
 }
 

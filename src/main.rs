@@ -1035,6 +1035,7 @@ fn open_direct(cfg: &Config, may_create: bool) -> Result<Option<Portal>, String>
     // scripts handle the hooks of operator commands as they do in a running portal.
     let mut options = portal_options(data, Some(cfg.themes.clone()), cfg.plugin_dir.clone());
     options.scripts_dir = scripts_dir(cfg, false);
+    options.store_cache_bytes = cfg.store_cache_mb * 1024 * 1024;
     match Portal::open(options) {
         Ok(p) => Ok(Some(p)),
         Err(Error::StoreLocked { .. }) => Ok(None),
@@ -1239,6 +1240,7 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
         config::check_smtp_url(url)?;
     }
     let mut options = portal_options(&cfg.data, Some(cfg.themes.clone()), cfg.plugin_dir.clone());
+    options.store_cache_bytes = cfg.store_cache_mb * 1024 * 1024;
     options.smtp_url = cfg.smtp_url.clone().filter(|u| !u.is_empty());
     options.trusted_proxies = cfg.trusted_proxies.clone();
     if !cfg.trusted_proxies.is_empty() {

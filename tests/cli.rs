@@ -439,7 +439,7 @@ fn serve_reads_portico_toml_and_environment_and_warns_about_unknown_keys() {
     std::fs::write(
         &config,
         format!(
-            "data = \"{}\"\nbind = \"127.0.0.1:0\"\ncolour = \"red\"\n",
+            "data = \"{}\"\nbind = \"127.0.0.1:0\"\ncolour = \"red\"\nstore_cache_mb = 16\n",
             data.display()
         ),
     )
@@ -480,6 +480,18 @@ fn serve_reads_portico_toml_and_environment_and_warns_about_unknown_keys() {
     let (ok, _, err) = portico(&["serve", "--config", "/nonexistent/portico.toml"], None);
     assert!(
         !ok && err.contains("config file /nonexistent/portico.toml not found"),
+        "{err}"
+    );
+    // A page cache too small for sled to work is refused before anything opens.
+    let out = std::process::Command::new(common::BIN)
+        .args(["client", "list", "--config", config.to_str().expect("path")])
+        .env("PORTICO_STORE_CACHE_MB", "2")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("configuration: store_cache_mb is 2 MiB; give 8 to 65536 (default 48)"),
         "{err}"
     );
 }
