@@ -11,7 +11,9 @@
 //!   tree — what `portico import` does (`SledBackend::apply`);
 //! - `batches`: each chunk is one `apply_batch` per tree, without a transaction (no atomicity
 //!   across the two trees);
-//! - `inserts`: one `insert` per key.
+//! - `inserts`: one `insert` per key;
+//! - `no index`: like `transaction` but without the index entries, as with records keyed
+//!   `owner id ++ record id` (the index would then be the key itself).
 //!
 //! ```sh
 //! cargo run --release -p portico-core --example sled_wall -- --records 290000 --value-bytes 260
@@ -106,6 +108,19 @@ fn main() {
             i.insert(index_key(id / 10, id), &[]).expect("insert");
         }
     });
+    let no_index = run(records, &value, chunk, |r, _, ids, v| {
+        let mut rb = sled::Batch::default();
+        for id in ids {
+            rb.insert(index_key(id / 10, id), v);
+        }
+        use sled::Transactional;
+        std::slice::from_ref(r)
+            .transaction(|views| {
+                views[0].apply_batch(&rb)?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .expect("transaction");
+    });
     println!(
         "sled alone, {records} records of {} bytes + one index entry each, chunks of {chunk}:",
         value.len()
@@ -115,7 +130,9 @@ fn main() {
     println!("| one transaction per chunk (as portico import) | {transaction:.0} |");
     println!("| one batch per tree per chunk, no transaction | {batches:.0} |");
     println!("| one insert per key | {inserts:.0} |");
+    println!("| one transaction per chunk, records keyed by owner, no index | {no_index:.0} |");
     println!("result sled_transaction_rps={transaction:.0}");
     println!("result sled_batches_rps={batches:.0}");
     println!("result sled_inserts_rps={inserts:.0}");
+    println!("result sled_no_index_rps={no_index:.0}");
 }
