@@ -120,6 +120,20 @@ const PAGES: &[PageSpec] = &[
         about: "the Files tab (ci_display_documents_tab)",
     },
     PageSpec {
+        name: "documents",
+        template: "documents.html",
+        path: "/documents/",
+        who: Who::Alice,
+        about: "the Documents tab (ci_display_contracts_tab)",
+    },
+    PageSpec {
+        name: "data-change",
+        template: "data_change.html",
+        path: "/profile/data/",
+        who: Who::Alice,
+        about: "the form to change contact data, from the Information tab (ci_enable_client_data_change)",
+    },
+    PageSpec {
         name: "contact",
         template: "contact.html",
         path: "/contact/",
