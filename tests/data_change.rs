@@ -468,6 +468,10 @@ async fn with_approval_a_change_waits_and_the_operator_decides_once() {
         )),
         "{events:?}"
     );
+    assert!(
+        events[0].contains(" source=- by="),
+        "the operator is named: {events:?}"
+    );
     let (_, html) = s.get_text(&alice, "/").await;
     assert!(html.contains("<dd>third@example.org</dd>"), "{html}");
     assert!(html.contains("was approved on"), "{html}");
