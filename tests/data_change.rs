@@ -481,3 +481,45 @@ async fn with_approval_a_change_waits_and_the_operator_decides_once() {
     let (ok, _, err) = s.cli(&["changes", "reject", "1", "--reason", "two\nlines"]);
     assert!(!ok && err.contains("--reason"), "{err}");
 }
+
+#[tokio::test]
+async fn a_pending_change_survives_an_import_and_goes_with_its_client() {
+    let s = Server::demo();
+    s.cli_ok(&["settings", "set", "ci_client_data_change_approval", "on"]);
+    let bob = s.login("bob", "bob-demo-pass").await;
+    let form = form_with(&s, &bob, &[("mobile", "+420 777 000 111")]).await;
+    assert_eq!(post(&s, &bob, "/profile/data/", &form).await.0, 200);
+    let id = pending(&s)[0].0;
+
+    // The billing system overwrites bob's record: the change still waits and, approved, is
+    // applied over what the import wrote.
+    let dir = tempfile::tempdir().expect("dir");
+    let bundle = dir.path().join("bob.json");
+    std::fs::write(
+        &bundle,
+        r#"{"clients": [{"id": 2, "number": "1002", "username": "bob", "name": "Bob Dvořák",
+            "invoice_group_id": 2, "email": "bob@billing.example",
+            "mailing_address": {"street": "Nová 1", "city": "Brno", "zip": "602 00", "country": "CZ"}}]}"#,
+    )
+    .expect("bundle");
+    s.cli_ok(&["import", bundle.to_str().expect("utf-8")]);
+    assert_eq!(pending(&s).len(), 1);
+    s.cli_ok(&["changes", "approve", &id.to_string()]);
+    let shown = s.cli_ok(&["client", "show", "bob"]);
+    assert!(
+        shown.contains("bob@billing.example") && shown.contains("+420 777 000 111"),
+        "{shown}"
+    );
+
+    // A client the import deletes takes their pending change along.
+    let form = form_with(&s, &bob, &[("mobile", "+420 777 000 222")]).await;
+    assert_eq!(post(&s, &bob, "/profile/data/", &form).await.0, 200);
+    assert_eq!(pending(&s).len(), 1);
+    std::fs::write(&bundle, r#"{"delete": {"clients": [2]}}"#).expect("bundle");
+    s.cli_ok(&["import", bundle.to_str().expect("utf-8")]);
+    assert!(pending(&s).is_empty());
+    assert_eq!(
+        s.cli_ok(&["changes", "list"]).trim(),
+        "no changes wait for approval"
+    );
+}

@@ -661,3 +661,80 @@ pub fn describe(before: &Client, changes: &Changes) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers() {
+        for ok in [
+            "+420 777 123 456",
+            "777123456",
+            "00420 608-111-222",
+            "+1.555.123.4567",
+        ] {
+            assert!(is_phone(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "+",
+            "12345",
+            "777  123 456",
+            "777 123 456 ",
+            "+420 (777) 123",
+            "1234567890123456",
+            "call me",
+            "777\n123",
+        ] {
+            assert!(!is_phone(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_named_by_its_field() {
+        let c = Changes {
+            mailing_address: Some(Address {
+                street: String::new(),
+                city: "x".repeat(61),
+                zip: "6<2".into(),
+                country: "CZ".into(),
+            }),
+            invoicing_address: Some(None),
+            email: Some("nope".into()),
+            phone: Some(String::new()),
+            mobile: Some("1\t2".into()),
+        };
+        let got: Vec<(String, &str, usize)> = validate(&c)
+            .into_iter()
+            .map(|e| (e.field, e.message, e.max))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("mailing_street".to_string(), "dc-error-required", 0),
+                ("mailing_city".to_string(), "dc-error-too-long", 60),
+                ("mailing_zip".to_string(), "dc-error-zip", 0),
+                ("email".to_string(), "dc-error-email", 0),
+                ("mobile".to_string(), "dc-error-control", 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_audit_detail_is_bounded() {
+        let client: Client = serde_json::from_value(serde_json::json!({
+            "id": 1, "number": "1", "name": "A", "invoice_group_id": 1, "email": "a@x.example"
+        }))
+        .expect("client");
+        let long = Changes {
+            email: Some(format!("{}@x.example", "a".repeat(5000))),
+            phone: Some("\u{1b}[31m".into()),
+            ..Changes::default()
+        };
+        let d = describe(&client, &long);
+        assert!(d.chars().count() <= MAX_DETAIL + 1, "{}", d.len());
+        assert!(d.contains("email: \"a@x.example\" → \"aaaa"), "{d}");
+        assert!(!d.contains('\u{1b}'), "{d}");
+    }
+}
