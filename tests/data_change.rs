@@ -523,3 +523,22 @@ async fn a_pending_change_survives_an_import_and_goes_with_its_client() {
         "no changes wait for approval"
     );
 }
+
+#[tokio::test]
+async fn a_client_changes_their_data_at_most_twenty_times_an_hour() {
+    let s = Server::demo();
+    let alice = s.login("alice", "alice-demo-pass").await;
+    for i in 0..20 {
+        let form = form_with(&s, &alice, &[("phone", &format!("+420 777 000 {i:03}"))]).await;
+        let (status, html) = post(&s, &alice, "/profile/data/", &form).await;
+        assert_eq!(status, 200, "{i}: {html}");
+    }
+    let form = form_with(&s, &alice, &[("phone", "+420 777 999 999")]).await;
+    let (status, html) = post(&s, &alice, "/profile/data/", &form).await;
+    assert_eq!(status, 429);
+    assert!(html.contains("many times in the last hour"), "{html}");
+    assert_eq!(audit_of(&s, "ClientDataChanged").len(), 20);
+    // A form that changes nothing is still answered.
+    let same = form_with(&s, &alice, &[]).await;
+    assert_eq!(post(&s, &alice, "/profile/data/", &same).await.0, 200);
+}

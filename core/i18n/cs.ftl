@@ -144,3 +144,4 @@ dc-error-control = Použijte jeden řádek bez zvláštních znaků (jako jsou k
 dc-error-email = Toto není e-mailová adresa (např. jmeno@example.com).
 dc-error-phone = Zadejte telefonní číslo: 6 až 15 číslic, případně oddělených mezerami nebo pomlčkami, volitelně s + na začátku.
 dc-error-zip = PSČ obsahuje jen písmena, číslice, mezery a pomlčky.
+dc-error-too-many = Za poslední hodinu jste své údaje měnili mnohokrát. Zkuste to prosím později.

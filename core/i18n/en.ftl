@@ -144,3 +144,4 @@ dc-error-control = Use one line without special characters (such as line breaks 
 dc-error-email = This is not an e-mail address (such as name@example.com).
 dc-error-phone = Enter a phone number: 6 to 15 digits, with spaces or dashes between them if you like, optionally starting with +.
 dc-error-zip = A postcode has only letters, digits, spaces and dashes.
+dc-error-too-many = You have changed your data many times in the last hour. Please try again later.

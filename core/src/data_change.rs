@@ -31,6 +31,8 @@ pub const MAX_EMAIL: usize = 254;
 pub const MAX_PHONE: usize = 20;
 /// Longest rejection reason, in characters.
 pub const MAX_REASON: usize = 500;
+/// Changes a client may submit in an hour (each is stored and audited).
+pub const MAX_PER_HOUR: u32 = 20;
 /// How long the outcome of a decided change stays on the client's Information tab.
 pub const OUTCOME_SHOWN_DAYS: i64 = 30;
 /// Longest audit detail, in characters (each value is cut at 120 first).

@@ -199,6 +199,29 @@ fn submit(
         return render_form(&page, form, &problems, None, Status::UnprocessableEntity)
             .map_err(fail);
     }
+    // Only values that differ are stored, so only those count against the hourly bound.
+    let differs = !Changes::between(&page.client, &wanted).is_empty();
+    if differs
+        && !page.portal.throttles.data_changes.allow(
+            &page.client.id.to_string(),
+            page.portal.clock.unix(),
+            3600,
+            dc::MAX_PER_HOUR,
+        )
+    {
+        tracing::warn!(
+            client = page.client.id,
+            "too many data changes in an hour; refused"
+        );
+        return render_form(
+            &page,
+            form,
+            &[],
+            Some(page.t("dc-error-too-many")),
+            Status::TooManyRequests,
+        )
+        .map_err(fail);
+    }
     let approval = page.flag(dc::APPROVAL);
     let outcome = dc::submit(
         page.portal,
