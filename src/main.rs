@@ -137,6 +137,14 @@ enum Command {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Clients' changes of their contact data waiting for approval
+    /// (ci_client_data_change_approval): list, approve, reject.
+    Changes {
+        #[command(subcommand)]
+        action: ChangesAction,
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// Theme tools.
     Theme {
         #[command(subcommand)]
@@ -194,6 +202,25 @@ enum Command {
         before: Option<u64>,
         #[command(flatten)]
         data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChangesAction {
+    /// The changes waiting for approval, with their ids and the old and new values.
+    List,
+    /// Apply a change to the client's data (checked again first).
+    Approve {
+        /// The change's id (`portico changes list`).
+        id: u64,
+    },
+    /// Refuse a change; the client sees that it was rejected, and why.
+    Reject {
+        /// The change's id (`portico changes list`).
+        id: u64,
+        /// Why, in one line (shown to the client).
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -779,6 +806,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 },
                 FilesAction::List => OpRequest::FilesList,
                 FilesAction::Remove { id } => OpRequest::FilesRemove { id },
+            };
+            operator(&cfg, req)
+        }
+        Command::Changes { action, data } => {
+            let cfg = operator_config(&data)?;
+            let req = match action {
+                ChangesAction::List => OpRequest::ChangesList,
+                ChangesAction::Approve { id } => OpRequest::ChangesApprove { id },
+                ChangesAction::Reject { id, reason } => OpRequest::ChangesReject { id, reason },
             };
             operator(&cfg, req)
         }

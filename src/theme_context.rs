@@ -120,6 +120,20 @@ const PAGES: &[PageSpec] = &[
         about: "the Files tab (ci_display_documents_tab)",
     },
     PageSpec {
+        name: "documents",
+        template: "documents.html",
+        path: "/documents/",
+        who: Who::Alice,
+        about: "the Documents tab (ci_display_contracts_tab)",
+    },
+    PageSpec {
+        name: "data-change",
+        template: "data_change.html",
+        path: "/profile/data/",
+        who: Who::Alice,
+        about: "the form to change contact data, from the Information tab (ci_enable_client_data_change)",
+    },
+    PageSpec {
         name: "contact",
         template: "contact.html",
         path: "/contact/",
@@ -243,6 +257,68 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "page.files[].added",
         "When it was added, formatted for the language.",
     ),
+    (
+        "page.documents",
+        "The client's own documents marked display_in_cp, newest first.",
+    ),
+    ("page.documents[]", "One document."),
+    (
+        "page.documents[].id",
+        "Its id: it downloads from `/documents/ID`.",
+    ),
+    ("page.documents[].title", "Its title."),
+    ("page.documents[].name", "The file name it is saved as."),
+    (
+        "page.documents[].date",
+        "Its date, formatted for the language.",
+    ),
+    (
+        "page.data_change",
+        "Data change on the Information tab: the button and the client's last change.",
+    ),
+    (
+        "page.data_change.enabled",
+        "True when `ci_enable_client_data_change` is on: show the \"Change my data\" button (`/profile/data/`).",
+    ),
+    (
+        "page.data_change.status",
+        "`pending`, `approved` or `rejected` (a decided change for 30 days), or null.",
+    ),
+    (
+        "page.data_change.date",
+        "When the change was asked for (pending) or decided, formatted for the language.",
+    ),
+    ("page.data_change.reason", "Why it was rejected, or null."),
+    (
+        "page.data_change.rows",
+        "The values asked for: `label` (translated) and `value`.",
+    ),
+    ("page.data_change.rows[]", "One value asked for."),
+    ("page.data_change.rows[].label", "Its label, translated."),
+    ("page.data_change.rows[].value", "The value."),
+    (
+        "page.values",
+        "The data-change form's values: as stored (or as asked for while a change is pending), or as typed when the form comes back with messages.",
+    ),
+    ("page.values.*", "One field's value, or null."),
+    (
+        "page.errors",
+        "The data-change form's messages, by field name (`mailing_street`, `email`, …), translated.",
+    ),
+    ("page.errors.*", "The message for one field."),
+    (
+        "page.approval",
+        "True when `ci_client_data_change_approval` is on: changes wait for an operator.",
+    ),
+    (
+        "page.pending",
+        "True when a change of this client waits for approval (a new one replaces it).",
+    ),
+    (
+        "page.limits",
+        "The longest value of each kind of field, in characters (for `maxlength`).",
+    ),
+    ("page.limits.*", "One limit."),
     (
         "page.message",
         "The operator's suspension message (plain text: let it be escaped).",

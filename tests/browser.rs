@@ -244,6 +244,10 @@ async fn pages_fit_a_360_pixel_phone_screen() {
         "/contact/?lang=cs",
         "/files/",
         "/files/?lang=cs",
+        "/documents/",
+        "/documents/?lang=cs",
+        "/profile/data/",
+        "/profile/data/?lang=cs",
         "/password/",
     ] {
         c.goto(&s.url(path)).await.expect("open");
@@ -271,6 +275,19 @@ async fn pages_fit_a_360_pixel_phone_screen() {
         assert_eq!(unlabelled, serde_json::json!(0), "{path}");
         assert_eq!(axe_violations(&c).await, Vec::<String>::new(), "{path}");
     }
+    // The data-change form with a message at a field.
+    c.goto(&s.url("/profile/data/")).await.expect("open");
+    let email = c
+        .find(fantoccini::Locator::Id("email"))
+        .await
+        .expect("email field");
+    email.clear().await.expect("clear");
+    email.send_keys("not an address").await.expect("type");
+    click(&c, "form.stack button[type=submit]").await;
+    wait_for_text(&c, "#email-error", "not an e-mail address")
+        .await
+        .expect("the field's message");
+    fits_and_passes_axe(&c, "/profile/data/ with a message").await;
     c.goto(&s.url("/no-such-page")).await.expect("open");
     assert_eq!(axe_violations(&c).await, Vec::<String>::new(), "404 page");
     // The suspension page, to a client and to a visitor, in both languages.

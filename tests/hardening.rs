@@ -167,6 +167,13 @@ fn the_data_folder_store_and_control_socket_are_private() {
     for (path, mode, _) in copies {
         assert_eq!(mode, 0o600, "{path}");
     }
+    // And the copies of the clients' documents (alice's contract).
+    assert_eq!(mode(&data.join("documents")), 0o700);
+    let copies = modes_under(&data.join("documents"));
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    for (path, mode, _) in copies {
+        assert_eq!(mode, 0o600, "{path}");
+    }
     let mut names: Vec<String> = std::fs::read_dir(&data)
         .expect("read_dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -174,8 +181,8 @@ fn the_data_folder_store_and_control_socket_are_private() {
     names.sort();
     assert_eq!(
         names,
-        ["control.sock", "files", "scripts", "store"],
-        "only the store, the files, the control socket and the demo's scripts folder"
+        ["control.sock", "documents", "files", "scripts", "store"],
+        "only the store, the files and documents, the control socket and the demo's scripts folder"
     );
 
     // A store left readable by an older version is made private at the next start; the data

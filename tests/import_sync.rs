@@ -95,7 +95,8 @@ async fn sync_deletes_a_client_left_out_with_everything_that_hangs_on_them_and_a
     let file = write(&s, "clients.json", &json);
     let [services, messages, invoices, payments] = demo_dependants(1);
     assert!(services > 0 && messages > 0 && invoices > 0 && payments > 0);
-    let deleted = 1 + services + messages + invoices + payments;
+    // Alice's contract (the demo's one document) goes with her.
+    let deleted = 1 + services + messages + invoices + payments + 1;
 
     // The dry run reports what the import would do, and changes nothing.
     let dry = s.cli_ok(&["import", "--sync", "--dry-run", &file]);
@@ -110,6 +111,7 @@ async fn sync_deletes_a_client_left_out_with_everything_that_hangs_on_them_and_a
     assert_eq!(row(&dry, "messages"), [0, 0, 0, messages]);
     assert_eq!(row(&dry, "invoices"), [0, 0, 0, invoices]);
     assert_eq!(row(&dry, "payments"), [0, 0, 0, payments]);
+    assert_eq!(row(&dry, "documents"), [0, 0, 0, 1]);
     assert_eq!(row(&dry, "invoice_groups"), [0, 0, 0, 0]);
     assert_eq!(s.get_text(&alice, "/invoicing/").await.0, 200);
     assert_eq!(s.get_text(&stranger, &link).await.0, 200);

@@ -39,6 +39,11 @@ async fn every_state_changing_operator_command_is_audited_with_the_os_user() {
     s.cli_ok(&["mail", "queue"]);
     s.cli_ok(&["menu", "list"]);
     s.cli_ok(&["files", "list"]);
+    s.cli_ok(&["changes", "list"]);
+    // A refused command changes nothing and leaves no event (approve and reject, which do
+    // change something, record their own events with the client: tests/data_change.rs).
+    assert!(!s.cli(&["changes", "approve", "42"]).0);
+    assert!(!s.cli(&["changes", "reject", "42", "--reason", "no"]).0);
     assert_eq!(s.cli_ok(&["audit", "--limit", "1000"]), before);
 
     let base = format!("{}/", s.base);

@@ -58,6 +58,13 @@ pub enum AuditKind {
     MenuChanged,
     /// `portico files add|remove`.
     FilesChanged,
+    /// A client's contact data changed in the portal (by the client, or approved by an
+    /// operator): `detail` holds the old and new values.
+    ClientDataChanged,
+    /// A client asked for a change of their contact data that waits for approval.
+    ClientDataChangeRequested,
+    /// An operator rejected a client's data change (`detail`: the change and the reason).
+    ClientDataChangeRejected,
 }
 
 impl AuditKind {
@@ -93,6 +100,9 @@ impl AuditKind {
         AuditKind::Suspension,
         AuditKind::MenuChanged,
         AuditKind::FilesChanged,
+        AuditKind::ClientDataChanged,
+        AuditKind::ClientDataChangeRequested,
+        AuditKind::ClientDataChangeRejected,
     ];
 
     /// The name `portico audit` prints (`LoginOk`).
@@ -203,6 +213,19 @@ pub fn as_operator<T>(user: &str, f: impl FnOnce() -> T) -> T {
 
 /// Appends an event (flushed). A failure to audit is logged, never shown to the client.
 pub fn record(store: &Store, id: u64, at: i64, e: Audit<'_>) {
+    let event = event(id, at, e);
+    if let Err(err) = store.write(|tx| tx.put(&event)) {
+        tracing::error!("audit event not stored: {err}");
+    }
+}
+
+/// Appends an event inside the caller's transaction: it is stored exactly when the change it
+/// records is.
+pub fn record_in(tx: &mut crate::store::WriteTx<'_>, id: u64, at: i64, e: Audit<'_>) -> Result<()> {
+    tx.put(&event(id, at, e))
+}
+
+fn event(id: u64, at: i64, e: Audit<'_>) -> AuditEvent {
     let event = AuditEvent {
         id,
         at,
@@ -214,9 +237,7 @@ pub fn record(store: &Store, id: u64, at: i64, e: Audit<'_>) {
         operator: OPERATOR.with(|o| o.borrow().clone()),
     };
     tracing::info!(kind = ?event.kind, client = ?event.client_id, source = ?event.source, operator = ?event.operator, "audit");
-    if let Err(err) = store.write(|tx| tx.put(&event)) {
-        tracing::error!("audit event not stored: {err}");
-    }
+    event
 }
 
 /// Newest first, optionally for one client, at most `limit`, only events older than the event

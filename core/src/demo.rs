@@ -34,6 +34,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("system_mail_name", "Example Net client portal"),
     ("ci_enable_login_name_creation", "on"),
     ("ci_contact_text", CONTACT_TEXT),
+    ("ci_enable_client_data_change", "on"),
 ];
 
 /// The Contact tab of the demo ISP (Markdown).
@@ -185,6 +186,93 @@ fn demo_files(portal: &crate::portal::Portal) -> crate::Result<()> {
     }
     std::fs::remove_dir_all(&originals)?;
     Ok(())
+}
+
+/// Alice's contract on the Documents tab: a one-page PDF, imported like a billing system's
+/// document (its original goes away once copied). A portal without a data folder gets none.
+fn demo_documents(portal: &crate::portal::Portal) -> crate::Result<()> {
+    if portal.data_dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let alice = crate::ops::find_client(portal, "1001")?;
+    let originals = crate::documents::folder(&portal.data_dir).join(".demo");
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&originals)?;
+    }
+    let source = originals.join("Contract 2024-0017.pdf");
+    std::fs::write(
+        &source,
+        one_page_pdf(&format!(
+            "Example Net - contract for Internet service no. 2024-0017 - {}",
+            alice.name
+        )),
+    )?;
+    let mut documents = vec![crate::model::Document {
+        id: 1,
+        client_id: alice.id,
+        title: "Contract for Internet service".into(),
+        date: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap_or_default(),
+        file: source.to_string_lossy().into_owned(),
+        display_in_cp: true,
+        copy: None,
+    }];
+    let plan = crate::documents::copy_files(
+        &portal.data_dir,
+        &portal.store,
+        &|| portal.next_id(),
+        &mut documents,
+        std::iter::empty(),
+        false,
+    )?;
+    portal.store.write(|tx| tx.put(&documents[0]))?;
+    plan.finish(&portal.data_dir);
+    std::fs::remove_dir_all(&originals)?;
+    Ok(())
+}
+
+/// A minimal valid PDF: one A4 page with one line of text (ASCII).
+pub fn one_page_pdf(text: &str) -> Vec<u8> {
+    let line: String = text
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .map(|c| match c {
+            '(' | ')' | '\\' => ' ',
+            c => c,
+        })
+        .collect();
+    let content = format!("BT /F1 12 Tf 56 780 Td ({line}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>".to_string(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
 }
 
 pub fn bundle(today: NaiveDate) -> Bundle {
@@ -550,6 +638,7 @@ pub fn seed(portal: &crate::portal::Portal) -> crate::Result<String> {
         },
     )?;
     demo_files(portal)?;
+    demo_documents(portal)?;
     for (owner, seed) in &portal.registry.demos {
         seed(&crate::plugin::OperatorCtx::new(portal, owner))?;
     }

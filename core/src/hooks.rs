@@ -359,6 +359,10 @@ pub fn core_hooks() -> Vec<HookDef> {
             .field("key", "the setting's key")
             .field("invoice_group_id", "the invoice group, or null")
             .field("raw_value", "the value as stored, or null for unset"),
+        HookDef::new("before_client_data_change", "A client changes their contact data on the Information tab (ci_enable_client_data_change), after every field was checked; nothing is stored yet. A veto is shown on the form in the client's language. Amended changes are checked again (per field) before they are stored, or sent for approval when ci_client_data_change_approval is on.")
+            .field("client", client)
+            .field("changes", "the changed fields and their new values: mailing_address and invoicing_address ({ street, city, zip, country }; invoicing_address null: the same as the mailing address), email, phone, mobile (text; \"\" removes it). Fields other than these are ignored.")
+            .amendable("changes"),
         HookDef::new("render", "A tab's page is about to be rendered. Values added to extra reach the template as `extra`. Cannot be refused.")
             .field("template", "the template's name")
             .field("client", "the logged-in client, or null")

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Client, Invoice, InvoiceGroup, Message, Money, Payment, Service, Tariff, trees,
+    Client, Document, Invoice, InvoiceGroup, Message, Money, Payment, Service, Tariff, trees,
 };
 use crate::settings::is_email;
 use crate::store::{Changes, Record, Store, WriteTx, id_key, index_key};
@@ -47,6 +47,8 @@ struct RawBundle<'a> {
     invoices: Option<Vec<&'a RawValue>>,
     #[serde(default, borrow, deserialize_with = "section")]
     payments: Option<Vec<&'a RawValue>>,
+    #[serde(default, borrow, deserialize_with = "section")]
+    documents: Option<Vec<&'a RawValue>>,
     /// Records to delete: collection name → ids.
     #[serde(default)]
     delete: BTreeMap<String, Vec<u64>>,
@@ -60,7 +62,7 @@ fn section<'de, D: serde::Deserializer<'de>>(
 }
 
 /// The collections of a bundle, in the order they are written.
-pub const COLLECTIONS: [&str; 7] = [
+pub const COLLECTIONS: [&str; N] = [
     "invoice_groups",
     "tariffs",
     "clients",
@@ -68,7 +70,10 @@ pub const COLLECTIONS: [&str; 7] = [
     "messages",
     "invoices",
     "payments",
+    "documents",
 ];
+/// How many collections a bundle has.
+pub const N: usize = 8;
 const GROUPS: usize = 0;
 const TARIFFS: usize = 1;
 const CLIENTS: usize = 2;
@@ -76,8 +81,9 @@ const SERVICES: usize = 3;
 const MESSAGES: usize = 4;
 const INVOICES: usize = 5;
 const PAYMENTS: usize = 6;
+pub const DOCUMENTS: usize = 7;
 /// How one record of each collection is named in messages.
-const SINGULAR: [&str; 7] = [
+const SINGULAR: [&str; N] = [
     "invoice group",
     "tariff",
     "client",
@@ -85,9 +91,10 @@ const SINGULAR: [&str; 7] = [
     "message",
     "invoice",
     "payment",
+    "document",
 ];
 /// The store tree of each collection.
-const TREES: [&str; 7] = [
+const TREES: [&str; N] = [
     InvoiceGroup::TREE,
     Tariff::TREE,
     Client::TREE,
@@ -95,13 +102,15 @@ const TREES: [&str; 7] = [
     Message::TREE,
     Invoice::TREE,
     Payment::TREE,
+    Document::TREE,
 ];
 /// A client's dependants: collection and the index that lists a client's records.
-const CLIENT_DEPENDANTS: [(usize, &str); 4] = [
+const CLIENT_DEPENDANTS: [(usize, &str); 5] = [
     (SERVICES, trees::CLIENTID_SERVICEIDS),
     (MESSAGES, trees::CLIENTID_MESSAGEIDS),
     (INVOICES, trees::CLIENTID_INVOICEIDS),
     (PAYMENTS, trees::CLIENTID_PAYMENTIDS),
+    (DOCUMENTS, trees::CLIENTID_DOCUMENTIDS),
 ];
 /// Clients deleted per store transaction (each with all of their dependants).
 const CLIENTS_PER_TX: usize = 64;
@@ -153,9 +162,12 @@ pub struct Bundle {
     pub messages: Vec<Message>,
     pub invoices: Vec<Invoice>,
     pub payments: Vec<Payment>,
+    /// The clients' documents; their `copy` is filled in by [`crate::documents::copy_files`]
+    /// before the bundle is written.
+    pub documents: Vec<Document>,
     /// Every record the import deletes, per collection (in [`COLLECTIONS`] order): those named
     /// under `"delete"`, those `--sync` removes, and the dependants of deleted clients and groups.
-    pub deletions: [IdSet; 7],
+    pub deletions: [IdSet; N],
 }
 
 impl Bundle {
@@ -167,6 +179,7 @@ impl Bundle {
             + self.messages.len()
             + self.invoices.len()
             + self.payments.len()
+            + self.documents.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -180,8 +193,8 @@ pub struct ImportReport {
     /// Records in the bundle.
     pub records: usize,
     /// Per collection, in [`COLLECTIONS`] order.
-    pub changes: [Changes; 7],
-    pub deleted: [usize; 7],
+    pub changes: [Changes; N],
+    pub deleted: [usize; N],
     /// Clients whose `portal_access` this import changed: (client id, access now). A client
     /// new to the store counts when it arrives with `false`.
     #[serde(default)]
@@ -256,6 +269,33 @@ impl Problems {
     }
 }
 
+/// A document as a bundle gives it: [`Document`] without the copy, which only the import makes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocumentIn {
+    id: u64,
+    client_id: u64,
+    title: String,
+    date: chrono::NaiveDate,
+    file: String,
+    #[serde(default)]
+    display_in_cp: bool,
+}
+
+impl DocumentIn {
+    fn into_document(self) -> Document {
+        Document {
+            id: self.id,
+            client_id: self.client_id,
+            title: self.title,
+            date: self.date,
+            file: self.file,
+            display_in_cp: self.display_in_cp,
+            copy: None,
+        }
+    }
+}
+
 /// Parses one section; returns the records that parsed and, for each, its index in the file
 /// (so later problems name the right record even when an earlier one failed to parse).
 fn parse_list<T: DeserializeOwned>(
@@ -299,6 +339,7 @@ struct Positions {
     messages: Vec<usize>,
     invoices: Vec<usize>,
     payments: Vec<usize>,
+    documents: Vec<usize>,
 }
 
 /// serde_json appends " at line 1 column 57", which means nothing to an operator here; and
@@ -408,6 +449,7 @@ pub fn check_with(store: &Store, json: &str, opts: ImportOptions) -> Result<Bund
         &raw.messages,
         &raw.invoices,
         &raw.payments,
+        &raw.documents,
     ];
     let present = sections.map(Option::is_some);
     let list = |k: usize| sections[k].as_deref().unwrap_or(&[]);
@@ -421,6 +463,12 @@ pub fn check_with(store: &Store, json: &str, opts: ImportOptions) -> Result<Bund
     (b.messages, pos.messages) = parse_list("messages", list(MESSAGES), &mut p);
     (b.invoices, pos.invoices) = parse_list("invoices", list(INVOICES), &mut p);
     (b.payments, pos.payments) = parse_list("payments", list(PAYMENTS), &mut p);
+    let documents: Vec<DocumentIn>;
+    (documents, pos.documents) = parse_list("documents", list(DOCUMENTS), &mut p);
+    b.documents = documents
+        .into_iter()
+        .map(DocumentIn::into_document)
+        .collect();
     // Records that failed to parse still count as present for references, so one bad field
     // does not also produce "no client with id ..." for everything that points at it.
     let known = KnownIds {
@@ -428,7 +476,7 @@ pub fn check_with(store: &Store, json: &str, opts: ImportOptions) -> Result<Bund
         tariffs: raw_ids(list(TARIFFS)),
         clients: raw_ids(list(CLIENTS)),
     };
-    let in_bundle: [IdSet; 7] = [
+    let in_bundle: [IdSet; N] = [
         IdSet::from_unsorted(b.invoice_groups.iter().map(|r| r.id).collect()),
         IdSet::from_unsorted(b.tariffs.iter().map(|r| r.id).collect()),
         IdSet::from_unsorted(b.clients.iter().map(|r| r.id).collect()),
@@ -436,6 +484,7 @@ pub fn check_with(store: &Store, json: &str, opts: ImportOptions) -> Result<Bund
         IdSet::from_unsorted(b.messages.iter().map(|r| r.id).collect()),
         IdSet::from_unsorted(b.invoices.iter().map(|r| r.id).collect()),
         IdSet::from_unsorted(b.payments.iter().map(|r| r.id).collect()),
+        IdSet::from_unsorted(b.documents.iter().map(|r| r.id).collect()),
     ];
     b.deletions = plan_deletions(store, &raw.delete, &in_bundle, &present, opts.sync, &mut p)?;
     check_records(store, &b, &pos, &known, &mut p)?;
@@ -505,12 +554,12 @@ fn for_each_stored_id(store: &Store, tree: &str, mut f: impl FnMut(u64)) -> Resu
 fn plan_deletions(
     store: &Store,
     explicit: &BTreeMap<String, Vec<u64>>,
-    in_bundle: &[IdSet; 7],
-    present: &[bool; 7],
+    in_bundle: &[IdSet; N],
+    present: &[bool; N],
     sync: bool,
     p: &mut Problems,
-) -> Result<[IdSet; 7]> {
-    let mut del: [BTreeSet<u64>; 7] = Default::default();
+) -> Result<[IdSet; N]> {
+    let mut del: [BTreeSet<u64>; N] = Default::default();
     for (name, ids) in explicit {
         let Some(k) = COLLECTIONS.iter().position(|c| c == name) else {
             p.add(
@@ -877,6 +926,30 @@ fn check_records(
             p.add(format!("payments[{i}].client_id"), no_client(pay.client_id));
         }
     }
+    check_ids(
+        "documents",
+        b.documents.iter().map(|r| r.id),
+        &pos.documents,
+        p,
+    );
+    for (i, d) in b.documents.iter().enumerate() {
+        let i = pos.documents[i];
+        if !client_ok(d.client_id)? {
+            p.add(format!("documents[{i}].client_id"), no_client(d.client_id));
+        }
+        if let Err(problem) = crate::documents::check_title(&d.title) {
+            p.add(format!("documents[{i}].title"), problem);
+        }
+        // A file copied by an earlier import may be gone from the billing system's export.
+        if d.display_in_cp
+            && let Err(problem) = crate::documents::check_source(&d.file)
+            && !store
+                .get_id::<Document>(d.id)?
+                .is_some_and(|old| old.file == d.file && old.copy.is_some())
+        {
+            p.add(format!("documents[{i}].file"), problem);
+        }
+    }
     check_totals(store, b, pos, p)
 }
 
@@ -1070,6 +1143,7 @@ pub fn write_with(
             put_all(store, &b.messages, apply, &mut done, total, progress)?,
             put_all(store, &b.invoices, apply, &mut done, total, progress)?,
             put_all(store, &b.payments, apply, &mut done, total, progress)?,
+            put_all(store, &b.documents, apply, &mut done, total, progress)?,
         ],
         deleted: b.deletions.each_ref().map(IdSet::len),
         access_changes,
@@ -1090,7 +1164,7 @@ pub fn write_with(
 /// Deletes what [`plan_deletions`] planned (unflushed; the import flushes at its end).
 fn delete_planned(
     store: &Store,
-    del: &[IdSet; 7],
+    del: &[IdSet; N],
     cleanups: &[(&'static str, crate::registry::ClientCleanup)],
 ) -> Result<()> {
     // Mail queued for deleted clients, found in one pass over the outbox.
@@ -1113,7 +1187,9 @@ fn delete_planned(
         })?;
     }
     // What is left: records deleted by name or by --sync whose owner stays.
-    for k in [PAYMENTS, INVOICES, MESSAGES, SERVICES, TARIFFS, GROUPS] {
+    for k in [
+        DOCUMENTS, PAYMENTS, INVOICES, MESSAGES, SERVICES, TARIFFS, GROUPS,
+    ] {
         for chunk in del[k].0.chunks(CHUNK) {
             store.write_unflushed(|tx| {
                 for &id in chunk {
@@ -1135,7 +1211,8 @@ fn delete_record_in(tx: &mut WriteTx<'_>, k: usize, id: u64) -> Result<bool> {
         SERVICES => tx.delete::<Service>(&key),
         MESSAGES => tx.delete::<Message>(&key),
         INVOICES => tx.delete::<Invoice>(&key),
-        _ => tx.delete::<Payment>(&key),
+        PAYMENTS => tx.delete::<Payment>(&key),
+        _ => tx.delete::<Document>(&key),
     }
 }
 
@@ -1147,7 +1224,7 @@ fn delete_client_in(
     store: &Store,
     tx: &mut WriteTx<'_>,
     c: u64,
-    del: &[IdSet; 7],
+    del: &[IdSet; N],
     mail: Option<&Vec<Vec<u8>>>,
     cleanups: &[(&'static str, crate::registry::ClientCleanup)],
 ) -> Result<()> {
@@ -1165,6 +1242,7 @@ fn delete_client_in(
     tx.delete::<crate::auth::Credential>(&key)?;
     tx.delete::<crate::lockout::LoginFailures>(&key)?;
     tx.delete::<crate::access::AccessBlock>(&key)?;
+    tx.delete::<crate::data_change::PendingChange>(&key)?;
     crate::auth::end_sessions_in(tx, c, None)?;
     crate::passwords::revoke_client_tokens(tx, c)?;
     crate::mail::forget_client_in(tx, c, mail.map_or(&[][..], Vec::as_slice))?;
@@ -1422,7 +1500,7 @@ mod tests {
         write_with(store, &b, &[], dry_run, &mut |_, _| {})
     }
 
-    fn counts(store: &Store) -> [usize; 7] {
+    fn counts(store: &Store) -> [usize; N] {
         [
             store.count::<InvoiceGroup>().expect("count"),
             store.count::<Tariff>().expect("count"),
@@ -1431,6 +1509,7 @@ mod tests {
             store.count::<Message>().expect("count"),
             store.count::<Invoice>().expect("count"),
             store.count::<Payment>().expect("count"),
+            store.count::<Document>().expect("count"),
         ]
     }
 
@@ -1465,7 +1544,7 @@ mod tests {
                 unchanged: 2
             }
         );
-        assert_eq!(r.deleted, [0; 7]);
+        assert_eq!(r.deleted, [0; N]);
     }
 
     #[test]
@@ -1477,7 +1556,7 @@ mod tests {
         let before = counts(&store);
         let dry = import_opts(&store, only_alice, true, true).expect("dry run");
         assert_eq!(counts(&store), before, "a dry run changes nothing");
-        assert_eq!(dry.deleted, [0, 0, 1, 1, 1, 1, 1]);
+        assert_eq!(dry.deleted, [0, 0, 1, 1, 1, 1, 1, 0]);
         let r = import_opts(&store, only_alice, true, false).expect("sync");
         assert_eq!(r.deleted, dry.deleted);
         assert_eq!(
@@ -1488,14 +1567,14 @@ mod tests {
                 unchanged: 1
             }
         );
-        assert_eq!(counts(&store), [2, 1, 1, 1, 3, 1, 1]);
+        assert_eq!(counts(&store), [2, 1, 1, 1, 3, 1, 1, 0]);
         assert!(store.client_by_number("1002").expect("q").is_none());
         assert!(store.invoices_of(11).expect("q").is_empty());
         assert!(store.services_of(11).expect("q").is_empty());
         // Without --sync the same bundle deletes nothing.
         import_opts(&store, TWO, false, false).expect("back");
         let r = import_opts(&store, only_alice, false, false).expect("upsert");
-        assert_eq!(r.deleted, [0; 7]);
+        assert_eq!(r.deleted, [0; N]);
     }
 
     #[test]
@@ -1558,7 +1637,7 @@ mod tests {
         );
         assert_eq!(
             counts(&store),
-            [2, 1, 2, 2, 4, 2, 2],
+            [2, 1, 2, 2, 4, 2, 2, 0],
             "refused bundles change nothing"
         );
 
@@ -1571,7 +1650,7 @@ mod tests {
             false,
         )
         .expect("delete");
-        assert_eq!(r.deleted, [1, 0, 1, 1, 2, 0, 1]);
+        assert_eq!(r.deleted, [1, 0, 1, 1, 2, 0, 1, 0]);
         assert_eq!(
             r.changes[INVOICES],
             Changes {
@@ -1580,7 +1659,7 @@ mod tests {
                 unchanged: 0
             }
         );
-        assert_eq!(counts(&store), [1, 1, 1, 1, 2, 2, 1]);
+        assert_eq!(counts(&store), [1, 1, 1, 1, 2, 2, 1, 0]);
         assert_eq!(store.invoices_of(11).expect("q").len(), 2);
     }
 }

@@ -14,8 +14,12 @@ pub mod backup;
 pub mod client_ops;
 #[path = "control.rs"]
 pub mod control;
+#[path = "data_change.rs"]
+pub mod data_change;
 #[path = "demo.rs"]
 pub mod demo;
+#[path = "documents.rs"]
+pub mod documents;
 #[path = "dylib.rs"]
 pub mod dylib;
 #[path = "error.rs"]

@@ -18,6 +18,7 @@ pub mod trees {
     pub const GLOBAL_MESSAGEIDS: &str = "global_messageids";
     pub const CLIENTID_INVOICEIDS: &str = "clientid_invoiceids";
     pub const CLIENTID_PAYMENTIDS: &str = "clientid_paymentids";
+    pub const CLIENTID_DOCUMENTIDS: &str = "clientid_documentids";
 }
 
 /// Another client has the wanted login name (or it is another client's number).
@@ -414,6 +415,54 @@ impl Record for OperatorFile {
     }
 }
 
+/// One of a client's contracts or documents (the Documents tab, `ci_display_contracts_tab`),
+/// imported in the bundle's `documents`. The file it names is copied into the data folder's
+/// `documents/` at import when the document is shown in the portal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    pub id: u64,
+    pub client_id: u64,
+    pub title: String,
+    pub date: NaiveDate,
+    /// The file as the bundle names it (an absolute path on the portal's machine).
+    pub file: String,
+    /// "Display in CP": only such documents are listed and downloadable.
+    #[serde(default)]
+    pub display_in_cp: bool,
+    /// The copy in the data folder, made by the import (never given in a bundle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<DocumentCopy>,
+}
+
+/// Where a document's file was copied to, and what it was copied from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentCopy {
+    /// Its file name under the data folder's `documents/`.
+    pub stored_as: String,
+    /// The safe name it is downloaded as.
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// The original's modification time (Unix seconds): with the path and the size it tells a
+    /// re-import whether the copy is still current.
+    pub source_mtime: i64,
+}
+
+impl Record for Document {
+    const TREE: &'static str = "documents";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+    fn index_entries(&self) -> Vec<(&'static str, Vec<u8>)> {
+        vec![(
+            trees::CLIENTID_DOCUMENTIDS,
+            index_key(&id_key(self.client_id), &self.key()),
+        )]
+    }
+}
+
 /// An operator's link in the portal menu (`portico menu add`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -537,6 +586,10 @@ impl crate::store::Store {
 
     pub fn payments_of(&self, client_id: u64) -> crate::Result<Vec<Payment>> {
         self.by_index(trees::CLIENTID_PAYMENTIDS, &id_key(client_id))
+    }
+
+    pub fn documents_of(&self, client_id: u64) -> crate::Result<Vec<Document>> {
+        self.by_index(trees::CLIENTID_DOCUMENTIDS, &id_key(client_id))
     }
 
     /// An invoice group, read once and kept until invoice groups change: every page of a

@@ -67,6 +67,18 @@ pub enum OpRequest {
     FilesRemove {
         id: u64,
     },
+    /// `portico changes list`: clients' data changes waiting for approval.
+    ChangesList,
+    /// `portico changes approve ID`.
+    ChangesApprove {
+        id: u64,
+    },
+    /// `portico changes reject ID [--reason TEXT]`.
+    ChangesReject {
+        id: u64,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     OneTimePassword {
         client: String,
     },
@@ -242,6 +254,7 @@ impl OpRequest {
             | R::ClientSessions { end: false, .. }
             | R::MenuList
             | R::FilesList
+            | R::ChangesList
             | R::Import { dry_run: true, .. } => Audited::No,
             R::SetPassword { .. }
             | R::OneTimePassword { .. }
@@ -249,7 +262,9 @@ impl OpRequest {
             | R::ClientDisable { .. }
             | R::ClientEnable { .. }
             | R::ClientUnlock { .. }
-            | R::ClientSessions { end: true, .. } => Audited::Own,
+            | R::ClientSessions { end: true, .. }
+            | R::ChangesApprove { .. }
+            | R::ChangesReject { .. } => Audited::Own,
             R::Import { .. } => Audited::As(AuditKind::Import),
             R::SettingsSet { .. } | R::SettingsUnset { .. } => {
                 Audited::As(AuditKind::SettingChanged)
@@ -325,6 +340,9 @@ impl OpRequest {
             R::FilesAdd { file } => format!("files add {}", file.path.display()),
             R::FilesList => "files list".into(),
             R::FilesRemove { id } => format!("files remove {id}"),
+            R::ChangesList => "changes list".into(),
+            R::ChangesApprove { id } => format!("changes approve {id}"),
+            R::ChangesReject { id, .. } => format!("changes reject {id}"),
             R::PluginCommand { args } => {
                 let all = args.join(" ");
                 let mut cut: String = all.chars().take(200).collect();
@@ -685,6 +703,9 @@ fn run(portal: &Portal, req: OpRequest, progress: &mut dyn FnMut(usize, usize)) 
         }
         OpRequest::FilesList => crate::files::list(portal),
         OpRequest::FilesRemove { id } => crate::files::remove(portal, id),
+        OpRequest::ChangesList => crate::data_change::list(portal),
+        OpRequest::ChangesApprove { id } => crate::data_change::approve(portal, id),
+        OpRequest::ChangesReject { id, reason } => crate::data_change::reject(portal, id, reason),
         OpRequest::MenuRemove { id } => crate::menu::remove(portal, id),
         OpRequest::Maintenance { on } => {
             change_setting(
@@ -789,7 +810,7 @@ pub fn run_import(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<String> {
     let started = std::time::Instant::now();
-    let bundle = import::check_with(&portal.store, json, opts)?;
+    let mut bundle = import::check_with(&portal.store, json, opts)?;
     let mut ev = ImportEvent {
         records: bundle.len(),
     };
@@ -800,13 +821,31 @@ pub fn run_import(
             .run("before_import", &mut ev)
             .map_err(|v| Error::Invalid(v.message))?;
     }
-    let report = import::write_with(
+    // The documents' files are copied first; their old copies go once the import is written.
+    let copies = crate::documents::copy_files(
+        &portal.data_dir,
+        &portal.store,
+        &|| portal.next_id(),
+        &mut bundle.documents,
+        bundle.deletions[import::DOCUMENTS].iter(),
+        opts.dry_run,
+    )?;
+    let report = match import::write_with(
         &portal.store,
         &bundle,
         &portal.registry.client_cleanups,
         opts.dry_run,
         progress,
-    )?;
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            copies.abandon(&portal.data_dir);
+            return Err(e);
+        }
+    };
+    if !opts.dry_run {
+        copies.finish(&portal.data_dir);
+    }
     if opts.dry_run {
         let changes = summary(&report);
         return Ok(format!(

@@ -151,6 +151,12 @@ fn register_core(r: &mut Registrar) {
             .visible_when(|v| v.flag("ci_display_documents_tab")),
     );
     r.tab(
+        Tab::new("documents", "nav-documents", "/documents/")
+            .icon("files")
+            .order(65)
+            .visible_when(|v| v.flag("ci_display_contracts_tab")),
+    );
+    r.tab(
         Tab::new("contact", "nav-contact", "/contact/")
             .icon("contact")
             .order(70)

@@ -502,6 +502,7 @@ pub const CORE_COMMANDS: &[&str] = &[
     "resume",
     "menu",
     "files",
+    "changes",
     "theme",
     "mail",
     "audit",

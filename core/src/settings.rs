@@ -294,13 +294,13 @@ pub fn core_settings() -> Vec<SettingDef> {
         SettingDef::bool(
             "ci_display_documents_tab",
             true,
-            "Show the documents tab (built with the documents feature).",
+            "Show the Files tab: the operator's files (portico files add) for the client's invoice group.",
         )
         .per_invoice_group(),
         SettingDef::bool(
             "ci_display_contracts_tab",
             true,
-            "Show the contracts tab (built with the documents feature).",
+            "Show the Documents tab: the client's own contracts and documents marked display_in_cp (imported in the bundle's documents).",
         )
         .per_invoice_group(),
         SettingDef::bool(
@@ -316,6 +316,12 @@ pub fn core_settings() -> Vec<SettingDef> {
         )
         .per_invoice_group()
         .aliases(&["ci_enable_cllient_data_change"]),
+        SettingDef::bool(
+            "ci_client_data_change_approval",
+            false,
+            "A client's change of their contact data waits for an operator's approval (portico changes list|approve|reject) instead of being stored at once.",
+        )
+        .per_invoice_group(),
         SettingDef::url(
             "ci_url",
             "Public address of this portal, used in links sent by e-mail.",

@@ -152,6 +152,8 @@ pub struct Throttles {
     pub logins_by_addr: Limiter,
     /// Wrong logins per login name that has no account.
     pub unknown_logins: Limiter,
+    /// Contact-data changes a client submits (each one stored and audited), per client.
+    pub data_changes: Limiter,
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use portico_core::plugin::{HookDef, Manifest, Plugin, Registrar, Veto};
 use serde_json::{Value, json};
 
 /// Declares the hooks of features not built yet, with the fields they are specified to have:
-/// the helpdesk's `before_ticket_create`, the data-change and SMS hooks.
+/// the helpdesk's `before_ticket_create` and the SMS hook (core declares the data-change hook).
 struct Future;
 
 impl Plugin for Future {
@@ -38,15 +38,6 @@ impl Plugin for Future {
                 .amendable("subject")
                 .amendable("text")
                 .amendable("tags"),
-        );
-        r.declare_hook(
-            HookDef::new(
-                "before_client_data_change",
-                "A client changes their contact data.",
-            )
-            .field("client", "the client")
-            .field("changes", "changed fields and their new values")
-            .amendable("changes"),
         );
         r.declare_hook(
             HookDef::new("before_sms_send", "An SMS is about to be sent.")

@@ -57,6 +57,95 @@ struct InformationView {
     error: Option<String>,
     /// Panels added by the `info_panels` hook (operator scripts, plugins).
     panels: Vec<PanelView>,
+    /// The data-change button and the state of the client's last change.
+    data_change: DataChangeInfo,
+}
+
+/// What the Information tab shows of data changes.
+#[derive(Serialize, Default)]
+struct DataChangeInfo {
+    /// `ci_enable_client_data_change` is on: the "Change my data" button shows.
+    enabled: bool,
+    /// `pending`, `approved` or `rejected` (a decided change for 30 days after the decision).
+    status: Option<&'static str>,
+    /// When it was asked for (pending) or decided.
+    date: String,
+    reason: Option<String>,
+    /// The values asked for.
+    rows: Vec<PanelRow>,
+}
+
+fn data_change_info(page: &Page<'_>) -> Result<DataChangeInfo, Error> {
+    use crate::data_change::{self as dc, ChangeStatus};
+    let mut info = DataChangeInfo {
+        enabled: page.flag(dc::SETTING),
+        ..DataChangeInfo::default()
+    };
+    let Some(p) = dc::of_client(page.portal, page.client.id)? else {
+        return Ok(info);
+    };
+    let now = page.portal.clock.unix();
+    let when = match p.status {
+        ChangeStatus::Pending => p.requested,
+        _ => p.decided.unwrap_or(p.requested),
+    };
+    if p.status != ChangeStatus::Pending && now - when > dc::OUTCOME_SHOWN_DAYS * 86_400 {
+        return Ok(info);
+    }
+    info.status = Some(match p.status {
+        ChangeStatus::Pending => "pending",
+        ChangeStatus::Approved => "approved",
+        ChangeStatus::Rejected => "rejected",
+    });
+    info.date = chrono::DateTime::from_timestamp(when, 0)
+        .map(|d| date(page.lang, d.date_naive()))
+        .unwrap_or_default();
+    info.reason = p.reason.clone();
+    let addr = |a: &Option<Address>| match a.as_ref().filter(|a| !a.is_empty()) {
+        Some(a) => [
+            a.street.as_str(),
+            &format!("{} {}", a.zip, a.city),
+            a.country.as_str(),
+        ]
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(", "),
+        None => page.t("dc-same-as-mailing"),
+    };
+    let c = &p.changes;
+    let mut rows = Vec::new();
+    if let Some(a) = &c.mailing_address {
+        rows.push(("info-mailing-address", addr(&Some(a.clone()))));
+    }
+    if let Some(a) = &c.invoicing_address {
+        rows.push(("info-invoicing-address", addr(a)));
+    }
+    for (key, v) in [
+        ("info-email", &c.email),
+        ("info-phone", &c.phone),
+        ("info-mobile", &c.mobile),
+    ] {
+        if let Some(v) = v {
+            rows.push((
+                key,
+                if v.is_empty() {
+                    page.t("dc-removed")
+                } else {
+                    v.clone()
+                },
+            ));
+        }
+    }
+    info.rows = rows
+        .into_iter()
+        .map(|(k, value)| PanelRow {
+            label: page.t(k),
+            value,
+        })
+        .collect();
+    Ok(info)
 }
 
 /// One panel of the `info_panels` hook, checked: a title and a text or rows.
@@ -154,7 +243,7 @@ fn message_view(lang: &str, m: Message) -> MessageView {
     }
 }
 
-fn render_information(
+pub(super) fn render_information(
     page: &Page<'_>,
     notice: Option<String>,
     error: Option<String>,
@@ -185,6 +274,7 @@ fn render_information(
         notice,
         error,
         panels: Vec::new(),
+        data_change: data_change_info(page)?,
     };
     let hooks = page.portal.registry.hooks.clone();
     if !hooks.is_handled(crate::script::INFO_PANELS) {

@@ -3,6 +3,8 @@
 
 mod contact;
 mod core_pages;
+mod data_change;
+mod documents;
 pub mod download;
 pub(crate) mod dynamic;
 mod errors;
@@ -44,6 +46,8 @@ pub fn build(mut portal: Portal, config: rocket::Config) -> Rocket<Build> {
         .mount("/", rocket::routes![too_large, suspended])
         .mount("/", contact::routes())
         .mount("/", files::routes())
+        .mount("/", documents::routes())
+        .mount("/", data_change::routes())
         .mount("/", sign::routes())
         .mount("/", core_pages::routes())
         .mount("/", password::routes())
