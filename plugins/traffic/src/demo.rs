@@ -4,7 +4,7 @@
 use portico_core::plugin::{OperatorCtx, Result, ServiceKind};
 
 use crate::fup;
-use crate::ingest::{Importer, Rec};
+use crate::ingest::{At, Importer, Rec};
 use crate::store::{self, DAY, SLOT};
 
 const DAYS: i64 = 90;
@@ -67,7 +67,7 @@ pub fn seed(ctx: &OperatorCtx<'_>) -> Result<()> {
             let down = total * 0.88;
             let up = total * 0.12 * rng.jitter();
             imp.take(
-                "demo",
+                At::Item(0),
                 Ok(Rec {
                     service: i128::from(s.service.id),
                     time: t,

@@ -106,6 +106,22 @@ pub fn parse_json(text: &str) -> std::result::Result<Rec, String> {
     })
 }
 
+/// Where a record is: a file's line, or a bundle list's position.
+#[derive(Debug, Clone, Copy)]
+pub enum At {
+    Line(u64),
+    Item(usize),
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Line(n) => write!(f, "line {n}"),
+            At::Item(i) => write!(f, "traffic[{i}]"),
+        }
+    }
+}
+
 /// Checks records and writes them in chunks.
 pub struct Importer<'a, 'b> {
     ctx: &'a OperatorCtx<'b>,
@@ -116,7 +132,7 @@ pub struct Importer<'a, 'b> {
     /// Service id → its client, `None` when there is no such service (or it is not Internet).
     services: HashMap<u64, Option<u64>>,
     /// Per service: the last slot taken in this import, and where it was.
-    last: HashMap<u64, (i64, String)>,
+    last: HashMap<u64, (i64, At)>,
     chunk: Vec<Sample>,
     counts: Counts,
     pub read: u64,
@@ -148,7 +164,7 @@ impl<'a, 'b> Importer<'a, 'b> {
         }
     }
 
-    fn reject(&mut self, at: &str, why: String) {
+    fn reject(&mut self, at: At, why: String) {
         self.rejected += 1;
         if self.reasons.len() < QUOTED {
             self.reasons.push(format!("{at}: {why}"));
@@ -169,7 +185,7 @@ impl<'a, 'b> Importer<'a, 'b> {
     }
 
     /// Takes one record; `at` names it in a rejection ("line 7", "traffic[3]").
-    pub fn take(&mut self, at: &str, rec: std::result::Result<Rec, String>) -> Result<()> {
+    pub fn take(&mut self, at: At, rec: std::result::Result<Rec, String>) -> Result<()> {
         self.read += 1;
         let rec = match rec {
             Ok(r) => r,
@@ -216,7 +232,7 @@ impl<'a, 'b> Importer<'a, 'b> {
             self.reject(at, why);
             return Ok(());
         }
-        self.last.insert(service, (slot, at.to_string()));
+        self.last.insert(service, (slot, at));
         self.chunk.push(Sample {
             service,
             slot,
@@ -346,13 +362,13 @@ pub fn import_file(ctx: &OperatorCtx<'_>, path: &str, dry_run: bool) -> Result<S
         if number.is_multiple_of(65_536) {
             ctx.progress(done, total);
         }
-        let at = format!("line {number}");
+        let at = At::Line(number);
         if line.len() > MAX_LINE {
-            imp.take(&at, Err(format!("line longer than {MAX_LINE} bytes")))?;
+            imp.take(at, Err(format!("line longer than {MAX_LINE} bytes")))?;
             continue;
         }
         let Ok(text) = std::str::from_utf8(&line) else {
-            imp.take(&at, Err("not UTF-8 text".into()))?;
+            imp.take(at, Err("not UTF-8 text".into()))?;
             continue;
         };
         let text = text.trim();
@@ -366,7 +382,7 @@ pub fn import_file(ctx: &OperatorCtx<'_>, path: &str, dry_run: bool) -> Result<S
             Format::Csv => parse_csv(text),
             Format::JsonLines => parse_json(text),
         };
-        imp.take(&at, rec)?;
+        imp.take(at, rec)?;
     }
     ctx.progress(total, total);
     imp.finish(started)
@@ -403,7 +419,7 @@ pub fn import_section(ctx: &OperatorCtx<'_>, raw: &str, dry_run: bool) -> Result
         .map_err(|e| Error::Invalid(format!("must be a list of samples: {e}")))?;
     let mut imp = Importer::new(ctx, dry_run);
     for (i, item) in items.iter().enumerate() {
-        imp.take(&format!("traffic[{i}]"), parse_json(item.get()))?;
+        imp.take(At::Item(i), parse_json(item.get()))?;
     }
     imp.finish(started)
 }
