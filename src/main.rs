@@ -896,7 +896,13 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::External(args) => {
             // Plugin commands take the usual --data/--config/--plugin-dir anywhere.
             let (data, args) = split_data_args(args)?;
-            operator(&operator_config(&data)?, OpRequest::PluginCommand { args })
+            let cwd = std::env::current_dir()
+                .ok()
+                .map(|d| d.display().to_string());
+            operator(
+                &operator_config(&data)?,
+                OpRequest::PluginCommand { args, cwd },
+            )
         }
         Command::Audit {
             client,
@@ -1082,13 +1088,65 @@ fn open_direct(cfg: &Config, may_create: bool) -> Result<Option<Portal>, String>
 /// Runs an operator request here, or on the running portal through its control socket.
 fn operator(cfg: &Config, req: OpRequest) -> Result<(), String> {
     let data = cfg.data.as_path();
+    let long = matches!(req, OpRequest::PluginCommand { .. });
     match open_direct(cfg, false)? {
+        Some(portal) if long => {
+            let text = import_with_progress(&portal, req)?;
+            say!("{}", text.trim_end());
+            Ok(())
+        }
         Some(portal) => {
             let text = ops::execute(&portal, req).map_err(|e| e.to_string())?;
             say!("{}", text.trim_end());
             Ok(())
         }
+        None if long => {
+            let mut bar = ProgressBar::new();
+            let reply = control::request_with_progress(data, &req, &mut |d, t| bar.show(d, t))
+                .map_err(|e| e.to_string());
+            bar.done();
+            let reply = reply?;
+            if reply.ok {
+                say!("{}", reply.text.trim_end());
+                Ok(())
+            } else {
+                Err(reply.text)
+            }
+        }
         None => remote(data, req),
+    }
+}
+
+/// A progress bar on stderr (when it is a terminal) for a long operator command, in percent.
+struct ProgressBar {
+    bar: indicatif::ProgressBar,
+    started: bool,
+}
+
+impl ProgressBar {
+    fn new() -> Self {
+        ProgressBar {
+            bar: indicatif::ProgressBar::hidden(),
+            started: false,
+        }
+    }
+
+    fn show(&mut self, done: usize, total: usize) {
+        if !self.started && total > 0 && std::io::stderr().is_terminal() {
+            self.bar
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            self.bar.set_length(total as u64);
+            self.bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {percent:>3} % ({eta} left)")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            self.started = true;
+        }
+        self.bar.set_position(done as u64);
+    }
+
+    fn done(&self) {
+        self.bar.finish_and_clear();
     }
 }
 
@@ -1103,6 +1161,13 @@ fn remote(data: &Path, req: OpRequest) -> Result<(), String> {
 }
 
 fn import_with_progress(portal: &Portal, req: OpRequest) -> Result<String, String> {
+    if matches!(req, OpRequest::PluginCommand { .. }) {
+        let mut bar = ProgressBar::new();
+        let who = ops::Operator::current();
+        let result = ops::execute_with_progress(portal, req, &who, &mut |d, t| bar.show(d, t));
+        bar.done();
+        return result.map_err(|e| e.to_string());
+    }
     let bar = indicatif::ProgressBar::hidden();
     let mut started = false;
     let who = ops::Operator::current();

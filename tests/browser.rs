@@ -876,3 +876,101 @@ async fn alice_asks_the_helpdesk_an_operator_answers_by_email_and_she_reads_it_o
     );
     c.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn alice_opens_a_months_traffic_chart_from_services_on_a_phone() {
+    let s = Server::demo();
+    let (_driver, c) = browser().await;
+    c.set_window_size(360, 740).await.expect("resize");
+    c.goto(&s.url("/sign/")).await.expect("open");
+    fill_login(&c, LoginForm::Portal, "alice", "alice-demo-pass").await;
+    wait_for_text(&c, "h1", "Information")
+        .await
+        .expect("logged in");
+    c.goto(&s.url("/services/")).await.expect("open");
+    click(&c, "#service-traffic-1").await;
+    wait_for_text(&c, "h1", "Traffic")
+        .await
+        .expect("the Traffic tab");
+    // The month's chart: an SVG with its title, bars for each day so far, and the legend.
+    let svg = c
+        .execute(
+            "const s = document.querySelector('svg.traffic-chart');\
+             const r = s.getBoundingClientRect();\
+             return [s.querySelector('title').textContent, s.querySelectorAll('rect.down').length,\
+                     s.querySelectorAll('rect.up').length, Math.round(r.width), \
+                     [...s.querySelectorAll('.legend text')].map(t => t.textContent).join('|'),\
+                     s.querySelectorAll('.grid text').length]",
+            vec![],
+        )
+        .await
+        .expect("svg");
+    let days = chrono::Utc::now()
+        .format("%-d")
+        .to_string()
+        .parse::<u64>()
+        .expect("day");
+    assert!(
+        svg[0]
+            .as_str()
+            .expect("title")
+            .starts_with("Data transferred by Internet: "),
+        "{svg}"
+    );
+    assert_eq!(
+        svg[1],
+        serde_json::json!(days),
+        "one download bar a day so far: {svg}"
+    );
+    assert_eq!(svg[2], serde_json::json!(days), "{svg}");
+    assert!(svg[3].as_u64().expect("width") <= 360, "{svg}");
+    assert_eq!(svg[4], "Download|Upload");
+    assert!(svg[5].as_u64().expect("ticks") >= 2, "{svg}");
+    // The table holds the same days, and its sums are the totals shown.
+    let sums = c
+        .execute(
+            "const rows = [...document.querySelectorAll('#traffic-table tbody tr')];\
+             const sum = i => rows.reduce((a, r) => a + Number(r.querySelectorAll('td')[i].dataset.bytes), 0);\
+             return [rows.length, sum(0), sum(1), document.querySelector('#total-down').textContent,\
+                     document.querySelector('#traffic-table tfoot td').textContent]",
+            vec![],
+        )
+        .await
+        .expect("table");
+    assert_eq!(sums[0], serde_json::json!(days), "{sums}");
+    let down = sums[1].as_f64().expect("sum");
+    let shown = sums[3].as_str().expect("total").replace('\u{a0}', " ");
+    let (value, unit) = shown.split_once(' ').expect("value and unit");
+    let scale = match unit {
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        other => panic!("unit {other}"),
+    };
+    let value: f64 = value.parse().expect("number");
+    assert!(
+        (value * scale - down).abs() <= 0.05 * scale + 0.005 * down,
+        "{shown} vs {down}"
+    );
+    assert_eq!(sums[4], sums[3], "the table's footer has the total");
+    // The FUP bar, and the page passes axe and fits the phone; also in Czech and the other views.
+    let meter = c
+        .execute(
+            "const m = document.querySelector('#fup meter'); return [m.value / m.max, m.labels.length]",
+            vec![],
+        )
+        .await
+        .expect("meter");
+    assert!(meter[0].as_f64().expect("share") > 0.8, "{meter}");
+    assert_eq!(meter[1], serde_json::json!(1));
+    fits_and_passes_axe(&c, "/traffic/ month").await;
+    click(&c, "summary").await;
+    fits_and_passes_axe(&c, "/traffic/ month with the table open").await;
+    let here = c.current_url().await.expect("url").to_string();
+    let base = here.split('?').next().expect("url");
+    for q in ["period=day", "period=week", "period=year", "lang=cs"] {
+        c.goto(&format!("{base}?{q}")).await.expect("open");
+        fits_and_passes_axe(&c, &format!("traffic {q}")).await;
+    }
+    c.close().await.expect("close");
+}

@@ -5,7 +5,7 @@
 //! connection's peer uid (SO_PEERCRED) must be the portal's, a request may be at most
 //! [`MAX_REQUEST_BYTES`] and must arrive within [`READ_TIMEOUT`].
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
@@ -27,6 +27,9 @@ pub const MAX_REQUEST_BYTES: u64 = 64 * 1024 * 1024;
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 const MIB: u64 = 1024 * 1024;
+
+/// How often a long command's progress is sent to the operator's terminal.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// What the socket accepts. [`serve`] uses [`Limits::standard`].
 #[derive(Debug, Clone, Copy)]
@@ -99,7 +102,28 @@ fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
 async fn handle(mut stream: UnixStream, portal: Arc<Portal>, limits: Limits) {
     let reply = match read_request(&mut stream, limits).await {
         Err(text) => OpReply { ok: false, text },
-        Ok((req, uid)) => run(portal, req, uid).await,
+        Ok((req, uid)) => {
+            // A long command reports progress: each report is one `{"progress":[done,total]}`
+            // line before the reply, at most every PROGRESS_EVERY.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
+            let task = tokio::spawn(run(portal, req, uid, tx));
+            while let Some((done, total)) = rx.recv().await {
+                let line = format!("{{\"progress\":[{done},{total}]}}\n");
+                // A client that does not read its progress does not hold the command.
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(50),
+                    stream.write_all(line.as_bytes()),
+                )
+                .await;
+            }
+            task.await.unwrap_or_else(|e| {
+                tracing::error!("operator command task failed: {e}");
+                OpReply {
+                    ok: false,
+                    text: "the command failed; see the portal log".into(),
+                }
+            })
+        }
     };
     let bytes = serde_json::to_vec(&reply).unwrap_or_default();
     // A client that does not read its reply does not hold the task either.
@@ -177,10 +201,24 @@ fn too_big(size: Option<u64>, max: u64) -> String {
 }
 
 /// Runs a request for the socket's peer: the audit log and the log line name that user.
-async fn run(portal: Arc<Portal>, req: OpRequest, uid: u32) -> OpReply {
+async fn run(
+    portal: Arc<Portal>,
+    req: OpRequest,
+    uid: u32,
+    progress: tokio::sync::mpsc::UnboundedSender<(usize, usize)>,
+) -> OpReply {
     let what = req.describe();
     let who = ops::Operator::from_uid(uid);
-    match tokio::task::spawn_blocking(move || ops::execute_as(&portal, req, &who)).await {
+    let blocking = move || {
+        let mut last: Option<std::time::Instant> = None;
+        ops::execute_with_progress(&portal, req, &who, &mut |done, total| {
+            if last.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) || done >= total {
+                last = Some(std::time::Instant::now());
+                let _ = progress.send((done, total));
+            }
+        })
+    };
+    match tokio::task::spawn_blocking(blocking).await {
         Ok(Ok(text)) => OpReply { ok: true, text },
         Ok(Err(e)) => OpReply {
             ok: false,
@@ -198,6 +236,15 @@ async fn run(portal: Arc<Portal>, req: OpRequest, uid: u32) -> OpReply {
 
 /// Sends one request to the portal running on `data_dir`.
 pub fn request(data_dir: &Path, req: &OpRequest) -> Result<OpReply> {
+    request_with_progress(data_dir, req, &mut |_, _| {})
+}
+
+/// [`request`], calling `progress(done, total)` as the portal reports how far it is.
+pub fn request_with_progress(
+    data_dir: &Path,
+    req: &OpRequest,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<OpReply> {
     let body = serde_json::to_vec(req).map_err(|e| Error::Internal(e.to_string()))?;
     if body.len() as u64 > MAX_REQUEST_BYTES {
         return Err(Error::Invalid(too_big(
@@ -220,7 +267,7 @@ pub fn request(data_dir: &Path, req: &OpRequest) -> Result<OpReply> {
         .write_all(&body)
         .and_then(|()| stream.shutdown(std::net::Shutdown::Write));
     let mut out = Vec::new();
-    let received = stream.read_to_end(&mut out);
+    let received = read_reply(stream, &mut out, progress);
     match serde_json::from_slice(&out) {
         Ok(reply) => Ok(reply),
         Err(_) if out.is_empty() && received.is_ok() => Err(Error::Invalid(format!(
@@ -232,6 +279,34 @@ pub fn request(data_dir: &Path, req: &OpRequest) -> Result<OpReply> {
             received?;
             Err(Error::Internal(format!("bad reply from the portal: {e}")))
         }
+    }
+}
+
+/// Reads the portal's answer into `out`: progress lines go to `progress`, the rest (the
+/// reply) is kept.
+fn read_reply(
+    stream: std::os::unix::net::UnixStream,
+    out: &mut Vec<u8>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> std::io::Result<()> {
+    use std::io::BufRead;
+    #[derive(serde::Deserialize)]
+    struct Progress {
+        progress: (usize, usize),
+    }
+    let mut reader = std::io::BufReader::new(stream);
+    loop {
+        let mut line = Vec::new();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        if line.ends_with(b"\n")
+            && let Ok(p) = serde_json::from_slice::<Progress>(&line)
+        {
+            progress(p.progress.0, p.progress.1);
+            continue;
+        }
+        out.extend_from_slice(&line);
     }
 }
 

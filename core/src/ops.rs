@@ -140,6 +140,9 @@ pub enum OpRequest {
     /// `portico <command> ARGS...` of a plugin; `args[0]` is the command.
     PluginCommand {
         args: Vec<String>,
+        /// The folder the operator ran `portico` in (relative paths in `args` are from there).
+        #[serde(default)]
+        cwd: Option<String>,
     },
     /// `portico backup FILE`: the portal writes a snapshot of its store to FILE (an absolute
     /// path; the portal runs as the operator's user, the control socket makes sure of that).
@@ -343,7 +346,7 @@ impl OpRequest {
             R::ChangesList => "changes list".into(),
             R::ChangesApprove { id } => format!("changes approve {id}"),
             R::ChangesReject { id, .. } => format!("changes reject {id}"),
-            R::PluginCommand { args } => {
+            R::PluginCommand { args, .. } => {
                 let all = args.join(" ");
                 let mut cut: String = all.chars().take(200).collect();
                 if cut.len() < all.len() {
@@ -452,7 +455,7 @@ fn run(portal: &Portal, req: OpRequest, progress: &mut dyn FnMut(usize, usize)) 
         OpRequest::ScriptsStatus => Ok(portal.scripts.status(&hook_names(portal))),
         OpRequest::ScriptsCheck { file, source } => scripts_check(portal, &file, &source),
         OpRequest::ThemeStatus => theme_status(portal),
-        OpRequest::PluginCommand { args } => {
+        OpRequest::PluginCommand { args, cwd } => {
             let Some(name) = args.first() else {
                 return Err(Error::Invalid("no command given".into()));
             };
@@ -469,7 +472,12 @@ fn run(portal: &Portal, req: OpRequest, progress: &mut dyn FnMut(usize, usize)) 
                     known.join(", ")
                 )));
             };
-            let ctx = crate::plugin::OperatorCtx::new(portal, owner);
+            let ctx = crate::plugin::OperatorCtx::for_command(
+                portal,
+                owner,
+                cwd.map(std::path::PathBuf::from),
+                progress,
+            );
             (cmd.run)(&ctx, &args[1..])
         }
         OpRequest::ClientDisable { client, reason } => {
@@ -810,6 +818,14 @@ pub fn run_import(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<String> {
     let started = std::time::Instant::now();
+    let (core_json, sections) = plugin_sections(portal, json);
+    let json = core_json.as_deref().unwrap_or(json);
+    if let Some((_, s, _)) = sections.iter().find(|(_, _, raw)| !raw.starts_with('[')) {
+        return Err(Error::Invalid(format!(
+            "the bundle was rejected and nothing was changed: `{}` must be a list",
+            s.name
+        )));
+    }
     let mut bundle = import::check_with(&portal.store, json, opts)?;
     let mut ev = ImportEvent {
         records: bundle.len(),
@@ -846,10 +862,18 @@ pub fn run_import(
     if !opts.dry_run {
         copies.finish(&portal.data_dir);
     }
+    // Plugins' sections (`traffic`, ...) run once core's records are in: they may name them.
+    let mut plugin_lines = String::new();
+    for (owner, section, raw) in sections {
+        let ctx = crate::plugin::OperatorCtx::new(portal, owner);
+        let line = (section.run)(&ctx, &raw, opts.dry_run)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", section.name)))?;
+        plugin_lines.push_str(&format!("\n{}: {}", section.name, line.trim_end()));
+    }
     if opts.dry_run {
         let changes = summary(&report);
         return Ok(format!(
-            "dry run, nothing was changed: the bundle holds {} records; importing it would give {changes}\n{report}",
+            "dry run, nothing was changed: the bundle holds {} records; importing it would give {changes}\n{report}{plugin_lines}",
             report.total()
         ));
     }
@@ -872,7 +896,85 @@ pub fn run_import(
         secs,
         report.total() as f64 / secs.max(1e-9),
         summary(&report)
-    ))
+    ) + plugin_lines.as_str())
+}
+
+/// Takes the sections plugins registered (`traffic`, ...) out of a bundle: returns the bundle
+/// without them (or `None` when it holds none, or is not an object: core's check says why)
+/// and each (owner, section, raw JSON text) present, in registration order.
+#[allow(clippy::type_complexity)]
+fn plugin_sections<'p>(
+    portal: &'p Portal,
+    json: &str,
+) -> (
+    Option<String>,
+    Vec<(&'static str, &'p crate::registry::ImportSection, String)>,
+) {
+    let sections = &portal.registry.import_sections;
+    if sections.is_empty() || !json.trim_start().starts_with('{') {
+        return (None, Vec::new());
+    }
+    let Ok(map) = raw_object(json) else {
+        return (None, Vec::new());
+    };
+    if !map
+        .iter()
+        .any(|(k, _)| sections.iter().any(|(_, s)| s.name == k.as_str()))
+    {
+        return (None, Vec::new());
+    }
+    let mut rest = String::with_capacity(json.len());
+    rest.push('{');
+    let mut found = Vec::new();
+    for (key, raw) in &map {
+        if let Some((owner, s)) = sections.iter().find(|(_, s)| s.name == key.as_str()) {
+            found.push((*owner, s, raw.get().to_string()));
+            continue;
+        }
+        if rest.len() > 1 {
+            rest.push(',');
+        }
+        rest.push_str(&serde_json::to_string(key).unwrap_or_default());
+        rest.push(':');
+        rest.push_str(raw.get());
+    }
+    rest.push('}');
+    found.sort_by_key(|(owner, s, _)| {
+        sections
+            .iter()
+            .position(|(o, x)| o == owner && x.name == s.name)
+    });
+    (Some(rest), found)
+}
+
+/// The top-level members of a JSON object, each value as its raw text, in file order.
+fn raw_object(json: &str) -> serde_json::Result<Vec<(String, &serde_json::value::RawValue)>> {
+    struct Members<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+    impl<'de> serde::Deserialize<'de> for Members<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Members<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> std::result::Result<Self::Value, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some((k, v)) =
+                        m.next_entry::<String, &serde_json::value::RawValue>()?
+                    {
+                        out.push((k, v));
+                    }
+                    Ok(Members(out))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    serde_json::from_str::<Members<'_>>(json).map(|m| m.0)
 }
 
 /// "3 created, 1 updated, 5 unchanged, 2 deleted".

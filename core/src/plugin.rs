@@ -49,8 +49,8 @@ pub use crate::model::{
     Service, ServiceKind, SupplierContact, Tariff,
 };
 pub use crate::registry::{
-    ClientCleanup, Manifest, MenuButton, MenuLink, OperatorCommand, Plugin, Registrar, Tab,
-    ViewerCtx,
+    ClientCleanup, ImportSection, Manifest, MenuButton, MenuLink, OperatorCommand, Plugin,
+    Registrar, ServiceButton, Tab, ViewerCtx,
 };
 pub use crate::settings::{Scope, SettingDef, SettingType, is_email, split_emails};
 pub use crate::tasks::Task;
@@ -155,6 +155,24 @@ impl Namespace {
         self.store.get_raw(&tree, key)
     }
 
+    /// At most `limit` entries whose key starts with `prefix` and is at least `from`, in key
+    /// order, as stored bytes (values written with [`NamespaceTx::put_bytes`]). A range of a
+    /// time series is one call: `prefix` the series, `from` its first key.
+    pub fn scan_bytes_from(
+        &self,
+        tree: &str,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let tree = self.tree(tree)?;
+        // The backend reads keys above `after`: the key just below `from` is `from` with its
+        // trailing bytes decremented (keys of one series have the same length).
+        let after = key_before(from);
+        self.store
+            .scan_limited_raw(&tree, prefix, after.as_deref(), limit)
+    }
+
     /// The tasks this plugin filed for one client (open and done), oldest first.
     pub fn tasks_of_client(&self, client_id: u64) -> Result<Vec<Task>> {
         Ok(crate::tasks::all(&self.store)?
@@ -162,6 +180,21 @@ impl Namespace {
             .filter(|t| t.plugin == self.owner && t.client_id == client_id)
             .collect())
     }
+}
+
+/// The greatest key of the same length below `key` (`None` for all zero bytes).
+fn key_before(key: &[u8]) -> Option<Vec<u8>> {
+    let mut k = key.to_vec();
+    for i in (0..k.len()).rev() {
+        if k[i] > 0 {
+            k[i] -= 1;
+            for b in &mut k[i + 1..] {
+                *b = 0xff;
+            }
+            return Some(k);
+        }
+    }
+    None
 }
 
 fn decode<T: DeserializeOwned>(tree: &str, key: &[u8], bytes: &[u8]) -> Result<T> {
@@ -200,6 +233,12 @@ impl NamespaceTx<'_, '_> {
         Ok(())
     }
 
+    /// Bytes stored with [`NamespaceTx::put_bytes`], as this transaction sees them.
+    pub fn get_bytes(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let tree = self.ns.tree(tree)?;
+        self.tx.raw_get(&tree, key)
+    }
+
     /// Stores bytes as they are (a file the client uploaded), not as JSON.
     pub fn put_bytes(&mut self, tree: &str, key: &[u8], bytes: Vec<u8>) -> Result<()> {
         let tree = self.ns.tree(tree)?;
@@ -223,6 +262,12 @@ impl NamespaceTx<'_, '_> {
     /// task that is done already, or another plugin's, is left as it is.
     pub fn finish_task(&mut self, id: u64, at: &str, why: &str) -> Result<()> {
         crate::tasks::finish(self.tx, &self.ns.owner, id, at, why)
+    }
+
+    /// The keys that start with `prefix`, as the tree stands in this transaction, in order.
+    pub fn keys(&self, tree: &str, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let tree = self.ns.tree(tree)?;
+        self.tx.raw_keys(&tree, prefix)
     }
 
     /// Removes every entry whose key starts with `prefix` (as the tree stands in this
@@ -454,11 +499,54 @@ pub(crate) fn plugin_audit(
 pub struct OperatorCtx<'a> {
     portal: &'a Portal,
     owner: &'a str,
+    cwd: Option<std::path::PathBuf>,
+    progress: Option<std::cell::RefCell<&'a mut dyn FnMut(usize, usize)>>,
 }
 
 impl<'a> OperatorCtx<'a> {
     pub(crate) fn new(portal: &'a Portal, owner: &'a str) -> Self {
-        OperatorCtx { portal, owner }
+        OperatorCtx {
+            portal,
+            owner,
+            cwd: None,
+            progress: None,
+        }
+    }
+
+    /// A command's context with the operator's working folder and a progress display.
+    pub(crate) fn for_command(
+        portal: &'a Portal,
+        owner: &'a str,
+        cwd: Option<std::path::PathBuf>,
+        progress: &'a mut dyn FnMut(usize, usize),
+    ) -> Self {
+        OperatorCtx {
+            portal,
+            owner,
+            cwd,
+            progress: Some(std::cell::RefCell::new(progress)),
+        }
+    }
+
+    /// A path the operator typed, as the portal must open it: a relative path is taken from
+    /// the folder the operator ran `portico` in (the portal runs as the same user on the same
+    /// machine; the control socket makes sure of that).
+    pub fn operator_path(&self, path: &str) -> std::path::PathBuf {
+        let p = std::path::Path::new(path);
+        match &self.cwd {
+            Some(cwd) if p.is_relative() => cwd.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    /// Reports how far a long command is (`done` of `total` units, e.g. bytes of a file): the
+    /// operator's terminal shows a progress bar. Cheap; call it as often as is handy.
+    pub fn progress(&self, done: usize, total: usize) {
+        if let Some(p) = &self.progress
+            && let Ok(mut f) = p.try_borrow_mut()
+        {
+            (*f)(done, total);
+        }
     }
 
     pub fn store(&self) -> Namespace {
@@ -538,6 +626,29 @@ impl<'a> OperatorCtx<'a> {
             .store
             .get_id::<InvoiceGroup>(id)?
             .ok_or_else(|| Error::Invalid(format!("there is no invoice group {id}")))
+    }
+
+    /// The service with this id and its tariff (any client's: the operator named it), or
+    /// `None` when there is none.
+    pub fn service(&self, id: u64) -> Result<Option<ServiceWithTariff>> {
+        let Some(service) = self.portal.store.get_id::<Service>(id)? else {
+            return Ok(None);
+        };
+        let tariff = match service.tariff_id {
+            Some(t) => self.portal.store.get_id::<Tariff>(t)?,
+            None => None,
+        };
+        Ok(Some(ServiceWithTariff { service, tariff }))
+    }
+
+    /// The client with this id, if any.
+    pub fn client_by_id(&self, id: u64) -> Result<Option<Client>> {
+        self.portal.store.get_id::<Client>(id)
+    }
+
+    /// A message with arguments in a language.
+    pub fn t_args(&self, lang: &str, key: &str, args: &[(&str, String)]) -> String {
+        self.portal.i18n.text(lang, key, args)
     }
 
     /// Read-only data of a client the operator named.

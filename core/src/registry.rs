@@ -75,6 +75,12 @@ impl<'a> ViewerCtx<'a> {
         crate::plugin::Namespace::new(self.store.clone(), self.owner)
     }
 
+    /// The viewer's services with their tariffs (read-only; only this client's).
+    pub fn services(&self) -> crate::Result<Vec<crate::plugin::ServiceWithTariff>> {
+        crate::plugin::ClientData::new(self.store, self.client, chrono::Utc::now().date_naive())
+            .services()
+    }
+
     /// A yes/no setting as it applies to this client's invoice group.
     pub fn flag(&self, key: &str) -> bool {
         self.settings.bool(key, Some(self.client.invoice_group_id))
@@ -199,6 +205,36 @@ pub type PluginDemo = fn(&crate::plugin::OperatorCtx<'_>) -> crate::Result<()>;
 /// client, so it must do every change through the given transaction and start no other write.
 pub type ClientCleanup = fn(&mut crate::plugin::NamespaceTx<'_, '_>, u64) -> crate::Result<()>;
 
+/// Decides a per-service button on the Services page for a viewer and one of their services;
+/// `None` hides it for that service.
+pub type ServiceLinkRule =
+    Arc<dyn Fn(&ViewerCtx<'_>, &crate::plugin::ServiceWithTariff) -> Option<String> + Send + Sync>;
+
+/// A button on one service's card on the Services page (e.g. "Data transferred"), linking into
+/// the plugin's pages.
+#[derive(Clone)]
+pub struct ServiceButton {
+    pub id: &'static str,
+    pub title_key: &'static str,
+    pub order: i32,
+    /// The link for this viewer and service, or `None` to hide the button there.
+    pub href: ServiceLinkRule,
+}
+
+/// Takes a plugin's named section of an import bundle (`"traffic": [...]`): the section's raw
+/// JSON text and whether the import is a dry run. Runs after core's records of the same bundle
+/// were written (so the services it names exist); returns one line for the import's report.
+pub type ImportSectionFn =
+    Arc<dyn Fn(&crate::plugin::OperatorCtx<'_>, &str, bool) -> crate::Result<String> + Send + Sync>;
+
+/// A named section of the import bundle that a plugin takes.
+#[derive(Clone)]
+pub struct ImportSection {
+    /// The bundle's key: `[a-z][a-z0-9_]*`, not one of core's sections.
+    pub name: &'static str,
+    pub run: ImportSectionFn,
+}
+
 /// Collects one plugin's contributions.
 pub struct Registrar {
     owner: &'static str,
@@ -206,6 +242,8 @@ pub struct Registrar {
     pub(crate) buttons: Vec<MenuButton>,
     pub(crate) menu_links: Vec<LinksRule>,
     pub(crate) information_buttons: Vec<MenuButton>,
+    pub(crate) service_buttons: Vec<ServiceButton>,
+    pub(crate) import_sections: Vec<ImportSection>,
     pub(crate) upload_limit: Option<u64>,
     pub(crate) settings: Vec<SettingDef>,
     pub(crate) routes: Vec<rocket::Route>,
@@ -230,6 +268,8 @@ impl Registrar {
             buttons: Vec::new(),
             menu_links: Vec::new(),
             information_buttons: Vec::new(),
+            service_buttons: Vec::new(),
+            import_sections: Vec::new(),
             upload_limit: None,
             settings: Vec::new(),
             routes: Vec::new(),
@@ -272,6 +312,26 @@ impl Registrar {
     /// request"; `href` returning `None` hides it for that viewer.
     pub fn information_button(&mut self, button: MenuButton) {
         self.information_buttons.push(button);
+    }
+
+    /// A button on a service's card on the Services page; `href` decides per service.
+    pub fn service_button(&mut self, button: ServiceButton) {
+        self.service_buttons.push(button);
+    }
+
+    /// Takes the bundle section `name` of `portico import` (see [`ImportSection`]).
+    pub fn import_section(
+        &mut self,
+        name: &'static str,
+        run: impl Fn(&crate::plugin::OperatorCtx<'_>, &str, bool) -> crate::Result<String>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        self.import_sections.push(ImportSection {
+            name,
+            run: Arc::new(run),
+        });
     }
 
     /// Lets the plugin's routes take `multipart/form-data` bodies (file uploads) up to `bytes`,
@@ -452,6 +512,10 @@ pub struct Registry {
     pub menu_links: Vec<(&'static str, LinksRule)>,
     /// (owner, button) on the Information tab's personal data.
     pub information_buttons: Vec<(&'static str, MenuButton)>,
+    /// (owner, button) on each service of the Services page.
+    pub service_buttons: Vec<(&'static str, ServiceButton)>,
+    /// (owner, section) of the import bundle.
+    pub import_sections: Vec<(&'static str, ImportSection)>,
     /// (owner, largest multipart body its routes accept).
     pub upload_limits: Vec<(&'static str, u64)>,
     pub settings: Vec<SettingDef>,
@@ -548,6 +612,19 @@ impl Registry {
                 ),
             ),
             (
+                "service buttons",
+                list(r.service_buttons.iter().map(|b| b.id.to_string()).collect()),
+            ),
+            (
+                "import sections",
+                list(
+                    r.import_sections
+                        .iter()
+                        .map(|s| s.name.to_string())
+                        .collect(),
+                ),
+            ),
+            (
                 "settings",
                 list(r.settings.iter().map(|s| s.key.to_string()).collect()),
             ),
@@ -614,6 +691,10 @@ impl Registry {
             .extend(r.menu_links.into_iter().map(|l| (owner, l)));
         self.information_buttons
             .extend(r.information_buttons.into_iter().map(|b| (owner, b)));
+        self.service_buttons
+            .extend(r.service_buttons.into_iter().map(|b| (owner, b)));
+        self.import_sections
+            .extend(r.import_sections.into_iter().map(|s| (owner, s)));
         if let Some(limit) = r.upload_limit {
             self.upload_limits.push((owner, limit));
         }
@@ -693,6 +774,44 @@ impl Registry {
         for b in &r.buttons {
             if self.buttons.iter().any(|(_, x)| x.id == b.id) {
                 return Err(format!("menu button id `{}` is registered already", b.id));
+            }
+        }
+        for b in &r.service_buttons {
+            if self.service_buttons.iter().any(|(_, x)| x.id == b.id)
+                || r.service_buttons.iter().filter(|x| x.id == b.id).count() > 1
+            {
+                return Err(format!(
+                    "service button id `{}` is registered already",
+                    b.id
+                ));
+            }
+        }
+        for s in &r.import_sections {
+            let ok = s
+                .name
+                .as_bytes()
+                .first()
+                .is_some_and(u8::is_ascii_lowercase)
+                && s.name.len() <= 32
+                && s.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(format!(
+                    "import section `{}` is not a name ([a-z][a-z0-9_]*, at most 32)",
+                    s.name
+                ));
+            }
+            if crate::import::COLLECTIONS.contains(&s.name)
+                || ["format", "delete", "documents"].contains(&s.name)
+                || self.import_sections.iter().any(|(_, x)| x.name == s.name)
+                || r.import_sections
+                    .iter()
+                    .filter(|x| x.name == s.name)
+                    .count()
+                    > 1
+            {
+                return Err(format!("import section `{}` is taken already", s.name));
             }
         }
         for b in &r.information_buttons {
@@ -872,6 +991,35 @@ impl Registry {
                         icon: b.icon,
                         href,
                         external: b.external,
+                        active: false,
+                        label: None,
+                    },
+                ))
+            })
+            .collect();
+        items.sort_by_key(|(order, _)| *order);
+        items.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// The buttons of one service's card on the Services page for one viewer, ordered.
+    pub fn service_buttons(
+        &self,
+        viewer: &ViewerCtx<'_>,
+        service: &crate::plugin::ServiceWithTariff,
+    ) -> Vec<MenuItem> {
+        let mut items: Vec<(i32, MenuItem)> = self
+            .service_buttons
+            .iter()
+            .filter_map(|(owner, b)| {
+                let href = (b.href)(&viewer.for_owner(owner), service)?;
+                Some((
+                    b.order,
+                    MenuItem {
+                        id: b.id,
+                        title_key: b.title_key,
+                        icon: b.id,
+                        href,
+                        external: false,
                         active: false,
                         label: None,
                     },

@@ -146,6 +146,7 @@ fn an_operator_command_works_through_its_context() {
     let out = ops::execute(
         &portal,
         OpRequest::PluginCommand {
+            cwd: None,
             args: vec![
                 "desk".into(),
                 "open".into(),
@@ -192,6 +193,7 @@ fn a_veto_on_a_declared_hook_stops_the_command() {
     let e = ops::execute(
         &portal,
         OpRequest::PluginCommand {
+            cwd: None,
             args: vec![
                 "desk".into(),
                 "open".into(),
@@ -217,6 +219,7 @@ fn unknown_commands_and_hooks_are_listed() {
     let e = ops::execute(
         &portal,
         OpRequest::PluginCommand {
+            cwd: None,
             args: vec!["nosuch".into()],
         },
     )
@@ -275,6 +278,7 @@ fn a_plugin_queues_mail_through_the_outbox_and_bad_headers_are_refused() {
         ops::execute(
             &portal,
             OpRequest::PluginCommand {
+                cwd: None,
                 args: std::iter::once("deskmail")
                     .chain(args.iter().copied())
                     .map(String::from)

@@ -393,6 +393,17 @@ impl Store {
         self.backend.scan_prefix(tree, prefix)
     }
 
+    /// At most `limit` pairs whose key starts with `prefix` and is above `after`, in key order.
+    pub fn scan_limited_raw(
+        &self,
+        tree: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.backend.scan_prefix_limited(tree, prefix, after, limit)
+    }
+
     /// Runs `f` on a write transaction, applies its changes atomically and flushes them. The
     /// flush waits for the disk, so it runs off the async threads (see [`off_async`]).
     pub fn write<T>(&self, f: impl FnOnce(&mut WriteTx<'_>) -> Result<T>) -> Result<T> {

@@ -404,6 +404,8 @@ struct ServiceView {
     ip_address: Option<String>,
     dhcp: bool,
     since: Option<String>,
+    /// Plugins' buttons for this service ("Data transferred").
+    buttons: Vec<crate::registry::MenuItem>,
 }
 
 fn speed(down: u32, up: u32) -> String {
@@ -421,6 +423,7 @@ fn speed(down: u32, up: u32) -> String {
 fn services(page: Page<'_>) -> Result<PageHtml, Error> {
     let store = &page.portal.store;
     let mut views = Vec::new();
+    let viewer = crate::registry::ViewerCtx::new(&page.client, &page.portal.settings, store);
     for s in store
         .services_of(page.client.id)?
         .into_iter()
@@ -450,7 +453,19 @@ fn services(page: Page<'_>) -> Result<PageHtml, Error> {
             ),
             None => (None, vec![]),
         };
+        let buttons = if page.portal.registry.service_buttons.is_empty() {
+            Vec::new()
+        } else {
+            page.portal.registry.service_buttons(
+                &viewer,
+                &crate::plugin::ServiceWithTariff {
+                    service: s.clone(),
+                    tariff: tariff.clone(),
+                },
+            )
+        };
         views.push(ServiceView {
+            buttons,
             name: s.name,
             kind: s.kind,
             tariff: tariff.map(|t| t.name),
