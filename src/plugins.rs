@@ -11,6 +11,7 @@ pub fn compiled_in() -> Vec<Box<dyn Plugin>> {
         portico_invoicing::plugin(),
         portico_gdpr::plugin(),
         portico_helpdesk::plugin(),
+        portico_sms::plugin(),
         #[cfg(feature = "bench-plugins")]
         bench_plugin::plugin(),
     ]
