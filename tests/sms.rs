@@ -306,6 +306,28 @@ async fn bad_input_is_refused_in_the_clients_language_and_costs_nothing() {
     );
     // Nothing queued or charged by any refusal: only the one accepted message.
     assert_eq!(queued(&s).len(), 1);
+    // The hourly bound holds without a monthly limit too (and its refusal costs nothing).
+    s.cli_ok(&["settings", "set", "ci_sms_per_month", "0"]);
+    s.cli_ok(&["settings", "set", "sms_per_hour", "2"]);
+    let (status, _, _) = send(
+        &s,
+        &alice,
+        &[("to", "+420601123456"), ("text", "2nd"), ("action", "send")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (status, _, page) = send(
+        &s,
+        &alice,
+        &[("to", "+420601123456"), ("text", "3rd"), ("action", "send")],
+    )
+    .await;
+    assert_eq!(status, 429, "{page}");
+    assert_eq!(
+        alert(&page),
+        "You have sent too many messages this hour (at most 2). Please try again later."
+    );
+    assert_eq!(queued(&s).len(), 2);
     let log = s.log_text();
     assert!(log.contains("invalid number"), "a logged reason");
     assert!(log.contains("monthly quota exhausted"), "a logged reason");
@@ -315,6 +337,7 @@ async fn bad_input_is_refused_in_the_clients_language_and_costs_nothing() {
 async fn fifty_parallel_sends_against_a_limit_of_ten_accept_exactly_ten() {
     let s = Server::demo();
     s.cli_ok(&["settings", "set", "ci_sms_per_month", "10"]);
+    s.cli_ok(&["settings", "set", "sms_per_hour", "100"]);
     let alice = s.login("alice", "alice-demo-pass").await;
     // Fifty forms, each with its own key, posted at once.
     let mut forms = Vec::new();

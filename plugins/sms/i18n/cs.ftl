@@ -50,3 +50,4 @@ sms-error-too-long = Zpráva je příliš dlouhá: povoleno je nejvýše { $part
 sms-error-quota = Váš měsíční limit SMS tuto zprávu nedovolí: má { $parts } částí a tento měsíc zbývá { $left }.
 sms-error-contact-name = Zadejte jméno kontaktu o nejvýše { $max } znacích.
 sms-error-contacts-full = Váš seznam je plný (nejvýše { $max } kontaktů).
+sms-error-too-many = Tuto hodinu jste odeslali příliš mnoho zpráv (nejvýše { $count }). Zkuste to prosím později.

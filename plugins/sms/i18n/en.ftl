@@ -49,3 +49,4 @@ sms-error-too-long = The message is too long: at most { $parts } parts are allow
 sms-error-quota = Your monthly SMS limit does not allow this message: it takes { $parts } parts and { $left } are left this month.
 sms-error-contact-name = Give the contact a name of at most { $max } characters.
 sms-error-contacts-full = Your directory is full (at most { $max } contacts).
+sms-error-too-many = You have sent too many messages this hour (at most { $count }). Please try again later.

@@ -173,6 +173,8 @@ fn send(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
             charge: false,
             month: &month,
             limit: 0,
+            per_hour: 0,
+            hour: "",
             now: &at,
         },
     )?;
@@ -189,7 +191,9 @@ fn send(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
                 client.number
             ))
         }
-        Accepted::OverQuota { .. } => Err(Error::Invalid("over the quota".into())),
+        Accepted::OverQuota { .. } | Accepted::TooMany => {
+            Err(Error::Invalid("over the quota".into()))
+        }
     }
 }
 

@@ -28,6 +28,7 @@ pub const SMS_NOTIFY: &str = "sms_notify";
 pub const ENABLE: &str = "ci_sms_enable";
 pub const PER_MONTH: &str = "ci_sms_per_month";
 pub const MAX_PARTS: &str = "sms_max_parts";
+pub const PER_HOUR: &str = "sms_per_hour";
 pub const DEFAULT_COUNTRY: &str = "sms_default_country";
 pub const SMPP_URL: &str = "sms_smpp_url";
 pub const SMPP_SOURCE_ADDR: &str = "sms_smpp_source_addr";
@@ -85,6 +86,13 @@ impl Plugin for Sms {
             )
             .per_invoice_group(),
         );
+        r.setting(SettingDef::int(
+            PER_HOUR,
+            30,
+            1,
+            10_000,
+            "Most messages one client may send from the portal in a clock hour (a bound also without a monthly limit).",
+        ));
         r.setting(SettingDef::int(
             MAX_PARTS,
             5,

@@ -103,6 +103,11 @@ pub struct NewSms<'a> {
     pub charge: bool,
     /// Parts a client may send a month; 0 is no limit.
     pub limit: u64,
+    /// Messages a client may send in one clock hour (a bound even without a monthly limit);
+    /// 0 is no bound (operators).
+    pub per_hour: u64,
+    /// The clock hour (`YYYY-MM-DDTHH`) the hourly bound counts in.
+    pub hour: &'a str,
     pub now: &'a str,
 }
 
@@ -111,6 +116,8 @@ pub enum Accepted {
     New(u64),
     /// The same form again: its message.
     Again(u64),
+    /// Over the hourly bound.
+    TooMany,
     /// Over the month's quota: how many parts were left.
     OverQuota {
         left: u64,
@@ -149,15 +156,36 @@ pub fn enqueue(ns: &Namespace, new: &NewSms<'_>) -> Result<Accepted> {
         {
             return Ok(Accepted::Again(id));
         }
-        if let (Some(client), true) = (new.client_id, new.charge) {
-            let key = quota_key(client, new.month);
-            let used = tx.get::<u64>(QUOTA, &key)?.unwrap_or(0);
-            if new.limit > 0 && used + parts > new.limit {
-                return Ok(Accepted::OverQuota {
-                    left: new.limit.saturating_sub(used),
-                });
+        // Both bounds are checked before either is charged: a refused message costs nothing.
+        let hour = match (new.client_id, new.per_hour > 0) {
+            (Some(client), true) => {
+                let key = compound_key(&[b"hour", &id_key(client), new.hour.as_bytes()]);
+                let sent = tx.get::<u64>(META, &key)?.unwrap_or(0);
+                if sent >= new.per_hour {
+                    return Ok(Accepted::TooMany);
+                }
+                Some((key, sent + 1))
             }
-            tx.put(QUOTA, &key, &(used + parts))?;
+            _ => None,
+        };
+        let quota = match (new.client_id, new.charge) {
+            (Some(client), true) => {
+                let key = quota_key(client, new.month);
+                let used = tx.get::<u64>(QUOTA, &key)?.unwrap_or(0);
+                if new.limit > 0 && used + parts > new.limit {
+                    return Ok(Accepted::OverQuota {
+                        left: new.limit.saturating_sub(used),
+                    });
+                }
+                Some((key, used + parts))
+            }
+            _ => None,
+        };
+        if let Some((key, sent)) = hour {
+            tx.put(META, &key, &sent)?;
+        }
+        if let Some((key, used)) = quota {
+            tx.put(QUOTA, &key, &used)?;
         }
         let id = next_id(tx, b"message")?;
         let sms = Sms {

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::gsm::{self, Count};
 use crate::model::{self, Accepted, ContactChange, NewSms};
 use crate::phone;
-use crate::{BEFORE_SMS_SEND, DEFAULT_COUNTRY, MAX_PARTS, PER_MONTH};
+use crate::{BEFORE_SMS_SEND, DEFAULT_COUNTRY, MAX_PARTS, PER_HOUR, PER_MONTH};
 
 const TAB: &str = "sms";
 /// Longest text a form may carry (characters), whatever `sms_max_parts` allows.
@@ -379,6 +379,8 @@ fn send(
             charge: true,
             month: &month,
             limit: limit(&page),
+            per_hour: page.int(PER_HOUR).max(1) as u64,
+            hour: &page.now().format("%Y-%m-%dT%H").to_string(),
             now: &at,
         },
     )?;
@@ -398,6 +400,15 @@ fn send(
         Accepted::Again(id) => Ok(Either::Right(Either::Left(Redirect::to(format!(
             "/sms/?sent={id}"
         ))))),
+        Accepted::TooMany => refuse(
+            fields,
+            page.t_args(
+                "sms-error-too-many",
+                &[("count", page.int(PER_HOUR).to_string())],
+            ),
+            "hourly bound reached",
+            Status::TooManyRequests,
+        ),
         Accepted::OverQuota { left } => {
             let needed = gsm::count(&text).parts;
             refuse(
