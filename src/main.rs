@@ -918,6 +918,7 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
                         }
                     });
                     tokio::spawn(portico_core::internal::mail::run_worker(portal.clone()));
+                    portico_core::internal::registry::start_workers(portal);
                     tokio::spawn(portico_core::internal::audit::run_housekeeping(
                         portal.clone(),
                     ));

@@ -543,3 +543,225 @@ async fn operators_queue_and_list_sms_from_the_command_line() {
     );
     assert!(page.contains("You can send 20 more"), "{page}");
 }
+
+/// One request the gateway got: method, target, body, and the status it answered.
+type Request = (String, String, String, u16);
+
+/// A local HTTP gateway: records every request (method, target, body) and answers with the
+/// status and body set in `answer`.
+struct Gateway {
+    port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Request>>>,
+    answer: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
+}
+
+impl Gateway {
+    fn start(status: u16, body: &str) -> Gateway {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let answer = std::sync::Arc::new(std::sync::Mutex::new((status, body.to_string())));
+        let (r, a) = (requests.clone(), answer.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut parts = line.split_whitespace();
+                let method = parts.next().unwrap_or("").to_string();
+                let target = parts.next().unwrap_or("").to_string();
+                let mut length = 0;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let (status, text) = a.lock().expect("lock").clone();
+                r.lock().expect("lock").push((
+                    method,
+                    target,
+                    String::from_utf8_lossy(&body).to_string(),
+                    status,
+                ));
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            }
+        });
+        Gateway {
+            port,
+            requests,
+            answer,
+        }
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().expect("lock").clone()
+    }
+
+    fn answer(&self, status: u16, body: &str) {
+        *self.answer.lock().expect("lock") = (status, body.to_string());
+    }
+
+    async fn wait_for(&self, count: usize) -> Vec<Request> {
+        let start = std::time::Instant::now();
+        loop {
+            let r = self.requests();
+            if r.len() >= count {
+                return r;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "the gateway got {} requests, not {count}: {r:?}",
+                r.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Waits until `portico sms queue --all` shows message `id` in `state`.
+async fn wait_for_state(s: &Server, id: u64, state: &str) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let all = s.cli_ok(&["sms", "queue", "--all"]);
+        if let Some(line) = all
+            .lines()
+            .find(|l| l.starts_with(&format!("#{id} {state} ")))
+        {
+            return line.to_string();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "#{id} is not {state}: {all}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_http_gateway_gets_each_message_once_and_the_state_follows() {
+    let gw = Gateway::start(200, "OK queued");
+    let s = Server::demo();
+    s.cli_ok(&[
+        "settings",
+        "set",
+        "sms_gateway_url",
+        &format!("http://127.0.0.1:{}/send?key=secret&to={{to}}", gw.port),
+    ]);
+    s.cli_ok(&["settings", "set", "sms_gateway_success_body", "OK"]);
+    let alice = s.login("alice", "alice-demo-pass").await;
+    for text in ["Dobrý den & vítejte \"doma\"", "second"] {
+        let (status, _, _) = send(
+            &s,
+            &alice,
+            &[("to", "601 123 456"), ("text", text), ("action", "send")],
+        )
+        .await;
+        assert_eq!(status, 303);
+    }
+    let got = gw.wait_for(2).await;
+    wait_for_state(&s, 1, "sent").await;
+    wait_for_state(&s, 2, "sent").await;
+    assert_eq!(got[0].0, "POST");
+    assert_eq!(got[0].1, "/send?key=secret&to=%2B420601123456");
+    let body: serde_json::Value = serde_json::from_str(&got[0].2).expect("JSON body");
+    assert_eq!(
+        body,
+        serde_json::json!({"to": "+420601123456", "text": "Dobrý den & vítejte \"doma\"", "id": "1"})
+    );
+    let (_, page) = s.get_text(&alice, "/sms/").await;
+    assert_eq!(
+        page.matches("sms-state-sent\">Sent</span>").count(),
+        2,
+        "{page}"
+    );
+    assert_eq!(s.cli_ok(&["sms", "queue"]), "the SMS outbox is empty\n");
+    // Nothing is sent twice: not later, not after a restart.
+    let data = s.stop();
+    let s = Server::serve(data, common::Options::default());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(gw.requests().len(), 2);
+    // The gateway's key in the URL never reaches the log.
+    assert!(!s.log_text().contains("secret"));
+}
+
+#[tokio::test]
+async fn a_gateway_outage_keeps_messages_queued_until_it_answers_and_a_refusal_fails_one() {
+    let gw = Gateway::start(503, "busy");
+    let s = Server::demo();
+    s.cli_ok(&[
+        "settings",
+        "set",
+        "sms_gateway_url",
+        &format!("http://127.0.0.1:{}/sms", gw.port),
+    ]);
+    s.cli_ok(&["settings", "set", "sms_gateway_method", "POST"]);
+    s.cli_ok(&["settings", "set", "sms_gateway_body", "to={to}&msg={text}"]);
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (status, _, _) = send(
+        &s,
+        &alice,
+        &[
+            ("to", "+420601123456"),
+            ("text", "a b&c"),
+            ("action", "send"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let got = gw.wait_for(1).await;
+    assert_eq!(got[0].2, "to=%2B420601123456&msg=a+b%26c");
+    let q = s.cli_ok(&["sms", "queue"]);
+    let start = std::time::Instant::now();
+    let mut q = q;
+    while !q.contains("attempts 1") {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "{q}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        q = s.cli_ok(&["sms", "queue"]);
+    }
+    assert!(
+        q.starts_with("#1 queued") && q.contains("last error: gateway answered 503: busy"),
+        "{q}"
+    );
+    let (_, page) = s.get_text(&alice, "/sms/").await;
+    assert!(page.contains("sms-state-queued\">Queued</span>"), "{page}");
+
+    // The gateway is back: the retry delivers it, once.
+    gw.answer(200, "accepted");
+    s.advance_clock(30);
+    wait_for_state(&s, 1, "sent").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let accepted = gw.requests().iter().filter(|r| r.3 == 200).count();
+    assert_eq!(accepted, 1);
+
+    // A refusal (invalid destination) fails the message; the client sees it.
+    gw.answer(400, "invalid destination");
+    let (status, _, _) = send(
+        &s,
+        &alice,
+        &[("to", "+420601123457"), ("text", "x"), ("action", "send")],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let line = wait_for_state(&s, 2, "failed").await;
+    assert!(
+        line.contains("gateway answered 400: invalid destination"),
+        "{line}"
+    );
+    let (_, page) = s.get_text(&alice, "/sms/").await;
+    assert!(page.contains("sms-state-failed\">Failed</span>"), "{page}");
+    assert_eq!(s.cli_ok(&["sms", "queue"]), "the SMS outbox is empty\n");
+}

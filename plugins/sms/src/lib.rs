@@ -12,6 +12,7 @@ mod commands;
 pub mod gsm;
 pub mod model;
 pub mod phone;
+mod sender;
 mod web;
 
 use std::sync::Arc;
@@ -199,6 +200,7 @@ impl Plugin for Sms {
             about: "queue [--all], send --client C --to NUMBER --text T",
             run: Arc::new(commands::sms),
         });
+        r.worker("sender", sender::run);
         r.demo(commands::demo);
     }
 }

@@ -362,3 +362,64 @@ pub fn delete_contact(ns: &Namespace, client_id: u64, id: u64) -> Result<bool> {
         Ok(true)
     })
 }
+
+// ----- the sender's side of the outbox -----
+
+/// The gateway accepted a message: it leaves the outbox and is `sent`, in one flushed step.
+/// False when it was no longer in the outbox (nothing changes then).
+pub fn mark_sent(ns: &Namespace, id: u64, now: &str) -> Result<bool> {
+    ns.write(|tx| {
+        if tx.get::<Pending>(OUTBOX, &id_key(id))?.is_none() {
+            return Ok(false);
+        }
+        let Some(mut sms) = tx.get::<Sms>(MESSAGES, &id_key(id))? else {
+            tx.delete(OUTBOX, &id_key(id))?;
+            return Ok(false);
+        };
+        sms.state = State::Sent;
+        sms.attempts += 1;
+        sms.error = None;
+        sms.updated = now.to_string();
+        tx.put(MESSAGES, &id_key(id), &sms)?;
+        tx.delete(OUTBOX, &id_key(id))?;
+        Ok(true)
+    })
+}
+
+/// The gateway refused a message for good: it leaves the outbox as `failed`, with the reason.
+pub fn mark_failed(ns: &Namespace, id: u64, now: &str, reason: &str) -> Result<()> {
+    ns.write(|tx| {
+        if let Some(mut sms) = tx.get::<Sms>(MESSAGES, &id_key(id))? {
+            sms.state = State::Failed;
+            sms.attempts += 1;
+            sms.error = Some(reason.chars().take(500).collect());
+            sms.updated = now.to_string();
+            tx.put(MESSAGES, &id_key(id), &sms)?;
+        }
+        tx.delete(OUTBOX, &id_key(id))?;
+        Ok(())
+    })
+}
+
+/// A passing failure (gateway down, throttled): the message stays queued until `next`.
+pub fn retry_later(ns: &Namespace, id: u64, now: &str, next: &str, reason: &str) -> Result<u32> {
+    ns.write(|tx| {
+        let mut attempts = 0;
+        if let Some(mut sms) = tx.get::<Sms>(MESSAGES, &id_key(id))? {
+            sms.attempts += 1;
+            attempts = sms.attempts;
+            sms.error = Some(reason.chars().take(500).collect());
+            sms.updated = now.to_string();
+            tx.put(MESSAGES, &id_key(id), &sms)?;
+        }
+        tx.put(
+            OUTBOX,
+            &id_key(id),
+            &Pending {
+                id,
+                next_attempt: next.to_string(),
+            },
+        )?;
+        Ok(attempts)
+    })
+}
