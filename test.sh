@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Runs every Portico test. Installs what the tests need first (headless Chromium and its driver
-# from Debian, an SMTP server from PyPI in .venv, axe-core from npm), so it works on a fresh
-# machine. Usage: ./test.sh [extra cargo test args]
+# Runs every Portico test. Installs what the tests need first (headless Chromium and its driver,
+# nginx and openssl from Debian, an SMTP server from PyPI in .venv, axe-core from npm), so it
+# works on a fresh machine. Usage: ./test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")"
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# Debian's nginx and openssl for the TLS reverse proxy test (tests/deploy.rs, contrib/nginx.conf).
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "test.sh: installing ${need_apt[*]} (Debian packages for the browser tests)"
+  echo "test.sh: installing ${need_apt[*]} (Debian packages for the browser and proxy tests)"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

@@ -19,8 +19,8 @@ pub struct Config {
     pub data: PathBuf,
     /// The themes folder.
     pub themes: PathBuf,
-    /// The operator scripts folder.
-    pub scripts: PathBuf,
+    /// The operator scripts folder (`*.rhai`); used when it exists.
+    pub scripts_dir: PathBuf,
     /// Log filter, e.g. `info` or `portico_core=debug,info`.
     pub log: String,
     /// SMTP server for outgoing mail, e.g. `smtp://127.0.0.1:2525` or
@@ -67,7 +67,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "bind",
     "data",
     "themes",
-    "scripts",
+    "scripts_dir",
     "log",
     "smtp_url",
     "plugin_dir",
@@ -81,7 +81,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data: PathBuf::from("portico-data"),
             themes: PathBuf::from("themes"),
-            scripts: PathBuf::from("scripts"),
+            scripts_dir: PathBuf::from("scripts"),
             log: "info".into(),
             smtp_url: None,
             plugin_dir: None,
@@ -101,7 +101,7 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub themes: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scripts: Option<PathBuf>,
+    pub scripts_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin_dir: Option<PathBuf>,
 }
@@ -159,4 +159,80 @@ pub fn load(
         msg
     })?;
     Ok((cfg, warnings))
+}
+
+/// Checks `smtp_url` at start, so a typo is found before the first mail fails: `smtp://` or
+/// `smtps://`, a host, a port that is a number. The message never repeats the URL (it may hold
+/// a password).
+pub fn check_smtp_url(url: &str) -> Result<(), String> {
+    const HOW: &str = "use smtp://HOST[:PORT] or smtps://[USER:PASSWORD@]HOST[:PORT], e.g. smtp://127.0.0.1:2525 (see docs/configuration.md)";
+    let Some((scheme, rest)) = url.trim().split_once("://") else {
+        return Err(format!("smtp_url is not a URL; {HOW}"));
+    };
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "smtp" | "smtps") {
+        let shown: String = scheme
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "+-.".contains(*c))
+            .take(16)
+            .collect();
+        return Err(format!(
+            "smtp_url: the scheme must be smtp or smtps, not `{shown}`; {HOW}"
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => return Err(format!("smtp_url: the host has an unclosed `[`; {HOW}")),
+        }
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("smtp_url has no host; {HOW}"));
+    }
+    if let Some(p) = port
+        && !p.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Err(format!(
+            "smtp_url: the port must be a number from 1 to 65535; {HOW}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod smtp_url_tests {
+    use super::check_smtp_url;
+
+    #[test]
+    fn smtp_urls_are_checked_without_repeating_them() {
+        for good in [
+            "smtp://127.0.0.1:2525",
+            "smtps://user%40x:secret@mail.example.net",
+            "smtp://[::1]:25",
+            "SMTP://mail.example.net?tls=required",
+        ] {
+            assert_eq!(check_smtp_url(good), Ok(()), "{good}");
+        }
+        for (bad, says) in [
+            ("mail.example.net", "smtp_url is not a URL"),
+            (
+                "http://mail.example.net",
+                "the scheme must be smtp or smtps, not `http`",
+            ),
+            ("smtp://", "smtp_url has no host"),
+            ("smtps://user:secret@:25", "smtp_url has no host"),
+            ("smtp://mail.example.net:port", "the port must be a number"),
+            ("smtp://mail.example.net:0", "the port must be a number"),
+        ] {
+            let e = check_smtp_url(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+            assert!(!e.contains("secret"), "{e}");
+        }
+    }
 }

@@ -47,13 +47,43 @@ enum Command {
     /// Create a demo ISP (if the data folder is new), serve it and print the URL and logins.
     Demo(ServeArgs),
     /// Serve the portal.
-    Serve(ServeArgs),
+    Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Create a new, empty store when the data folder holds none (without it, such a folder
+        /// is refused: it is usually a wrong --data or an unmounted disk).
+        #[arg(long)]
+        init: bool,
+    },
     /// Import (upsert) a JSON bundle from the billing system; see docs/import.md.
     Import {
         /// The bundle file.
         file: PathBuf,
+        /// Make each collection the bundle holds exactly the bundle's content: stored records
+        /// it leaves out are deleted, a client with everything that hangs on them.
+        #[arg(long)]
+        sync: bool,
+        /// Check the bundle and print what the import would do; change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         data: DataArg,
+    },
+    /// Write a consistent snapshot of the store to FILE (through the running portal, or directly
+    /// when none runs); see docs/backup.md.
+    Backup {
+        /// The backup file to write (replaced atomically if it exists; mode 0600).
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Bring a backup back into a new or empty data folder (never over an existing store).
+    Restore {
+        /// The backup file (from `portico backup`).
+        file: PathBuf,
+        /// The new data folder: must not exist yet, or be empty.
+        #[arg(long, value_name = "DIR", required = true)]
+        data: PathBuf,
     },
     /// List, read or change settings.
     Settings {
@@ -74,6 +104,36 @@ enum Command {
         /// on or off (also yes/no, true/false, 1/0, in any case, like yes/no settings).
         #[arg(value_name = "on|off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
         state: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Suspend the portal: every page shows your message (503) until `portico resume`
+    ///
+    /// Every client page and the login page show the message with the theme, status 503, and
+    /// /healthz says `"suspended":true`. Unlike maintenance mode, the clients read why.
+    Suspend {
+        /// What the clients see (plain text).
+        #[arg(long)]
+        message: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// End a suspension (`portico suspend`).
+    Resume {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Custom buttons: your own links in the portal menu.
+    Menu {
+        #[command(subcommand)]
+        action: MenuAction,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Files for the clients (the Files tab): add, list, remove.
+    Files {
+        #[command(subcommand)]
+        action: FilesAction,
         #[command(flatten)]
         data: DataArg,
     },
@@ -101,14 +161,31 @@ enum Command {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Operator scripts (Rhai): their state, and a compile check.
+    Scripts {
+        #[command(subcommand)]
+        action: ScriptsAction,
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// A command a plugin adds (`portico <command> ARGS...`; `portico plugins list` shows them).
     #[command(external_subcommand)]
     External(Vec<String>),
-    /// The security audit log (logins, failures, lockouts, resets, operator password actions).
+    /// The audit log: logins, failures, lockouts, resets and every operator command that
+    /// changed something, with the OS user who ran it.
     Audit {
         /// Only this client (number, login name or #ID).
         #[arg(long)]
         client: Option<String>,
+        /// Only events of this kind (as printed, e.g. LoginFailed or login_failed).
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// Only events from this day (YYYY-MM-DD) or time (YYYY-MM-DD HH:MM) on, UTC.
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Only events up to this day (inclusive) or before this time, UTC.
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
         /// How many events, newest first.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -117,6 +194,73 @@ enum Command {
         before: Option<u64>,
         #[command(flatten)]
         data: DataArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum FilesAction {
+    /// Copy a file into the data folder and offer it on the Files tab.
+    Add {
+        /// The file (the copy stays when the original goes away).
+        path: PathBuf,
+        /// Its title on the tab (default: its file name).
+        #[arg(long)]
+        title: Option<String>,
+        /// Show it only to the clients of this invoice group (its id).
+        #[arg(long = "invoice-group")]
+        invoice_group: Option<u64>,
+    },
+    /// List the files with their ids.
+    List,
+    /// Remove a file (and its copy).
+    Remove {
+        /// The file's id (`portico files list`).
+        id: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum MenuAction {
+    /// Add a button (a link) to the menu; it shows at the next page, no restart needed.
+    Add {
+        /// The label (English, and any language without its own).
+        #[arg(long)]
+        label: String,
+        /// The label in Czech.
+        #[arg(long = "label-cs")]
+        label_cs: Option<String>,
+        /// An http://, https:// or mailto: address.
+        #[arg(long)]
+        url: String,
+        /// Open the link in a new browser tab.
+        #[arg(long = "new-tab")]
+        new_tab: bool,
+        /// Position among the tabs, lower first (Information 10, Services 20, Password 80,
+        /// Webmail 900; default 500).
+        #[arg(long, allow_negative_numbers = true)]
+        order: Option<i32>,
+        /// Show it only to the clients of this invoice group (its id).
+        #[arg(long = "invoice-group")]
+        invoice_group: Option<u64>,
+    },
+    /// List the buttons with their ids.
+    List,
+    /// Remove a button.
+    Remove {
+        /// The button's id (`portico menu list`).
+        id: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScriptsAction {
+    /// Each script, the hooks it handles, its state (active, compile error, disabled), calls,
+    /// failures, mean and max time.
+    Status,
+    /// Compile a script file without loading it; list the hooks it handles.
+    Check {
+        /// The .rhai file.
+        file: PathBuf,
     },
 }
 
@@ -130,6 +274,25 @@ enum PluginsAction {
 enum MailAction {
     /// Mail waiting to be sent, and mail given up after its retries.
     Queue,
+    /// Send a mail again now: a failed one gets a fresh round of attempts.
+    Retry {
+        /// The outbox id (`portico mail queue` shows it as #ID).
+        id: u64,
+    },
+    /// Take a mail out of the outbox unsent.
+    Cancel {
+        /// The outbox id (`portico mail queue` shows it as #ID).
+        id: u64,
+    },
+    /// Delete mail given up after its retries.
+    Purge {
+        /// Only failed mail (required: mail still waiting is cancelled one by one).
+        #[arg(long)]
+        failed: bool,
+        /// Only mail queued more than this many days ago.
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<u32>,
+    },
     /// Mail templates of your own (the built-in English and Czech ones apply otherwise).
     Template {
         #[command(subcommand)]
@@ -174,7 +337,7 @@ struct ServeArgs {
     /// Themes folder.
     #[arg(long, value_name = "DIR")]
     themes: Option<PathBuf>,
-    /// Operator scripts folder (reserved: Rhai scripting is not built yet and nothing is loaded).
+    /// Operator scripts folder: every *.rhai file in it runs (default: ./scripts when it exists).
     #[arg(long, value_name = "DIR")]
     scripts: Option<PathBuf>,
     /// Folder of dynamic plugins to load at start (must not be writable by group or others).
@@ -205,6 +368,9 @@ struct DataArg {
     /// Folder of dynamic plugins: load them so their settings are known when no portal runs.
     #[arg(long, value_name = "DIR", global = true)]
     plugin_dir: Option<PathBuf>,
+    /// Operator scripts folder, when no portal runs (default: scripts_dir of the configuration).
+    #[arg(long, value_name = "DIR", global = true)]
+    scripts: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -404,10 +570,19 @@ fn run(cli: Cli) -> Result<(), String> {
                 data: PathBuf::from("portico-demo-data"),
                 ..Config::default()
             };
-            serve(args, defaults, true)
+            serve(args, defaults, Mode::Demo)
         }
-        Command::Serve(args) => serve(args, Config::default(), false),
-        Command::Import { file, data } => {
+        Command::Serve { args, init } => serve(
+            args,
+            Config::default(),
+            if init { Mode::Init } else { Mode::Existing },
+        ),
+        Command::Import {
+            file,
+            sync,
+            dry_run,
+            data,
+        } => {
             let cfg = operator_config(&data)?;
             let json =
                 std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
@@ -418,9 +593,26 @@ fn run(cli: Cli) -> Result<(), String> {
                 portico_core::internal::import::check(&Store::in_memory(), &json)
                     .map_err(|e| e.to_string())?;
             }
+            let req = OpRequest::Import {
+                json,
+                sync,
+                dry_run,
+            };
+            // A dry run on a folder that holds no store yet: check against an empty one, so
+            // nothing is created.
+            if dry_run && !cfg.data.join("store").exists() {
+                let portal = Portal::assemble(
+                    Store::in_memory(),
+                    portal_options(Path::new(""), None, cfg.plugin_dir.clone()),
+                )
+                .map_err(|e| e.to_string())?;
+                let text = ops::execute(&portal, req).map_err(|e| e.to_string())?;
+                say!("{text}");
+                return Ok(());
+            }
             match open_direct(&cfg, true)? {
                 Some(portal) => {
-                    let text = import_with_progress(&portal, &json)?;
+                    let text = import_with_progress(&portal, req)?;
                     say!("{text}");
                     Ok(())
                 }
@@ -429,9 +621,56 @@ fn run(cli: Cli) -> Result<(), String> {
                         "a portal is running on {}; sending the bundle to it",
                         cfg.data.display()
                     );
-                    remote(&cfg.data, OpRequest::Import { json })
+                    remote(&cfg.data, req)
                 }
             }
+        }
+        Command::Backup { file, data } => {
+            let cfg = operator_config(&data)?;
+            // The portal may run in another folder: it gets the file's absolute path.
+            let path = std::path::absolute(&file)
+                .map_err(|e| format!("{}: {e}", file.display()))?
+                .to_string_lossy()
+                .into_owned();
+            let req = OpRequest::Backup { path: path.clone() };
+            let text = match open_direct(&cfg, false)? {
+                Some(portal) => ops::execute(&portal, req).map_err(|e| e.to_string())?,
+                None => {
+                    let reply = control::request(&cfg.data, &req).map_err(|e| e.to_string())?;
+                    if !reply.ok {
+                        return Err(reply.text);
+                    }
+                    reply.text
+                }
+            };
+            // A portal under systemd may see another /tmp (PrivateTmp) or a read-only tree:
+            // a file it wrote where the operator cannot see it is no backup.
+            if Path::new(&path).is_file() {
+                say!("{}", text.trim_end());
+            } else {
+                return Err(format!(
+                    "the portal wrote {path}, but it is not there for this command: the portal runs in a file-system namespace of its own (systemd's PrivateTmp, for one). Write backups to a folder both can see, such as /var/lib/portico-backups with contrib/portico.service (docs/backup.md)."
+                ));
+            }
+            Ok(())
+        }
+        Command::Restore { file, data } => {
+            init_logging("warn");
+            let started = std::time::Instant::now();
+            let info =
+                portico_core::internal::backup::restore(&file, &data).map_err(|e| e.to_string())?;
+            say!(
+                "restored {} into {} in {} ms: {}",
+                file.display(),
+                data.display(),
+                started.elapsed().as_millis(),
+                info.describe()
+            );
+            say!(
+                "start the portal on it with `portico serve --data {}`",
+                data.display()
+            );
+            Ok(())
         }
         Command::Settings { action, data } => {
             let cfg = operator_config(&data)?;
@@ -489,6 +728,60 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
         }
+        Command::Suspend { message, data } => {
+            let cfg = operator_config(&data)?;
+            operator(&cfg, OpRequest::Suspend { message })
+        }
+        Command::Resume { data } => {
+            let cfg = operator_config(&data)?;
+            operator(&cfg, OpRequest::Resume)
+        }
+        Command::Menu { action, data } => {
+            let cfg = operator_config(&data)?;
+            let req = match action {
+                MenuAction::Add {
+                    label,
+                    label_cs,
+                    url,
+                    new_tab,
+                    order,
+                    invoice_group,
+                } => OpRequest::MenuAdd {
+                    button: portico_core::internal::menu::NewButton {
+                        label,
+                        label_cs,
+                        url,
+                        new_tab,
+                        order,
+                        invoice_group,
+                    },
+                },
+                MenuAction::List => OpRequest::MenuList,
+                MenuAction::Remove { id } => OpRequest::MenuRemove { id },
+            };
+            operator(&cfg, req)
+        }
+        Command::Files { action, data } => {
+            let cfg = operator_config(&data)?;
+            let req = match action {
+                FilesAction::Add {
+                    path,
+                    title,
+                    invoice_group,
+                } => OpRequest::FilesAdd {
+                    file: portico_core::internal::files::NewFile {
+                        // The portal may run in another folder: it gets the whole path.
+                        path: std::path::absolute(&path)
+                            .map_err(|e| format!("{}: {e}", path.display()))?,
+                        title,
+                        invoice_group,
+                    },
+                },
+                FilesAction::List => OpRequest::FilesList,
+                FilesAction::Remove { id } => OpRequest::FilesRemove { id },
+            };
+            operator(&cfg, req)
+        }
         Command::Maintenance { state, data } => {
             let cfg = operator_config(&data)?;
             operator(&cfg, OpRequest::Maintenance { on: state })
@@ -497,6 +790,12 @@ fn run(cli: Cli) -> Result<(), String> {
             let cfg = operator_config(&data)?;
             let req = match action {
                 MailAction::Queue => OpRequest::MailQueue,
+                MailAction::Retry { id } => OpRequest::MailRetry { id },
+                MailAction::Cancel { id } => OpRequest::MailCancel { id },
+                MailAction::Purge { failed, older_than } => OpRequest::MailPurge {
+                    failed,
+                    older_than_days: older_than,
+                },
                 MailAction::Template {
                     action: TemplateAction::List,
                 } => OpRequest::MailTemplateList,
@@ -529,6 +828,35 @@ fn run(cli: Cli) -> Result<(), String> {
             data,
         } => operator(&operator_config(&data)?, OpRequest::PluginsList),
         Command::Hooks { data } => operator(&operator_config(&data)?, OpRequest::Hooks),
+        Command::Scripts {
+            action: ScriptsAction::Status,
+            data,
+        } => operator(&operator_config(&data)?, OpRequest::ScriptsStatus),
+        Command::Scripts {
+            action: ScriptsAction::Check { file },
+            data,
+        } => {
+            let bytes =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let source = String::from_utf8(bytes)
+                .map_err(|_| format!("{} is not UTF-8 text", file.display()))?;
+            let req = OpRequest::ScriptsCheck {
+                file: file.display().to_string(),
+                source,
+            };
+            let cfg = operator_config(&data)?;
+            if cfg.data.join("store").exists() {
+                operator(&cfg, req)
+            } else {
+                // No data folder: check against the compiled-in plugins' hooks.
+                let options = portal_options(Path::new(""), None, cfg.plugin_dir.clone());
+                let portal =
+                    Portal::assemble(Store::in_memory(), options).map_err(|e| e.to_string())?;
+                let text = ops::execute(&portal, req).map_err(|e| e.to_string())?;
+                say!("{}", text.trim_end());
+                Ok(())
+            }
+        }
         Command::External(args) => {
             // Plugin commands take the usual --data/--config/--plugin-dir anywhere.
             let (data, args) = split_data_args(args)?;
@@ -536,6 +864,9 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Audit {
             client,
+            kind,
+            since,
+            until,
             limit,
             before,
             data,
@@ -547,6 +878,9 @@ fn run(cli: Cli) -> Result<(), String> {
                     client,
                     limit,
                     before,
+                    kind,
+                    since,
+                    until,
                 },
             )
         }
@@ -607,6 +941,7 @@ fn operator_config(data: &DataArg) -> Result<Config, String> {
         &Overrides {
             data: data.data.clone(),
             plugin_dir: data.plugin_dir.clone(),
+            scripts_dir: data.scripts.clone(),
             ..Overrides::default()
         },
     )
@@ -619,6 +954,7 @@ fn split_data_args(args: Vec<String>) -> Result<(DataArg, Vec<String>), String> 
         data: None,
         config: None,
         plugin_dir: None,
+        scripts: None,
     };
     let mut rest = Vec::new();
     let mut it = args.into_iter();
@@ -647,6 +983,7 @@ fn split_data_args(args: Vec<String>) -> Result<(DataArg, Vec<String>), String> 
             "--data" => &mut data.data,
             "--config" => &mut data.config,
             "--plugin-dir" => &mut data.plugin_dir,
+            "--scripts" => &mut data.scripts,
             _ => {
                 rest.push(a);
                 continue;
@@ -673,21 +1010,32 @@ fn portal_options(
     }
 }
 
+/// The scripts folder to load: `scripts_dir` when it exists. A folder that was asked for but is
+/// missing is warned about (the default `./scripts` only when `warn_default`).
+fn scripts_dir(cfg: &Config, warn_default: bool) -> Option<PathBuf> {
+    if cfg.scripts_dir.is_dir() {
+        return Some(cfg.scripts_dir.clone());
+    }
+    if warn_default || cfg.scripts_dir != Path::new("scripts") {
+        tracing::warn!(dir = %cfg.scripts_dir.display(), "scripts folder not found; no scripts loaded");
+    }
+    None
+}
+
 /// Opens the data folder directly, or returns `None` when a running portal holds it.
 fn open_direct(cfg: &Config, may_create: bool) -> Result<Option<Portal>, String> {
     let data = cfg.data.as_path();
     if !may_create && !data.join("store").exists() {
         return Err(format!(
-            "there is no Portico data folder at {} (give --data DIR, or create one with `portico import` or `portico serve`)",
+            "there is no Portico data folder at {} (give --data DIR, or create one with `portico import`, `portico restore` or `portico serve --init`)",
             data.display()
         ));
     }
-    // The themes folder lets `settings set ci_skin_theme` check the theme it is given.
-    match Portal::open(portal_options(
-        data,
-        Some(cfg.themes.clone()),
-        cfg.plugin_dir.clone(),
-    )) {
+    // The themes folder lets `settings set ci_skin_theme` check the theme it is given; the
+    // scripts handle the hooks of operator commands as they do in a running portal.
+    let mut options = portal_options(data, Some(cfg.themes.clone()), cfg.plugin_dir.clone());
+    options.scripts_dir = scripts_dir(cfg, false);
+    match Portal::open(options) {
         Ok(p) => Ok(Some(p)),
         Err(Error::StoreLocked { .. }) => Ok(None),
         Err(e) => Err(e.to_string()),
@@ -717,10 +1065,11 @@ fn remote(data: &Path, req: OpRequest) -> Result<(), String> {
     }
 }
 
-fn import_with_progress(portal: &Portal, json: &str) -> Result<String, String> {
+fn import_with_progress(portal: &Portal, req: OpRequest) -> Result<String, String> {
     let bar = indicatif::ProgressBar::hidden();
     let mut started = false;
-    let result = ops::run_import(portal, json, &mut |done, total| {
+    let who = ops::Operator::current();
+    let result = ops::execute_with_progress(portal, req, &who, &mut |done, total| {
         if !started && total >= 10_000 && std::io::stderr().is_terminal() {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             bar.set_length(total as u64);
@@ -808,19 +1157,87 @@ fn theme_check(
     }
 }
 
-fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), String> {
+/// Set when the portal is up and serving (Rocket's liftoff).
+static SERVED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How `serve` treats a data folder without a store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `portico serve`: refuse it.
+    Existing,
+    /// `portico serve --init`: create an empty store.
+    Init,
+    /// `portico demo`: create a store with the demo ISP.
+    Demo,
+}
+
+fn serve(args: ServeArgs, defaults: Config, mode: Mode) -> Result<(), String> {
     let cfg = load_config(
         args.config.as_deref(),
         defaults,
         &Overrides {
             bind: args.bind,
-            data: args.data,
-            themes: args.themes,
-            scripts: args.scripts,
-            plugin_dir: args.plugin_dir,
+            data: args.data.clone(),
+            themes: args.themes.clone(),
+            scripts_dir: args.scripts.clone(),
+            plugin_dir: args.plugin_dir.clone(),
         },
     )?;
+    let data = cfg.data.clone();
+    let has_store = data.join("store").is_dir();
+    if !has_store && mode == Mode::Existing {
+        return Err(format!(
+            "there is no Portico store in {dir}. Check --data (or `data` in the configuration). To start a new, empty portal there, run `portico serve --init --data {dir}`; to bring back a backup, `portico restore FILE --data {dir}`; `portico import BUNDLE --data {dir}` also creates one.",
+            dir = data.display()
+        ));
+    }
+    // What this start creates, so a start that fails leaves nothing new behind.
+    let created = if has_store {
+        Vec::new()
+    } else if data.exists() {
+        vec![data.join("store"), Portal::control_socket_path(&data)]
+    } else {
+        // The topmost folder of the path that does not exist yet.
+        let absolute =
+            std::path::absolute(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+        let mut top = absolute.clone();
+        while let Some(parent) = top.parent() {
+            if parent.exists() {
+                break;
+            }
+            top = parent.to_path_buf();
+        }
+        vec![top]
+    };
+    let result = run_server(args, cfg, mode);
+    // Only a start that failed: once the portal served, its store is the operator's.
+    if result.is_err() && !SERVED.load(std::sync::atomic::Ordering::SeqCst) {
+        for path in &created {
+            let gone = if path.is_dir() {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            };
+            if let Err(e) = gone
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(
+                    "could not remove {} after the failed start: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
+    result
+}
+
+/// Opens the store and serves until shutdown. The caller removes what a failed start created.
+fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
+    let demo_mode = mode == Mode::Demo;
     let started = std::time::Instant::now();
+    if let Some(url) = cfg.smtp_url.as_deref().filter(|u| !u.is_empty()) {
+        config::check_smtp_url(url)?;
+    }
     let mut options = portal_options(&cfg.data, Some(cfg.themes.clone()), cfg.plugin_dir.clone());
     options.smtp_url = cfg.smtp_url.clone().filter(|u| !u.is_empty());
     options.trusted_proxies = cfg.trusted_proxies.clone();
@@ -833,6 +1250,17 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
     }
     options.secure_cookies = cfg.secure_cookies;
     options.dev_reload = args.dev;
+    options.scripts_dir = scripts_dir(&cfg, false);
+    // The demo ships an example script, in its data folder, unless scripts_dir exists.
+    let demo_scripts = cfg.data.join("scripts");
+    if demo_mode && options.scripts_dir.is_none() {
+        if !cfg.data.join("store").exists() {
+            demo::write_scripts(&demo_scripts).map_err(|e| e.to_string())?;
+        }
+        if demo_scripts.is_dir() {
+            options.scripts_dir = Some(demo_scripts);
+        }
+    }
     if args.dev {
         tracing::info!(
             "--dev: open pages reload themselves when the theme changes (events at /dev/theme-events)"
@@ -857,6 +1285,7 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
         }
         Err(e) => return Err(e.to_string()),
     };
+    let mut demo_created = None;
     if demo_mode
         && portal
             .store
@@ -864,26 +1293,22 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
             .map_err(|e| e.to_string())?
             == 0
     {
-        let report = demo::seed(&portal).map_err(|e| e.to_string())?;
-        tracing::info!("demo data created in {}: {report}", cfg.data.display());
+        let summary = demo::seed(&portal).map_err(|e| e.to_string())?;
+        tracing::info!("demo data created in {}: {summary}", cfg.data.display());
+        demo_created = Some(summary);
     }
     if portal.smtp_url.is_none() {
         tracing::warn!(
             "no smtp_url configured: password e-mails cannot be sent; they are retried for about 2 h 40 min, then listed as failed by `portico mail queue`"
         );
     }
-    // The logins are printed only if this folder holds the demo ISP.
-    let has_demo_logins = demo::LOGINS.iter().all(|l| {
-        portal
-            .store
-            .client_by_username(l.username)
-            .ok()
-            .flatten()
-            .is_some_and(|c| c.number == l.client_number)
-    });
-    if cfg.scripts.is_dir() {
-        tracing::info!(dir = %cfg.scripts.display(), "scripts folder noted; Rhai scripting is not built yet, nothing loaded");
-    }
+    // The logins are printed only if this folder holds the demo ISP, and a password only while
+    // it still works.
+    let demo_logins = if demo_mode {
+        demo::logins(&portal.store)
+    } else {
+        None
+    };
     // The reloader renders a new theme version with demo contexts before it goes live; they
     // are taken off to the side from a private in-memory demo portal.
     let themes = portal.themes.clone();
@@ -903,11 +1328,13 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let _watcher = portal.themes.watch().map_err(|e| e.to_string())?;
+        let _script_watcher = portal.scripts.watch().map_err(|e| e.to_string())?;
         let rocket = web::build(portal, web::rocket_config(cfg.bind));
         let rocket = rocket.attach(AdHoc::on_liftoff("announce", move |r| {
             Box::pin(async move {
+                SERVED.store(true, std::sync::atomic::Ordering::SeqCst);
                 let addr = r.config().address;
                 let port = r.config().port;
                 if let Some(portal) = r.state::<Arc<Portal>>() {
@@ -934,14 +1361,25 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
                     "Portico is serving at http://{host}:{port}/  (ready in {} ms)",
                     started.elapsed().as_millis()
                 );
-                if demo_mode && has_demo_logins {
+                if let Some(summary) = &demo_created {
+                    let _ = writeln!(out, "Demo ISP created: {summary}");
+                }
+                if let Some(logins) = &demo_logins {
                     let _ = writeln!(out, "Demo logins (client number or login name / password):");
-                    for l in demo::LOGINS {
-                        let _ = writeln!(
-                            out,
-                            "  {} or {}  /  {}",
-                            l.client_number, l.username, l.password
-                        );
+                    for (l, works) in logins {
+                        if *works {
+                            let _ = writeln!(
+                                out,
+                                "  {} or {}  /  {}",
+                                l.client_number, l.username, l.password
+                            );
+                        } else {
+                            let _ = writeln!(
+                                out,
+                                "  {} or {}  /  (the demo password no longer works: it was changed in this folder)",
+                                l.client_number, l.username
+                            );
+                        }
                     }
                 }
                 let _ = out.flush();
@@ -951,9 +1389,29 @@ fn serve(args: ServeArgs, defaults: Config, demo_mode: bool) -> Result<(), Strin
             .launch()
             .await
             .map_err(|e| format!("cannot serve on {}: {e}", cfg.bind))?;
+        // A clean shutdown (SIGTERM, Ctrl-C): requests have been answered or cut off after
+        // the grace period. Operator commands now find no socket rather than a dead one.
+        let socket = Portal::control_socket_path(&cfg.data);
+        if let Err(e) = std::fs::remove_file(&socket)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(
+                "could not remove the control socket {}: {e}",
+                socket.display()
+            );
+        }
         if let Some(portal) = rocket.state::<Arc<Portal>>() {
             portal.store.flush().map_err(|e| e.to_string())?;
         }
-        Ok(())
-    })
+        tracing::info!(
+            "Portico stopped after {} s: store flushed, control socket removed",
+            started.elapsed().as_secs()
+        );
+        Ok::<(), String>(())
+    });
+    // An operator command or a mail still running on a blocking thread gets a moment, not a
+    // veto over the shutdown.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    portico_core::internal::backup::abandon_unfinished();
+    result
 }

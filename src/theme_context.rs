@@ -113,6 +113,20 @@ const PAGES: &[PageSpec] = &[
         about: "\"New ticket\" on the Helpdesk tab",
     },
     PageSpec {
+        name: "files",
+        template: "files.html",
+        path: "/files/",
+        who: Who::Alice,
+        about: "the Files tab (ci_display_documents_tab)",
+    },
+    PageSpec {
+        name: "contact",
+        template: "contact.html",
+        path: "/contact/",
+        who: Who::Alice,
+        about: "the Contact tab (ci_contact_text)",
+    },
+    PageSpec {
         name: "password",
         template: "password.html",
         path: "/password/",
@@ -132,6 +146,13 @@ const PAGES: &[PageSpec] = &[
         path: "/",
         who: Who::Visitor,
         about: "the maintenance page",
+    },
+    PageSpec {
+        name: "suspended",
+        template: "suspended.html",
+        path: "/",
+        who: Who::Visitor,
+        about: "every page while the portal is suspended (portico suspend)",
     },
 ];
 
@@ -193,6 +214,10 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "True when it opens another site (in a new tab).",
     ),
     ("menu[].active", "True for the current tab."),
+    (
+        "menu[].label",
+        "The title itself for a custom button (`portico menu add`), already in the page's language; null for tabs and plugins' buttons (use `title_key`).",
+    ),
     ("active_tab", "The id of the current tab, or empty."),
     (
         "extra",
@@ -201,6 +226,27 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ("extra.*", "A value a plugin's render hook added."),
     ("page", "The page's own data (below)."),
     ("page.error", "An error message (translated), or null."),
+    (
+        "page.html",
+        "The Contact text as sanitized HTML (Markdown rendered; no scripts or event attributes): output it with `| safe`.",
+    ),
+    (
+        "page.files",
+        "The files this client may download (their invoice group's and those of no group), by title.",
+    ),
+    ("page.files[]", "One file."),
+    ("page.files[].id", "Its id: it downloads from `/files/ID`."),
+    ("page.files[].title", "Its title."),
+    ("page.files[].name", "The file name it is saved as."),
+    ("page.files[].size", "Its size, e.g. `3.4 KiB`."),
+    (
+        "page.files[].added",
+        "When it was added, formatted for the language.",
+    ),
+    (
+        "page.message",
+        "The operator's suspension message (plain text: let it be escaped).",
+    ),
     ("page.notice", "A success message (translated), or null."),
     ("page.username", "The login name typed last."),
     (
@@ -254,6 +300,20 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ("page.messages[].body", "Its text."),
     ("page.messages[].scope", "`private`, `group` or `global`."),
     ("page.messages[].valid_until", "Formatted date, or null."),
+    (
+        "page.panels",
+        "Panels added by the info_panels hook (operator scripts, plugins); empty without one.",
+    ),
+    ("page.panels[]", "One panel."),
+    ("page.panels[].title", "Its title."),
+    ("page.panels[].text", "Its text, or null."),
+    (
+        "page.panels[].rows",
+        "Rows of a table; empty when the panel has a text only.",
+    ),
+    ("page.panels[].rows[]", "One row."),
+    ("page.panels[].rows[].label", "Its label."),
+    ("page.panels[].rows[].value", "Its value."),
     (
         "page.can_set_login_name",
         "True when `ci_enable_login_name_creation` is on: show the login-name form.",
@@ -418,6 +478,10 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "True when it opens another site.",
     ),
     ("page.buttons[].active", "Always false here."),
+    (
+        "page.buttons[].label",
+        "Always null here (use `title_key`).",
+    ),
     (
         "page.tickets",
         "The client's tickets, newest activity first.",
@@ -585,10 +649,10 @@ fn contexts() -> Result<BTreeMap<&'static str, Vec<Variable>>, String> {
         r.into_string().ok_or_else(|| format!("{path}: no answer"))
     };
     let mut out = BTreeMap::new();
-    // Visitors' pages first, then alice's, then maintenance (which would hide the rest).
+    // Visitors' pages first, then alice's, then maintenance and suspension (which hide the rest).
     for page in PAGES
         .iter()
-        .filter(|p| p.who == Who::Visitor && p.name != "maintenance")
+        .filter(|p| p.who == Who::Visitor && !["maintenance", "suspended"].contains(&p.name))
     {
         let path = match page.name {
             "password-link" => format!("/sign/password/{token}"),
@@ -621,6 +685,14 @@ fn contexts() -> Result<BTreeMap<&'static str, Vec<Variable>>, String> {
         .set("maintenance_mode", None, "on")
         .map_err(|e| e.to_string())?;
     out.insert("maintenance", parse(&fetch("/")?));
+    settings
+        .set(
+            "portal_suspended_message",
+            None,
+            "Closed for the annual audit.",
+        )
+        .map_err(|e| e.to_string())?;
+    out.insert("suspended", parse(&fetch("/")?));
     Ok(out)
 }
 

@@ -240,6 +240,10 @@ async fn pages_fit_a_360_pixel_phone_screen() {
         "/helpdesk/",
         "/helpdesk/new",
         "/helpdesk/ticket/1",
+        "/contact/",
+        "/contact/?lang=cs",
+        "/files/",
+        "/files/?lang=cs",
         "/password/",
     ] {
         c.goto(&s.url(path)).await.expect("open");
@@ -269,6 +273,20 @@ async fn pages_fit_a_360_pixel_phone_screen() {
     }
     c.goto(&s.url("/no-such-page")).await.expect("open");
     assert_eq!(axe_violations(&c).await, Vec::<String>::new(), "404 page");
+    // The suspension page, to a client and to a visitor, in both languages.
+    s.cli_ok(&[
+        "suspend",
+        "--message",
+        "The portal is closed today for the annual audit. Call us at +420 530 000 100.",
+    ]);
+    for path in ["/", "/?lang=cs"] {
+        c.goto(&s.url(path)).await.expect("open");
+        fits_and_passes_axe(&c, &format!("suspended {path}")).await;
+    }
+    c.delete_all_cookies().await.expect("cookies");
+    c.goto(&s.url("/sign/")).await.expect("open");
+    fits_and_passes_axe(&c, "suspended /sign/").await;
+    assert!(text_of(&c, "main").await.contains("annual audit"));
     c.close().await.expect("close");
 }
 
@@ -511,7 +529,10 @@ async fn with_dev_an_open_page_reloads_itself_when_the_theme_changes() {
 }
 
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
+    // The element may be on a page that is still loading (the answer to a form just sent).
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
         .await
         .expect(css)
         .click()

@@ -34,11 +34,16 @@ fn import_is_idempotent_and_reports_counts() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = data_arg(&tmp.path().join("data"));
     let file = write_bundle(tmp.path(), "good.json", GOOD);
-    for _ in 0..2 {
+    for (round, clients) in [(0, "clients 2 0 0 0"), (1, "clients 0 0 2 0")] {
         let (ok, out, err) = portico(&["import", &file, "--data", &data], None);
         assert!(ok, "{err}");
-        assert!(out.contains("imported 8 records"), "{out}");
-        assert!(out.contains("2 clients"), "{out}");
+        assert!(out.starts_with("imported 8 records in "), "{out}");
+        // The report's row: created, updated, unchanged, deleted.
+        let rows: Vec<String> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert!(rows.iter().any(|r| r == clients), "round {round}: {out}");
     }
     let store =
         portico_core::internal::store::Store::open(std::path::Path::new(&data)).expect("open");
@@ -440,7 +445,12 @@ fn serve_reads_portico_toml_and_environment_and_warns_about_unknown_keys() {
     )
     .expect("write config");
     let mut child = std::process::Command::new(common::BIN)
-        .args(["serve", "--config", config.to_str().expect("path")])
+        .args([
+            "serve",
+            "--init",
+            "--config",
+            config.to_str().expect("path"),
+        ])
         .env("PORTICO_THEMES", repo_root().join("themes"))
         .env("PORTICO_BOGUS", "1")
         .env("PORTICO_LOG", "warn")
@@ -488,8 +498,8 @@ fn the_audit_log_pages_back_with_before() {
     assert!(ok, "{err}");
     let lines: Vec<&str> = first.lines().collect();
     assert_eq!(lines.len(), 3, "{first}");
-    assert!(lines[0].contains("OperatorOneTimePassword") && lines[0].contains("client=1 "));
-    assert!(lines[1].contains("client=2 "), "{first}");
+    assert!(lines[0].contains("OperatorOneTimePassword") && lines[0].contains("client=501 "));
+    assert!(lines[1].contains("client=502 "), "{first}");
     let before = lines[2]
         .strip_prefix("(older events: portico audit --before ")
         .and_then(|s| s.strip_suffix(')'))
@@ -499,12 +509,19 @@ fn the_audit_log_pages_back_with_before() {
         None,
     );
     assert!(ok, "{err}");
-    assert_eq!(older.lines().count(), 1, "{older}");
-    assert!(older.contains("client=1 "), "{older}");
+    // The last page: the first one-time password, and the import before it.
+    let older: Vec<&str> = older.lines().collect();
+    assert_eq!(older.len(), 2, "{older:?}");
+    assert!(older[0].contains("client=501 "), "{older:?}");
+    assert!(
+        older[1].contains("Import ")
+            && older[1].ends_with(": 8 created, 0 updated, 0 unchanged, 0 deleted"),
+        "{older:?}"
+    );
     let (ok, eva, err) = portico(&["audit", "--client", "501", "--data", &data], None);
     assert!(ok, "{err}");
     assert_eq!(eva.lines().count(), 2, "{eva}");
-    assert!(eva.lines().all(|l| l.contains("client=1 ")), "{eva}");
+    assert!(eva.lines().all(|l| l.contains("client=501 ")), "{eva}");
 }
 
 #[test]

@@ -160,10 +160,22 @@ fn the_data_folder_store_and_control_socket_are_private() {
     let data = s.data_dir();
     assert_eq!(mode(&data), 0o700, "a new data folder");
     assert_store_private(&data);
+    // The demo's files (`portico files add` copies) are private too.
+    assert_eq!(mode(&data.join("files")), 0o700);
+    let copies = modes_under(&data.join("files"));
+    assert_eq!(copies.len(), 2, "{copies:?}");
+    for (path, mode, _) in copies {
+        assert_eq!(mode, 0o600, "{path}");
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&data)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
     assert_eq!(
-        std::fs::read_dir(&data).expect("read_dir").count(),
-        2,
-        "only store/ and control.sock"
+        names,
+        ["control.sock", "files", "scripts", "store"],
+        "only the store, the files, the control socket and the demo's scripts folder"
     );
 
     // A store left readable by an older version is made private at the next start; the data

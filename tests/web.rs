@@ -11,7 +11,7 @@ async fn healthz_answers_json() {
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.text().await.expect("body"),
-        r#"{"status":"ok","maintenance":false}"#
+        r#"{"status":"ok","maintenance":false,"suspended":false}"#
     );
 }
 

@@ -15,6 +15,12 @@ form-error-invalid = Formulář se nepodařilo přečíst. Vyplňte jej prosím 
 nav-information = Informace
 nav-services = Služby
 nav-webmail = Webmail
+nav-contact = Kontakt
+nav-files = Soubory
+files-none = Momentálně pro vás nejsou žádné soubory.
+files-added = Přidáno { $date }
+menu-opens-new-tab = (otevře se v nové záložce)
+suspended-title = Klientský portál je pozastaven
 info-messages = Zprávy
 info-no-messages = Momentálně pro vás nemáme žádné zprávy.
 info-message-valid-until = Platí do { $date }
@@ -102,3 +108,6 @@ link-invalid-title = Tento odkaz nefunguje
 link-invalid-text = Platnost odkazu vypršela nebo už byl použit. Můžete si nechat poslat nový.
 link-invalid-again = Poslat nový odkaz
 link-password-set = Heslo je nastaveno. Nyní se jím přihlaste.
+
+# A script failed in a before_* hook and script_failure_policy is closed.
+script-failed-refusal = Tuto akci teď nelze provést. Zkuste to prosím později nebo nás kontaktujte.

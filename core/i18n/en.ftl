@@ -15,6 +15,12 @@ form-error-invalid = The form could not be read. Please fill it in again.
 nav-information = Information
 nav-services = Services
 nav-webmail = Webmail
+nav-contact = Contact
+nav-files = Files
+files-none = There are no files for you right now.
+files-added = Added { $date }
+menu-opens-new-tab = (opens in a new tab)
+suspended-title = The client portal is suspended
 info-messages = Messages
 info-no-messages = There are no messages for you right now.
 info-message-valid-until = Valid until { $date }
@@ -102,3 +108,6 @@ link-invalid-title = This link does not work
 link-invalid-text = The link has expired or has already been used. You can ask for a new one.
 link-invalid-again = Ask for a new link
 link-password-set = Your password is set. Log in with it now.
+
+# A script failed in a before_* hook and script_failure_policy is closed.
+script-failed-refusal = This cannot be done right now. Please try again later or contact us.

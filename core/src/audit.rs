@@ -1,5 +1,6 @@
-//! The security audit log: logins, failures, lockouts, resets and operator password actions,
-//! with time, client and source address. Never a password or a token.
+//! The security audit log: logins, failures, lockouts, resets, and every state-changing operator
+//! command with the OS user who ran it, with time, client and source address. Never a password
+//! or a token.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,81 @@ pub enum AuditKind {
     OperatorEndedSessions,
     /// An event a plugin recorded; `detail` starts with the plugin's id.
     Plugin,
+    /// `portico import`: `detail` is its summary.
+    Import,
+    /// `portico settings set|unset` (other than the theme).
+    SettingChanged,
+    /// `portico settings set|unset ci_skin_theme`.
+    ThemeChanged,
+    /// `portico maintenance on|off`.
+    Maintenance,
+    /// `portico mail template set|unset`.
+    MailTemplateChanged,
+    MailRetry,
+    MailCancel,
+    MailPurge,
+    /// A plugin's operator command (`portico gdpr …`, `portico tasks …`): `detail` holds it.
+    PluginCommand,
+    /// `portico backup`: a copy of everything the portal holds left it.
+    Backup,
+    /// `portico suspend|resume`.
+    Suspension,
+    /// `portico menu add|remove`.
+    MenuChanged,
+    /// `portico files add|remove`.
+    FilesChanged,
+}
+
+impl AuditKind {
+    /// Every kind, for `portico audit --kind` and its error message.
+    pub const ALL: &'static [AuditKind] = &[
+        AuditKind::LoginOk,
+        AuditKind::LoginFailed,
+        AuditKind::LoginWhileLocked,
+        AuditKind::Lockout,
+        AuditKind::Logout,
+        AuditKind::ResetRequested,
+        AuditKind::ResetCompleted,
+        AuditKind::PasswordChanged,
+        AuditKind::OperatorOneTimePassword,
+        AuditKind::OperatorSetPassword,
+        AuditKind::OperatorPasswordEmail,
+        AuditKind::LoginWhileDisabled,
+        AuditKind::ClientDisabled,
+        AuditKind::ClientEnabled,
+        AuditKind::OperatorUnlock,
+        AuditKind::OperatorEndedSessions,
+        AuditKind::Plugin,
+        AuditKind::Import,
+        AuditKind::SettingChanged,
+        AuditKind::ThemeChanged,
+        AuditKind::Maintenance,
+        AuditKind::MailTemplateChanged,
+        AuditKind::MailRetry,
+        AuditKind::MailCancel,
+        AuditKind::MailPurge,
+        AuditKind::PluginCommand,
+        AuditKind::Backup,
+        AuditKind::Suspension,
+        AuditKind::MenuChanged,
+        AuditKind::FilesChanged,
+    ];
+
+    /// The name `portico audit` prints (`LoginOk`).
+    pub fn name(self) -> String {
+        format!("{self:?}")
+    }
+
+    /// A kind by name, as printed (`ClientDisabled`) or as stored (`client_disabled`), in any
+    /// case.
+    pub fn parse(name: &str) -> Option<AuditKind> {
+        let norm = |s: &str| s.replace(['_', '-'], "").to_ascii_lowercase();
+        let want = norm(name.trim());
+        AuditKind::ALL
+            .iter()
+            .copied()
+            .find(|k| norm(&k.name()) == want)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +127,9 @@ pub struct AuditEvent {
     pub source: Option<String>,
     #[serde(default)]
     pub detail: Option<String>,
+    /// The OS user who ran the operator command that recorded the event.
+    #[serde(default)]
+    pub operator: Option<String>,
 }
 
 /// Index of a client's events: `client id ++ SEP ++ event id`.
@@ -102,6 +181,26 @@ impl Audit<'_> {
     }
 }
 
+thread_local! {
+    /// The OS user of the operator command this thread is running, if any.
+    static OPERATOR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` as an operator command of `user`: every event recorded meanwhile on this thread
+/// names them.
+pub fn as_operator<T>(user: &str, f: impl FnOnce() -> T) -> T {
+    struct Reset(Option<String>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            OPERATOR.with(|o| *o.borrow_mut() = prev);
+        }
+    }
+    let prev = OPERATOR.with(|o| o.borrow_mut().replace(user.to_string()));
+    let _reset = Reset(prev);
+    f()
+}
+
 /// Appends an event (flushed). A failure to audit is logged, never shown to the client.
 pub fn record(store: &Store, id: u64, at: i64, e: Audit<'_>) {
     let event = AuditEvent {
@@ -112,8 +211,9 @@ pub fn record(store: &Store, id: u64, at: i64, e: Audit<'_>) {
         login: e.login.map(|l| l.chars().take(128).collect()),
         source: e.source.map(str::to_string),
         detail: e.detail,
+        operator: OPERATOR.with(|o| o.borrow().clone()),
     };
-    tracing::info!(kind = ?event.kind, client = ?event.client_id, source = ?event.source, "audit");
+    tracing::info!(kind = ?event.kind, client = ?event.client_id, source = ?event.source, operator = ?event.operator, "audit");
     if let Err(err) = store.write(|tx| tx.put(&event)) {
         tracing::error!("audit event not stored: {err}");
     }
@@ -131,6 +231,61 @@ pub fn list(
     match client_id {
         Some(c) => store.newest_by_index(CLIENTID_AUDITIDS, &id_key(c), before.as_deref(), limit),
         None => store.newest(before.as_deref(), limit),
+    }
+}
+
+/// What `portico audit` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub client_id: Option<u64>,
+    pub kind: Option<AuditKind>,
+    /// Unix seconds, inclusive.
+    pub since: Option<i64>,
+    /// Unix seconds, exclusive.
+    pub until: Option<i64>,
+    /// Only events older than this event id.
+    pub before: Option<u64>,
+}
+
+/// Events read per step while filtering.
+const FILTER_BATCH: usize = 512;
+
+/// Newest first, at most `limit` events that pass the filter. Reads in batches from the newest
+/// (through the client's index when a client is given) and stops at the first event older than
+/// `since`: event ids grow with time.
+pub fn list_filtered(store: &Store, f: &Filter, limit: usize) -> Result<Vec<AuditEvent>> {
+    let mut out = Vec::new();
+    // An event's id is the time it was recorded in microseconds (bumped on ties), so `until`
+    // is where the reading starts.
+    let until_id = f
+        .until
+        .map(|u| u64::try_from(u).unwrap_or(0).saturating_mul(1_000_000));
+    let mut before = match (f.before, until_id) {
+        (Some(b), Some(u)) => Some(b.min(u)),
+        (b, u) => b.or(u),
+    };
+    loop {
+        let batch = list(store, f.client_id, before, FILTER_BATCH)?;
+        let Some(last) = batch.last() else {
+            return Ok(out);
+        };
+        before = Some(last.id);
+        let full = batch.len() == FILTER_BATCH;
+        for e in batch {
+            if f.since.is_some_and(|s| e.at < s) {
+                return Ok(out);
+            }
+            if f.until.is_some_and(|u| e.at >= u) || f.kind.is_some_and(|k| e.kind != k) {
+                continue;
+            }
+            out.push(e);
+            if out.len() >= limit {
+                return Ok(out);
+            }
+        }
+        if !full {
+            return Ok(out);
+        }
     }
 }
 
@@ -282,6 +437,7 @@ mod tests {
             login: None,
             source: None,
             detail: None,
+            operator: None,
         }
     }
 

@@ -99,7 +99,7 @@ fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
 async fn handle(mut stream: UnixStream, portal: Arc<Portal>, limits: Limits) {
     let reply = match read_request(&mut stream, limits).await {
         Err(text) => OpReply { ok: false, text },
-        Ok(req) => run(portal, req).await,
+        Ok((req, uid)) => run(portal, req, uid).await,
     };
     let bytes = serde_json::to_vec(&reply).unwrap_or_default();
     // A client that does not read its reply does not hold the task either.
@@ -107,13 +107,14 @@ async fn handle(mut stream: UnixStream, portal: Arc<Portal>, limits: Limits) {
     let _ = stream.shutdown().await;
 }
 
-/// Checks who is asking, then reads one request within the size and time limits.
+/// Checks who is asking, then reads one request within the size and time limits. Returns the
+/// request and the asker's uid.
 async fn read_request(
     stream: &mut UnixStream,
     limits: Limits,
-) -> std::result::Result<OpRequest, String> {
-    match stream.peer_cred() {
-        Ok(cred) if cred.uid() == limits.uid => {}
+) -> std::result::Result<(OpRequest, u32), String> {
+    let uid = match stream.peer_cred() {
+        Ok(cred) if cred.uid() == limits.uid => cred.uid(),
         Ok(cred) => {
             tracing::warn!(
                 uid = cred.uid(),
@@ -127,7 +128,7 @@ async fn read_request(
             ));
         }
         Err(e) => return Err(format!("refused: cannot tell who is asking ({e})")),
-    }
+    };
     let mut buf = Vec::new();
     let read = tokio::time::timeout(
         limits.read_timeout,
@@ -151,7 +152,9 @@ async fn read_request(
         Ok(Ok(_)) if buf.len() as u64 > limits.max_request_bytes => {
             Err(too_big(None, limits.max_request_bytes))
         }
-        Ok(Ok(_)) => serde_json::from_slice(&buf).map_err(|e| format!("bad request: {e}")),
+        Ok(Ok(_)) => serde_json::from_slice(&buf)
+            .map(|req| (req, uid))
+            .map_err(|e| format!("bad request: {e}")),
     }
 }
 
@@ -173,9 +176,11 @@ fn too_big(size: Option<u64>, max: u64) -> String {
     )
 }
 
-async fn run(portal: Arc<Portal>, req: OpRequest) -> OpReply {
-    let what = format!("{:?}", std::mem::discriminant(&req));
-    match tokio::task::spawn_blocking(move || ops::execute(&portal, req)).await {
+/// Runs a request for the socket's peer: the audit log and the log line name that user.
+async fn run(portal: Arc<Portal>, req: OpRequest, uid: u32) -> OpReply {
+    let what = req.describe();
+    let who = ops::Operator::from_uid(uid);
+    match tokio::task::spawn_blocking(move || ops::execute_as(&portal, req, &who)).await {
         Ok(Ok(text)) => OpReply { ok: true, text },
         Ok(Err(e)) => OpReply {
             ok: false,
@@ -218,6 +223,10 @@ pub fn request(data_dir: &Path, req: &OpRequest) -> Result<OpReply> {
     let received = stream.read_to_end(&mut out);
     match serde_json::from_slice(&out) {
         Ok(reply) => Ok(reply),
+        Err(_) if out.is_empty() && received.is_ok() => Err(Error::Invalid(format!(
+            "the portal on {} closed the connection without an answer (is it stopping?). The command may or may not have been carried out: check, then try again.",
+            data_dir.display()
+        ))),
         Err(e) => {
             sent?;
             received?;
@@ -354,7 +363,15 @@ mod tests {
     fn the_client_refuses_a_request_over_64_mib_before_sending_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let json = "x".repeat(MAX_REQUEST_BYTES as usize);
-        let e = request(dir.path(), &OpRequest::Import { json }).expect_err("too big");
+        let e = request(
+            dir.path(),
+            &OpRequest::Import {
+                json,
+                sync: false,
+                dry_run: false,
+            },
+        )
+        .expect_err("too big");
         assert!(
             e.to_string().starts_with(
                 "the request is 65 MiB, more than the 64 MiB a running portal accepts"

@@ -35,7 +35,16 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("ci_enable_login_name_creation", "on"),
     // The Send SMS tab shows; its gateway points at nothing reachable (the sms plugin's demo).
     ("sms_notify", "gateway"),
+    ("ci_contact_text", CONTACT_TEXT),
 ];
+
+/// The Contact tab of the demo ISP (Markdown).
+pub const CONTACT_TEXT: &str = "# Customer care\n\n\
+**Monday to Friday** 8:00–18:00, **Saturday** 9:00–12:00\n\n\
+- Phone: [+420 530 000 100](tel:+420530000100)\n\
+- E-mail: [care@example.net](mailto:care@example.net)\n\
+- Office: Hlavní 12, 602 00 Brno\n\n\
+Outages are announced at [status.example.net](https://status.example.net/).\n";
 
 pub const FIRST: &[&str] = &[
     "Jan",
@@ -133,6 +142,51 @@ fn supplier(name: &str, web: &str, email: &str, phone: &str, company_id: &str) -
         web: web.into(),
         bank_account: "123456789/0800".into(),
     }
+}
+
+/// Two files for the Files tab, one per invoice group (1: residential, 2: business). A portal
+/// without a data folder (an in-memory one) gets none.
+fn demo_files(portal: &crate::portal::Portal) -> crate::Result<()> {
+    if portal.data_dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let files: [(&str, &str, u64, &str); 2] = [
+        (
+            "Terms of service 2026.txt",
+            "Terms of service (residential)",
+            1,
+            "Example Net – terms of service for residential clients, valid from 1 January 2026.\n",
+        ),
+        (
+            "Business SLA.txt",
+            "Service level agreement (business)",
+            2,
+            "Example Net – service level agreement for business clients: 99.9 % availability.\n",
+        ),
+    ];
+    // The originals are written next to the copies and go away once copied.
+    let originals = crate::files::folder(&portal.data_dir).join(".demo");
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&originals)?;
+    }
+    for (name, title, group, text) in files {
+        let source = originals.join(name);
+        std::fs::write(&source, text)?;
+        crate::files::add(
+            portal,
+            crate::files::NewFile {
+                path: source,
+                title: Some(title.into()),
+                invoice_group: Some(group),
+            },
+        )?;
+    }
+    std::fs::remove_dir_all(&originals)?;
+    Ok(())
 }
 
 pub fn bundle(today: NaiveDate) -> Bundle {
@@ -450,10 +504,26 @@ fn tariff(
     }
 }
 
+/// What the demo ISP holds, as `portico demo` prints it and the docs quote it: "3 invoice
+/// groups, 5 tariffs, 60 clients, …".
+pub fn summary(b: &Bundle) -> String {
+    format!(
+        "{} invoice groups, {} tariffs, {} clients, {} services, {} messages, {} invoices and {} payments",
+        b.invoice_groups.len(),
+        b.tariffs.len(),
+        b.clients.len(),
+        b.services.len(),
+        b.messages.len(),
+        b.invoices.len(),
+        b.payments.len()
+    )
+}
+
 /// Seeds a portal with the demo ISP (import, passwords, settings). Used by `portico demo`.
+/// Returns [`summary`] of what it created.
 pub fn seed(portal: &crate::portal::Portal) -> crate::Result<String> {
     let b = bundle(portal.clock.today());
-    let report = crate::import::write(&portal.store, &b, &mut |_, _| {})?;
+    crate::import::write(&portal.store, &b, &mut |_, _| {})?;
     for login in LOGINS {
         // Demo passwords stay usable: they are the client's own, not operator one-time ones.
         let client = crate::ops::find_client(portal, login.client_number)?;
@@ -470,8 +540,87 @@ pub fn seed(portal: &crate::portal::Portal) -> crate::Result<String> {
     for (k, v) in SETTINGS {
         portal.settings.set(k, None, v)?;
     }
+    crate::menu::add(
+        portal,
+        crate::menu::NewButton {
+            label: "Speed test".into(),
+            label_cs: Some("Test rychlosti".into()),
+            url: "https://speedtest.example.net/".into(),
+            new_tab: true,
+            order: Some(60),
+            invoice_group: None,
+        },
+    )?;
+    demo_files(portal)?;
     for (owner, seed) in &portal.registry.demos {
         seed(&crate::plugin::OperatorCtx::new(portal, owner))?;
     }
-    Ok(report.to_string())
+    Ok(summary(&b))
+}
+
+/// The demo logins of a folder that holds the demo ISP, each with whether its demo password
+/// still works (an operator may have given a one-time password, or the client chosen their
+/// own). `None` when the folder does not hold the demo ISP.
+pub fn logins(store: &crate::store::Store) -> Option<Vec<(&'static DemoLogin, bool)>> {
+    LOGINS
+        .iter()
+        .map(|l| {
+            let client = store
+                .client_by_username(l.username)
+                .ok()
+                .flatten()
+                .filter(|c| c.number == l.client_number)?;
+            let works = store
+                .get_id::<crate::auth::Credential>(client.id)
+                .ok()
+                .flatten()
+                .is_some_and(|c| {
+                    !c.one_time && crate::auth::verify_password(&c.password_hash, l.password)
+                });
+            Some((l, works))
+        })
+        .collect()
+}
+
+/// The example script the demo ships active: an outage notice on the Information tab of the
+/// clients of one town (see docs/scripting.md).
+pub const DEMO_SCRIPT: (&str, &str) = (
+    "outage-panel.rhai",
+    include_str!("../../scripts/examples/outage-panel.rhai"),
+);
+
+/// Writes the demo's scripts folder (a new demo data folder only; an edit is kept after).
+pub fn write_scripts(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join(DEMO_SCRIPT.0);
+    if !file.exists() {
+        std::fs::write(file, DEMO_SCRIPT.1)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README.md and docs/operators.md quote the demo's counts; they come from [`summary`].
+    /// The month's invoices fall due on its 15th, so before that there are fewer payments.
+    #[test]
+    fn the_docs_quote_the_demo_counts() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).expect("date");
+        let late = summary(&bundle(day(20)));
+        let early = bundle(day(2)).payments.len();
+        assert_ne!(early, bundle(day(20)).payments.len());
+        for (name, text) in [
+            ("README.md", include_str!("../../README.md")),
+            ("docs/operators.md", include_str!("../../docs/operators.md")),
+        ] {
+            let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat.contains(&late), "{name} must say: {late}");
+            assert!(
+                flat.contains(&format!("before the 15th of a month, {early} payments")),
+                "{name} must say: before the 15th of a month, {early} payments"
+            );
+        }
+    }
 }

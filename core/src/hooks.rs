@@ -1,5 +1,6 @@
 //! Named hook points with serializable events, and the one dispatch that runs every handler of
-//! a name: compiled-in Rust handlers, dynamic plugins, and (next) Rhai scripts, in that order.
+//! a name: compiled-in Rust handlers, dynamic plugins, and Rhai scripts ([`crate::script`]), in
+//! that order.
 //!
 //! A hook is declared once ([`HookDef`]: name, event fields, which fields a handler may amend,
 //! whether a veto refuses the action). Handlers see the event as JSON; Rust plugins may use the
@@ -7,7 +8,7 @@
 //! amend are put back as they were, so no handler can, say, change which client logs in.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -101,6 +102,8 @@ pub(crate) struct Handler {
 pub struct Hooks {
     defs: BTreeMap<String, HookDef>,
     handlers: HashMap<String, Vec<Handler>>,
+    /// The operator's scripts, run after every other handler (set once the portal is built).
+    scripts: OnceLock<Arc<crate::script::Scripts>>,
 }
 
 impl Hooks {
@@ -130,6 +133,15 @@ impl Hooks {
         Ok(())
     }
 
+    /// Hands the operator's scripts to the dispatch (once, when the portal is assembled).
+    pub(crate) fn attach_scripts(&self, scripts: Arc<crate::script::Scripts>) {
+        let _ = self.scripts.set(scripts);
+    }
+
+    fn scripts_handle(&self, name: &str) -> bool {
+        self.scripts.get().is_some_and(|s| s.handles(name))
+    }
+
     /// Every hook, by name.
     pub fn definitions(&self) -> impl Iterator<Item = &HookDef> {
         self.defs.values()
@@ -139,17 +151,22 @@ impl Hooks {
         self.defs.get(name)
     }
 
-    /// Who handles a hook, in the order they run.
-    pub fn handler_owners(&self, name: &str) -> Vec<&str> {
-        self.handlers
+    /// Who handles a hook, in the order they run (scripts as `script <file>`).
+    pub fn handler_owners(&self, name: &str) -> Vec<String> {
+        let mut owners: Vec<String> = self
+            .handlers
             .get(name)
-            .map(|v| v.iter().map(|h| h.owner.as_str()).collect())
-            .unwrap_or_default()
+            .map(|v| v.iter().map(|h| h.owner.clone()).collect())
+            .unwrap_or_default();
+        if let Some(s) = self.scripts.get() {
+            owners.extend(s.handler_names(name));
+        }
+        owners
     }
 
     /// Whether anyone handles this hook (callers skip building the event otherwise).
     pub fn is_handled(&self, name: &str) -> bool {
-        self.handlers.get(name).is_some_and(|v| !v.is_empty())
+        self.handlers.get(name).is_some_and(|v| !v.is_empty()) || self.scripts_handle(name)
     }
 
     /// Runs every handler of `name` on `event` in order. For a refusable hook the first veto
@@ -160,9 +177,9 @@ impl Hooks {
         name: &str,
         event: &mut E,
     ) -> Result<(), Veto> {
-        let Some(handlers) = self.handlers.get(name).filter(|h| !h.is_empty()) else {
+        if !self.is_handled(name) {
             return Ok(());
-        };
+        }
         let Some(def) = self.defs.get(name) else {
             return Ok(());
         };
@@ -176,7 +193,7 @@ impl Hooks {
                 return Ok(());
             }
         };
-        let result = run_handlers(def, handlers, &mut value);
+        let result = self.dispatch(def, &mut value);
         if !def.amendable.is_empty() {
             match serde_json::from_value(value) {
                 Ok(amended) => *event = amended,
@@ -212,10 +229,24 @@ impl Hooks {
 
     /// Runs the handlers on an event that is already JSON.
     pub fn run_json(&self, name: &str, event: &mut Value) -> Result<(), Veto> {
-        let (Some(handlers), Some(def)) = (self.handlers.get(name), self.defs.get(name)) else {
-            return Ok(());
-        };
-        run_handlers(def, handlers, event)
+        match self.defs.get(name) {
+            Some(def) if self.is_handled(name) => self.dispatch(def, event),
+            _ => Ok(()),
+        }
+    }
+
+    /// Rust handlers and dynamic plugins, then scripts; the first veto of a refusable hook
+    /// stops the rest.
+    fn dispatch(&self, def: &HookDef, value: &mut Value) -> Result<(), Veto> {
+        if let Some(handlers) = self.handlers.get(&def.name) {
+            run_handlers(def, handlers, value)?;
+        }
+        match self.scripts.get() {
+            Some(scripts) => scripts.run(def, value, |before, after, owner| {
+                keep_only_amendable(def, before, after, owner)
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -295,9 +326,19 @@ pub struct RenderEvent {
     pub extra: Map<String, Value>,
 }
 
+/// A client opens the Information tab: handlers (and scripts' `fn info_panels(event)`, by
+/// returning them) add panels `{ title, text }` or `{ title, rows: [[label, value], ...] }`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct InfoPanelsEvent {
+    pub client: ClientView,
+    /// The page's language (`en`, `cs`).
+    pub lang: String,
+    pub panels: Vec<Value>,
+}
+
 /// The hooks core declares.
 pub fn core_hooks() -> Vec<HookDef> {
-    let client = "the client (id, number, username, name, company, email, phone, mobile, invoice_group_id, language)";
+    let client = "the client (id, number, username, name, company, email, phone, mobile, invoice_group_id, language; scripts also get invoice_group (its name), city and zip of the mailing address)";
     vec![
         HookDef::new("before_login", "A client's password was verified and the account is not locked; the session has not started. A veto is shown on the login page (403) and is not counted as a wrong password.")
             .field("client", client)
@@ -325,6 +366,12 @@ pub fn core_hooks() -> Vec<HookDef> {
             .field("client", "the logged-in client, or null")
             .field("extra", "an object handlers may add values to")
             .amendable("extra")
+            .unrefusable(),
+        HookDef::new("info_panels", "A client opens the Information tab. Panels added to panels are shown there, rendered by the theme: { title, text } or { title, rows: [[label, value], ...] }. A script's fn info_panels(event) returns an array of them. Cannot be refused.")
+            .field("client", client)
+            .field("lang", "the page's language (en, cs)")
+            .field("panels", "panels added so far")
+            .amendable("panels")
             .unrefusable(),
     ]
 }

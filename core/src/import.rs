@@ -3,9 +3,13 @@
 //! Every record is checked before anything is written, and every problem is reported with its
 //! path (`clients[17].email: not an e-mail address`). A bundle with any problem changes nothing.
 //! A valid bundle is upserted by id, so importing the same bundle twice leaves the same state.
+//! Records go only when the bundle says so: `--sync` makes each collection the bundle holds
+//! exactly the bundle's content, and `"delete"` names records to remove. A deleted client takes
+//! their dependants with them (services, invoices, payments, private messages, credentials,
+//! sessions, links, queued mail, plugin data), in one transaction per batch of clients.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use serde::de::DeserializeOwned;
@@ -13,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
-use crate::model::{Client, Invoice, InvoiceGroup, Message, Money, Payment, Service, Tariff};
+use crate::model::{
+    Client, Invoice, InvoiceGroup, Message, Money, Payment, Service, Tariff, trees,
+};
 use crate::settings::is_email;
-use crate::store::{Record, Store};
+use crate::store::{Changes, Record, Store, WriteTx, id_key, index_key};
 
 /// Records written per store transaction.
 const CHUNK: usize = 4096;
@@ -27,26 +33,118 @@ const MAX_LISTED: usize = 200;
 struct RawBundle<'a> {
     #[serde(default)]
     format: Option<String>,
-    #[serde(default, borrow)]
-    invoice_groups: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    tariffs: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    clients: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    services: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    messages: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    invoices: Vec<&'a RawValue>,
-    #[serde(default, borrow)]
-    payments: Vec<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "section")]
+    invoice_groups: Option<Vec<&'a RawValue>>,
+    #[serde(default, borrow, deserialize_with = "section")]
+    tariffs: Option<Vec<&'a RawValue>>,
+    #[serde(default, borrow, deserialize_with = "section")]
+    clients: Option<Vec<&'a RawValue>>,
+    #[serde(default, borrow, deserialize_with = "section")]
+    services: Option<Vec<&'a RawValue>>,
+    #[serde(default, borrow, deserialize_with = "section")]
+    messages: Option<Vec<&'a RawValue>>,
+    #[serde(default, borrow, deserialize_with = "section")]
+    invoices: Option<Vec<&'a RawValue>>,
+    #[serde(default, borrow, deserialize_with = "section")]
+    payments: Option<Vec<&'a RawValue>>,
+    /// Records to delete: collection name → ids.
+    #[serde(default)]
+    delete: BTreeMap<String, Vec<u64>>,
+}
+
+/// A section that is present must be a list (`null` is refused); an absent one is `None`.
+fn section<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Vec<&'de RawValue>>, D::Error> {
+    Vec::<&'de RawValue>::deserialize(d).map(Some)
+}
+
+/// The collections of a bundle, in the order they are written.
+pub const COLLECTIONS: [&str; 7] = [
+    "invoice_groups",
+    "tariffs",
+    "clients",
+    "services",
+    "messages",
+    "invoices",
+    "payments",
+];
+const GROUPS: usize = 0;
+const TARIFFS: usize = 1;
+const CLIENTS: usize = 2;
+const SERVICES: usize = 3;
+const MESSAGES: usize = 4;
+const INVOICES: usize = 5;
+const PAYMENTS: usize = 6;
+/// How one record of each collection is named in messages.
+const SINGULAR: [&str; 7] = [
+    "invoice group",
+    "tariff",
+    "client",
+    "service",
+    "message",
+    "invoice",
+    "payment",
+];
+/// The store tree of each collection.
+const TREES: [&str; 7] = [
+    InvoiceGroup::TREE,
+    Tariff::TREE,
+    Client::TREE,
+    Service::TREE,
+    Message::TREE,
+    Invoice::TREE,
+    Payment::TREE,
+];
+/// A client's dependants: collection and the index that lists a client's records.
+const CLIENT_DEPENDANTS: [(usize, &str); 4] = [
+    (SERVICES, trees::CLIENTID_SERVICEIDS),
+    (MESSAGES, trees::CLIENTID_MESSAGEIDS),
+    (INVOICES, trees::CLIENTID_INVOICEIDS),
+    (PAYMENTS, trees::CLIENTID_PAYMENTIDS),
+];
+/// Clients deleted per store transaction (each with all of their dependants).
+const CLIENTS_PER_TX: usize = 64;
+
+/// How an import runs.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct ImportOptions {
+    /// Each collection present in the bundle becomes exactly the bundle's content.
+    #[serde(default)]
+    pub sync: bool,
+    /// Check and count, write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Ids, sorted: a set that costs 8 bytes an id.
+#[derive(Debug, Default, Clone)]
+pub struct IdSet(Vec<u64>);
+
+impl IdSet {
+    fn from_unsorted(mut ids: Vec<u64>) -> Self {
+        ids.sort_unstable();
+        ids.dedup();
+        IdSet(ids)
+    }
+    pub fn contains(&self, id: u64) -> bool {
+        self.0.binary_search(&id).is_ok()
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().copied()
+    }
 }
 
 pub const FORMAT: &str = "portico-import/1";
 
-/// A checked bundle, ready to write.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// A checked bundle, ready to write, with the deletions it makes.
+#[derive(Debug, Default)]
 pub struct Bundle {
     pub invoice_groups: Vec<InvoiceGroup>,
     pub tariffs: Vec<Tariff>,
@@ -55,6 +153,9 @@ pub struct Bundle {
     pub messages: Vec<Message>,
     pub invoices: Vec<Invoice>,
     pub payments: Vec<Payment>,
+    /// Every record the import deletes, per collection (in [`COLLECTIONS`] order): those named
+    /// under `"delete"`, those `--sync` removes, and the dependants of deleted clients and groups.
+    pub deletions: [IdSet; 7],
 }
 
 impl Bundle {
@@ -73,59 +174,71 @@ impl Bundle {
     }
 }
 
-/// What a successful import wrote.
+/// What an import wrote (or, in a dry run, would write).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImportReport {
-    pub invoice_groups: usize,
-    pub tariffs: usize,
-    pub clients: usize,
-    pub services: usize,
-    pub messages: usize,
-    pub invoices: usize,
-    pub payments: usize,
+    /// Records in the bundle.
+    pub records: usize,
+    /// Per collection, in [`COLLECTIONS`] order.
+    pub changes: [Changes; 7],
+    pub deleted: [usize; 7],
     /// Clients whose `portal_access` this import changed: (client id, access now). A client
     /// new to the store counts when it arrives with `false`.
     #[serde(default)]
     pub access_changes: Vec<(u64, bool)>,
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 impl ImportReport {
+    /// Records in the bundle.
     pub fn total(&self) -> usize {
-        self.invoice_groups
-            + self.tariffs
-            + self.clients
-            + self.services
-            + self.messages
-            + self.invoices
-            + self.payments
+        self.records
+    }
+
+    pub fn deleted_total(&self) -> usize {
+        self.deleted.iter().sum()
     }
 }
 
 impl std::fmt::Display for ImportReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{:<16}{:>10}{:>10}{:>11}{:>10}",
+            "", "created", "updated", "unchanged", "deleted"
+        )?;
+        let mut sum = [0usize; 4];
+        for (k, name) in COLLECTIONS.iter().enumerate() {
+            let c = self.changes[k];
+            let row = [c.created, c.updated, c.unchanged, self.deleted[k]];
+            for (s, v) in sum.iter_mut().zip(row) {
+                *s += v;
+            }
+            writeln!(
+                f,
+                "{:<16}{:>10}{:>10}{:>11}{:>10}",
+                name, row[0], row[1], row[2], row[3]
+            )?;
+        }
         write!(
             f,
-            "{} invoice groups, {} tariffs, {} clients, {} services, {} messages, {} invoices, {} payments",
-            self.invoice_groups,
-            self.tariffs,
-            self.clients,
-            self.services,
-            self.messages,
-            self.invoices,
-            self.payments
+            "{:<16}{:>10}{:>10}{:>11}{:>10}",
+            "total", sum[0], sum[1], sum[2], sum[3]
         )?;
         let taken = self.access_changes.iter().filter(|(_, a)| !a).count();
         let given = self.access_changes.len() - taken;
+        let would = if self.dry_run { "would be " } else { "" };
         if taken > 0 {
             write!(
                 f,
-                "; portal access taken away from {taken} client(s) (portal_access: false)"
+                "\nportal access {would}taken away from {taken} client(s) (portal_access: false)"
             )?;
         }
         if given > 0 {
             write!(
                 f,
-                "; portal access given back to {given} client(s) by the import"
+                "\nportal access {would}given back to {given} client(s) by the import"
             )?;
         }
         Ok(())
@@ -232,8 +345,24 @@ fn check_ids(
     }
 }
 
-fn exists<R: Record>(in_bundle: &HashSet<u64>, store: &Store, id: u64) -> Result<bool> {
-    Ok(in_bundle.contains(&id) || store.get_id::<R>(id)?.is_some())
+/// Whether a reference holds: the record is in the bundle, or stored and not deleted by it.
+fn exists<R: Record>(
+    in_bundle: &HashSet<u64>,
+    deleted: &IdSet,
+    store: &Store,
+    id: u64,
+) -> Result<bool> {
+    Ok(in_bundle.contains(&id)
+        || (!deleted.contains(id) && store.get_raw(R::TREE, &id_key(id))?.is_some()))
+}
+
+/// "no client with id 5", saying so when the import itself deletes it.
+fn missing(what: &str, id: u64, deleted: &IdSet) -> String {
+    if deleted.contains(id) {
+        format!("{what} {id} is deleted by this import")
+    } else {
+        format!("no {what} with id {id}")
+    }
 }
 
 /// A custom login name: 3 to 64 of letters, digits and `._-@`, starting with a letter.
@@ -244,8 +373,15 @@ pub fn valid_login_name(u: &str) -> bool {
         && u.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
 }
 
-/// Parses and checks a bundle against itself and the store. Returns every problem on failure.
+/// Parses and checks a bundle against itself and the store (an upsert, no `--sync`). Returns
+/// every problem on failure.
 pub fn check(store: &Store, json: &str) -> Result<Bundle> {
+    check_with(store, json, ImportOptions::default())
+}
+
+/// [`check`] with options: with `sync`, the records of each collection the bundle holds that
+/// the bundle leaves out are planned for deletion.
+pub fn check_with(store: &Store, json: &str, opts: ImportOptions) -> Result<Bundle> {
     if !json.trim_start().starts_with('{') {
         return Err(Error::Invalid(
             "the file is not an import bundle: it must hold one JSON object (see docs/import.md)"
@@ -264,24 +400,44 @@ pub fn check(store: &Store, json: &str) -> Result<Bundle> {
             "format: `{f}` is not supported; expected `{FORMAT}`"
         )));
     }
+    let sections = [
+        &raw.invoice_groups,
+        &raw.tariffs,
+        &raw.clients,
+        &raw.services,
+        &raw.messages,
+        &raw.invoices,
+        &raw.payments,
+    ];
+    let present = sections.map(Option::is_some);
+    let list = |k: usize| sections[k].as_deref().unwrap_or(&[]);
     let mut p = Problems(vec![], 0);
     let mut pos = Positions::default();
     let mut b = Bundle::default();
-    (b.invoice_groups, pos.invoice_groups) =
-        parse_list("invoice_groups", &raw.invoice_groups, &mut p);
-    (b.tariffs, pos.tariffs) = parse_list("tariffs", &raw.tariffs, &mut p);
-    (b.clients, pos.clients) = parse_list("clients", &raw.clients, &mut p);
-    (b.services, pos.services) = parse_list("services", &raw.services, &mut p);
-    (b.messages, pos.messages) = parse_list("messages", &raw.messages, &mut p);
-    (b.invoices, pos.invoices) = parse_list("invoices", &raw.invoices, &mut p);
-    (b.payments, pos.payments) = parse_list("payments", &raw.payments, &mut p);
+    (b.invoice_groups, pos.invoice_groups) = parse_list("invoice_groups", list(GROUPS), &mut p);
+    (b.tariffs, pos.tariffs) = parse_list("tariffs", list(TARIFFS), &mut p);
+    (b.clients, pos.clients) = parse_list("clients", list(CLIENTS), &mut p);
+    (b.services, pos.services) = parse_list("services", list(SERVICES), &mut p);
+    (b.messages, pos.messages) = parse_list("messages", list(MESSAGES), &mut p);
+    (b.invoices, pos.invoices) = parse_list("invoices", list(INVOICES), &mut p);
+    (b.payments, pos.payments) = parse_list("payments", list(PAYMENTS), &mut p);
     // Records that failed to parse still count as present for references, so one bad field
     // does not also produce "no client with id ..." for everything that points at it.
     let known = KnownIds {
-        groups: raw_ids(&raw.invoice_groups),
-        tariffs: raw_ids(&raw.tariffs),
-        clients: raw_ids(&raw.clients),
+        groups: raw_ids(list(GROUPS)),
+        tariffs: raw_ids(list(TARIFFS)),
+        clients: raw_ids(list(CLIENTS)),
     };
+    let in_bundle: [IdSet; 7] = [
+        IdSet::from_unsorted(b.invoice_groups.iter().map(|r| r.id).collect()),
+        IdSet::from_unsorted(b.tariffs.iter().map(|r| r.id).collect()),
+        IdSet::from_unsorted(b.clients.iter().map(|r| r.id).collect()),
+        IdSet::from_unsorted(b.services.iter().map(|r| r.id).collect()),
+        IdSet::from_unsorted(b.messages.iter().map(|r| r.id).collect()),
+        IdSet::from_unsorted(b.invoices.iter().map(|r| r.id).collect()),
+        IdSet::from_unsorted(b.payments.iter().map(|r| r.id).collect()),
+    ];
+    b.deletions = plan_deletions(store, &raw.delete, &in_bundle, &present, opts.sync, &mut p)?;
     check_records(store, &b, &pos, &known, &mut p)?;
     if p.1 > 0 {
         let mut msg = format!(
@@ -300,6 +456,162 @@ pub fn check(store: &Store, json: &str) -> Result<Bundle> {
         return Err(Error::Invalid(msg.trim_end().to_string()));
     }
     Ok(b)
+}
+
+/// The ids a store index lists for one owner (its record keys are ids).
+fn index_ids(store: &Store, index: &str, owner: u64) -> Result<Vec<u64>> {
+    let prefix = index_key(&id_key(owner), &[]);
+    Ok(store
+        .scan_raw(index, &prefix)?
+        .into_iter()
+        .filter_map(|(k, _)| {
+            <[u8; 8]>::try_from(&k[prefix.len()..])
+                .ok()
+                .map(u64::from_be_bytes)
+        })
+        .collect())
+}
+
+/// Calls `f` with every id stored in a record tree, in batches, so a large tree is never held
+/// in memory as a whole.
+fn for_each_stored_id(store: &Store, tree: &str, mut f: impl FnMut(u64)) -> Result<()> {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let batch = store
+            .backend()
+            .scan_prefix_limited(tree, &[], after.as_deref(), CHUNK)?;
+        let Some((last, _)) = batch.last() else {
+            return Ok(());
+        };
+        after = Some(last.clone());
+        for (k, _) in &batch {
+            if let Ok(id) = <[u8; 8]>::try_from(k.as_slice()) {
+                f(u64::from_be_bytes(id));
+            }
+        }
+        if batch.len() < CHUNK {
+            return Ok(());
+        }
+    }
+}
+
+/// What the import deletes: the records named under `"delete"` (each must be stored and not
+/// also imported), with `sync` every stored record of a present collection that the bundle
+/// leaves out, and the dependants of deleted clients (their services, invoices, payments and
+/// private messages) and of deleted invoice groups (their messages). A record the bundle
+/// holds is never deleted: a dependant in the bundle moves to its new owner. A deleted group
+/// that stored clients still belong to, or a deleted tariff that stored services still use,
+/// is a problem.
+fn plan_deletions(
+    store: &Store,
+    explicit: &BTreeMap<String, Vec<u64>>,
+    in_bundle: &[IdSet; 7],
+    present: &[bool; 7],
+    sync: bool,
+    p: &mut Problems,
+) -> Result<[IdSet; 7]> {
+    let mut del: [BTreeSet<u64>; 7] = Default::default();
+    for (name, ids) in explicit {
+        let Some(k) = COLLECTIONS.iter().position(|c| c == name) else {
+            p.add(
+                format!("delete.{name}"),
+                format!("not a collection; use one of {}", COLLECTIONS.join(", ")),
+            );
+            continue;
+        };
+        for (i, &id) in ids.iter().enumerate() {
+            let at = format!("delete.{name}[{i}]");
+            if in_bundle[k].contains(id) {
+                p.add(
+                    at,
+                    format!(
+                        "{} {id} is also in {name}: a record is either imported or deleted",
+                        SINGULAR[k]
+                    ),
+                );
+            } else if store.get_raw(TREES[k], &id_key(id))?.is_none() {
+                p.add(at, format!("no {} with id {id} is stored", SINGULAR[k]));
+            } else {
+                del[k].insert(id);
+            }
+        }
+    }
+    if sync {
+        for k in 0..COLLECTIONS.len() {
+            if present[k] {
+                for_each_stored_id(store, TREES[k], |id| {
+                    if !in_bundle[k].contains(id) {
+                        del[k].insert(id);
+                    }
+                })?;
+            }
+        }
+    }
+    let clients: Vec<u64> = del[CLIENTS].iter().copied().collect();
+    for c in clients {
+        for (k, index) in CLIENT_DEPENDANTS {
+            for id in index_ids(store, index, c)? {
+                if !in_bundle[k].contains(id) {
+                    del[k].insert(id);
+                }
+            }
+        }
+    }
+    let groups: Vec<u64> = del[GROUPS].iter().copied().collect();
+    for g in groups {
+        for id in index_ids(store, trees::INVOICEGROUPID_MESSAGEIDS, g)? {
+            if !in_bundle[MESSAGES].contains(id) {
+                del[MESSAGES].insert(id);
+            }
+        }
+        // Clients in the bundle are checked against the groups that stay with their record.
+        for c in index_ids(store, trees::INVOICEGROUPID_CLIENTIDS, g)? {
+            if !del[CLIENTS].contains(&c) && !in_bundle[CLIENTS].contains(c) {
+                let number = store
+                    .get_id::<Client>(c)?
+                    .map_or_else(|| format!("#{c}"), |cl| cl.number);
+                p.add(
+                    "invoice_groups",
+                    format!(
+                        "invoice group {g} would be deleted, but client {number} (id {c}) still belongs to it; delete that client or move it to another group in the same import"
+                    ),
+                );
+            }
+        }
+    }
+    if !del[TARIFFS].is_empty() {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let batch =
+                store
+                    .backend()
+                    .scan_prefix_limited(Service::TREE, &[], after.as_deref(), CHUNK)?;
+            let Some((last, _)) = batch.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            for (k, v) in &batch {
+                let s: Service = crate::store::decode(Service::TREE, k, v)?;
+                if let Some(t) = s.tariff_id
+                    && del[TARIFFS].contains(&t)
+                    && !del[SERVICES].contains(&s.id)
+                    && !in_bundle[SERVICES].contains(s.id)
+                {
+                    p.add(
+                        "tariffs",
+                        format!(
+                            "tariff {t} would be deleted, but service {} of client id {} still uses it; delete that service or give it another tariff in the same import",
+                            s.id, s.client_id
+                        ),
+                    );
+                }
+            }
+            if batch.len() < CHUNK {
+                break;
+            }
+        }
+    }
+    Ok(del.map(|set| IdSet(set.into_iter().collect())))
 }
 
 /// Ids present in the bundle, read leniently from the raw records.
@@ -327,6 +639,7 @@ fn check_records(
     known: &KnownIds,
     p: &mut Problems,
 ) -> Result<()> {
+    let del = &b.deletions;
     check_ids(
         "invoice_groups",
         b.invoice_groups.iter().map(|r| r.id),
@@ -404,6 +717,7 @@ fn check_records(
             );
         } else if let Some(other) = store.client_by_number(&c.number)?
             && other.id != c.id
+            && !del[CLIENTS].contains(other.id)
             && !b
                 .clients
                 .iter()
@@ -426,7 +740,10 @@ fn check_records(
             } else if let Some(owner) = all_numbers
                 .get(u.as_str())
                 .copied()
-                .or(store.client_by_number(u)?.map(|o| o.id))
+                .or(store
+                    .client_by_number(u)?
+                    .map(|o| o.id)
+                    .filter(|o| !del[CLIENTS].contains(*o)))
                 .filter(|owner| *owner != c.id)
             {
                 // At login a client number wins, so this name could never log anyone in.
@@ -443,6 +760,7 @@ fn check_records(
                     );
                 } else if let Some(other) = store.client_by_username(&norm)?
                     && other.id != c.id
+                    && !del[CLIENTS].contains(other.id)
                     // Fine only if this bundle gives the current owner another name.
                     && !b.clients.iter().any(|x| {
                         x.id == other.id
@@ -476,28 +794,26 @@ fn check_records(
                 format!("`{l}` is not offered; use one of {}", offered.join(", ")),
             );
         }
-        if !exists::<InvoiceGroup>(groups, store, c.invoice_group_id)? {
+        if !exists::<InvoiceGroup>(groups, &del[GROUPS], store, c.invoice_group_id)? {
             p.add(
                 at("invoice_group_id"),
-                format!("no invoice group with id {}", c.invoice_group_id),
+                missing("invoice group", c.invoice_group_id, &del[GROUPS]),
             );
         }
     }
-    let client_ok = |id: u64| exists::<Client>(clients, store, id);
+    let client_ok = |id: u64| exists::<Client>(clients, &del[CLIENTS], store, id);
+    let no_client = |id: u64| missing("client", id, &del[CLIENTS]);
     for (i, s) in b.services.iter().enumerate() {
         let i = pos.services[i];
         if !client_ok(s.client_id)? {
-            p.add(
-                format!("services[{i}].client_id"),
-                format!("no client with id {}", s.client_id),
-            );
+            p.add(format!("services[{i}].client_id"), no_client(s.client_id));
         }
         if let Some(t) = s.tariff_id
-            && !exists::<Tariff>(tariffs, store, t)?
+            && !exists::<Tariff>(tariffs, &del[TARIFFS], store, t)?
         {
             p.add(
                 format!("services[{i}].tariff_id"),
-                format!("no tariff with id {t}"),
+                missing("tariff", t, &del[TARIFFS]),
             );
         }
         if let Some(ip) = &s.ip_address
@@ -524,14 +840,14 @@ fn check_records(
         if let Some(c) = m.client_id
             && !client_ok(c)?
         {
-            p.add(at("client_id"), format!("no client with id {c}"));
+            p.add(at("client_id"), no_client(c));
         }
         if let Some(g) = m.invoice_group_id
-            && !exists::<InvoiceGroup>(groups, store, g)?
+            && !exists::<InvoiceGroup>(groups, &del[GROUPS], store, g)?
         {
             p.add(
                 at("invoice_group_id"),
-                format!("no invoice group with id {g}"),
+                missing("invoice group", g, &del[GROUPS]),
             );
         }
         if let (Some(f), Some(u)) = (m.valid_from, m.valid_until)
@@ -546,10 +862,7 @@ fn check_records(
     for (i, inv) in b.invoices.iter().enumerate() {
         let i = pos.invoices[i];
         if !client_ok(inv.client_id)? {
-            p.add(
-                format!("invoices[{i}].client_id"),
-                format!("no client with id {}", inv.client_id),
-            );
+            p.add(format!("invoices[{i}].client_id"), no_client(inv.client_id));
         }
         if inv.due < inv.issued {
             p.add(format!("invoices[{i}].due"), "is before the issue date");
@@ -561,10 +874,7 @@ fn check_records(
     for (i, pay) in b.payments.iter().enumerate() {
         let i = pos.payments[i];
         if !client_ok(pay.client_id)? {
-            p.add(
-                format!("payments[{i}].client_id"),
-                format!("no client with id {}", pay.client_id),
-            );
+            p.add(format!("payments[{i}].client_id"), no_client(pay.client_id));
         }
     }
     check_totals(store, b, pos, p)
@@ -606,14 +916,18 @@ fn check_totals(store: &Store, b: &Bundle, pos: &Positions, p: &mut Problems) ->
                 store
                     .invoices_of(client_id)?
                     .into_iter()
-                    .filter(|r| !replaced_invoices.contains(&r.id))
+                    .filter(|r| {
+                        !replaced_invoices.contains(&r.id) && !b.deletions[INVOICES].contains(r.id)
+                    })
                     .map(|r| r.amount),
             );
             paid = Money::checked_sum(
                 store
                     .payments_of(client_id)?
                     .into_iter()
-                    .filter(|r| !replaced_payments.contains(&r.id))
+                    .filter(|r| {
+                        !replaced_payments.contains(&r.id) && !b.deletions[PAYMENTS].contains(r.id)
+                    })
                     .map(|r| r.amount),
             );
         }
@@ -706,43 +1020,155 @@ pub fn write(
     b: &Bundle,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ImportReport> {
+    write_with(store, b, &[], false, progress)
+}
+
+/// [`write`] with the plugins' client cleanups; with `dry_run`, counts what the import would
+/// do and writes nothing. Deletions come first: each batch of clients goes with all of their
+/// dependants in one transaction. Everything is flushed before this returns.
+pub fn write_with(
+    store: &Store,
+    b: &Bundle,
+    cleanups: &[(&'static str, crate::registry::ClientCleanup)],
+    dry_run: bool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<ImportReport> {
+    let apply = !dry_run;
+    if apply {
+        delete_planned(store, &b.deletions, cleanups)?;
+    }
     let total = b.len();
     let mut done = 0;
     fn put_all<R: Record>(
         store: &Store,
         items: &[R],
+        apply: bool,
         done: &mut usize,
         total: usize,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<usize> {
+    ) -> Result<Changes> {
+        let mut sum = Changes::default();
         for chunk in items.chunks(CHUNK) {
-            store.put_many(chunk)?;
+            let c = store.upsert_many(chunk, apply)?;
+            sum.created += c.created;
+            sum.updated += c.updated;
+            sum.unchanged += c.unchanged;
             *done += chunk.len();
             progress(*done, total);
         }
-        Ok(items.len())
+        Ok(sum)
     }
     let mut access_changes = Vec::new();
     let clients = keep_portal_fields(store, &b.clients, &mut access_changes)?;
-    let mut report = ImportReport {
-        invoice_groups: put_all(store, &b.invoice_groups, &mut done, total, progress)?,
-        tariffs: put_all(store, &b.tariffs, &mut done, total, progress)?,
-        clients: put_all(store, &clients, &mut done, total, progress)?,
-        services: put_all(store, &b.services, &mut done, total, progress)?,
-        messages: put_all(store, &b.messages, &mut done, total, progress)?,
-        invoices: put_all(store, &b.invoices, &mut done, total, progress)?,
-        payments: put_all(store, &b.payments, &mut done, total, progress)?,
-        access_changes: Vec::new(),
+    let report = ImportReport {
+        records: total,
+        changes: [
+            put_all(store, &b.invoice_groups, apply, &mut done, total, progress)?,
+            put_all(store, &b.tariffs, apply, &mut done, total, progress)?,
+            put_all(store, &clients, apply, &mut done, total, progress)?,
+            put_all(store, &b.services, apply, &mut done, total, progress)?,
+            put_all(store, &b.messages, apply, &mut done, total, progress)?,
+            put_all(store, &b.invoices, apply, &mut done, total, progress)?,
+            put_all(store, &b.payments, apply, &mut done, total, progress)?,
+        ],
+        deleted: b.deletions.each_ref().map(IdSet::len),
+        access_changes,
+        dry_run,
     };
-    // A client the billing system cuts off loses their sessions, links and link mails now,
-    // with the same flush, not at their next request. (The session guard, the login and the
-    // link pages check `portal_access` too, so nothing slips in between the two writes.)
-    for (id, _) in access_changes.iter().filter(|(_, access)| !access) {
-        store.write_unflushed(|tx| crate::access::cut_off_in(tx, *id).map(|_| ()))?;
+    if apply {
+        // A client the billing system cuts off loses their sessions, links and link mails now,
+        // with the same flush, not at their next request. (The session guard, the login and
+        // the link pages check `portal_access` too, so nothing slips in between the writes.)
+        for (id, _) in report.access_changes.iter().filter(|(_, access)| !access) {
+            store.write_unflushed(|tx| crate::access::cut_off_in(tx, *id).map(|_| ()))?;
+        }
+        store.flush()?;
     }
-    report.access_changes = access_changes;
-    store.flush()?;
     Ok(report)
+}
+
+/// Deletes what [`plan_deletions`] planned (unflushed; the import flushes at its end).
+fn delete_planned(
+    store: &Store,
+    del: &[IdSet; 7],
+    cleanups: &[(&'static str, crate::registry::ClientCleanup)],
+) -> Result<()> {
+    // Mail queued for deleted clients, found in one pass over the outbox.
+    let mut mail: HashMap<u64, Vec<Vec<u8>>> = HashMap::new();
+    if !del[CLIENTS].is_empty() {
+        for e in store.all_lenient::<crate::mail::OutboxEntry>()? {
+            if let Some(c) = e.job.client_id()
+                && del[CLIENTS].contains(c)
+            {
+                mail.entry(c).or_default().push(e.key());
+            }
+        }
+    }
+    for chunk in del[CLIENTS].0.chunks(CLIENTS_PER_TX) {
+        store.write_unflushed(|tx| {
+            for &c in chunk {
+                delete_client_in(store, tx, c, del, mail.get(&c), cleanups)?;
+            }
+            Ok(())
+        })?;
+    }
+    // What is left: records deleted by name or by --sync whose owner stays.
+    for k in [PAYMENTS, INVOICES, MESSAGES, SERVICES, TARIFFS, GROUPS] {
+        for chunk in del[k].0.chunks(CHUNK) {
+            store.write_unflushed(|tx| {
+                for &id in chunk {
+                    delete_record_in(tx, k, id)?;
+                }
+                Ok(())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn delete_record_in(tx: &mut WriteTx<'_>, k: usize, id: u64) -> Result<bool> {
+    let key = id_key(id);
+    match k {
+        GROUPS => tx.delete::<InvoiceGroup>(&key),
+        TARIFFS => tx.delete::<Tariff>(&key),
+        CLIENTS => tx.delete::<Client>(&key),
+        SERVICES => tx.delete::<Service>(&key),
+        MESSAGES => tx.delete::<Message>(&key),
+        INVOICES => tx.delete::<Invoice>(&key),
+        _ => tx.delete::<Payment>(&key),
+    }
+}
+
+/// Deletes a client with everything that hangs on them, inside the caller's transaction: the
+/// dependants the plan deletes (a dependant the bundle moves to another client stays), their
+/// password, lockout, operator block, sessions, password links, queued mail and what plugins
+/// keep about them.
+fn delete_client_in(
+    store: &Store,
+    tx: &mut WriteTx<'_>,
+    c: u64,
+    del: &[IdSet; 7],
+    mail: Option<&Vec<Vec<u8>>>,
+    cleanups: &[(&'static str, crate::registry::ClientCleanup)],
+) -> Result<()> {
+    let key = id_key(c);
+    for (k, index) in CLIENT_DEPENDANTS {
+        for record_key in tx.index_record_keys(index, &key)? {
+            if let Ok(id) = <[u8; 8]>::try_from(record_key.as_slice()).map(u64::from_be_bytes)
+                && del[k].contains(id)
+            {
+                delete_record_in(tx, k, id)?;
+            }
+        }
+    }
+    tx.delete::<Client>(&key)?;
+    tx.delete::<crate::auth::Credential>(&key)?;
+    tx.delete::<crate::lockout::LoginFailures>(&key)?;
+    tx.delete::<crate::access::AccessBlock>(&key)?;
+    crate::auth::end_sessions_in(tx, c, None)?;
+    crate::passwords::revoke_client_tokens(tx, c)?;
+    crate::mail::forget_client_in(tx, c, mail.map_or(&[][..], Vec::as_slice))?;
+    crate::plugin::clean_client_in(store, tx, cleanups, c)
 }
 
 #[cfg(test)]
@@ -961,5 +1387,200 @@ mod tests {
             check(&store, &number).is_err(),
             "a username may not be another client's number"
         );
+    }
+
+    /// Two clients of group 1, each with a service, an invoice, a payment and a message.
+    const TWO: &str = r#"{
+      "invoice_groups": [{"id": 1, "name": "Main"}, {"id": 2, "name": "Other"}],
+      "tariffs": [{"id": 1, "name": "Net"}],
+      "clients": [
+        {"id": 10, "number": "1001", "name": "Alice", "invoice_group_id": 1},
+        {"id": 11, "number": "1002", "name": "Bob", "invoice_group_id": 1}
+      ],
+      "services": [
+        {"id": 1, "client_id": 10, "kind": "internet", "name": "Net", "tariff_id": 1},
+        {"id": 2, "client_id": 11, "kind": "internet", "name": "Net"}
+      ],
+      "messages": [
+        {"id": 1, "client_id": 10, "subject": "To Alice"},
+        {"id": 2, "client_id": 11, "subject": "To Bob"},
+        {"id": 3, "invoice_group_id": 2, "subject": "To group 2"},
+        {"id": 4, "subject": "To all"}
+      ],
+      "invoices": [
+        {"id": 1, "client_id": 10, "number": "F1", "issued": "2026-01-01", "due": "2026-01-15", "amount": "10"},
+        {"id": 2, "client_id": 11, "number": "F2", "issued": "2026-01-01", "due": "2026-01-15", "amount": "20"}
+      ],
+      "payments": [
+        {"id": 1, "client_id": 10, "date": "2026-01-02", "amount": "10", "method": "bank"},
+        {"id": 2, "client_id": 11, "date": "2026-01-02", "amount": "20", "method": "bank"}
+      ]
+    }"#;
+
+    fn import_opts(store: &Store, json: &str, sync: bool, dry_run: bool) -> Result<ImportReport> {
+        let b = check_with(store, json, ImportOptions { sync, dry_run })?;
+        write_with(store, &b, &[], dry_run, &mut |_, _| {})
+    }
+
+    fn counts(store: &Store) -> [usize; 7] {
+        [
+            store.count::<InvoiceGroup>().expect("count"),
+            store.count::<Tariff>().expect("count"),
+            store.count::<Client>().expect("count"),
+            store.count::<Service>().expect("count"),
+            store.count::<Message>().expect("count"),
+            store.count::<Invoice>().expect("count"),
+            store.count::<Payment>().expect("count"),
+        ]
+    }
+
+    #[test]
+    fn the_report_counts_created_updated_and_unchanged() {
+        let store = Store::in_memory();
+        let r = import_opts(&store, TWO, false, false).expect("first");
+        assert_eq!(
+            r.changes[CLIENTS],
+            Changes {
+                created: 2,
+                updated: 0,
+                unchanged: 0
+            }
+        );
+        assert_eq!(r.changes[MESSAGES].created, 4);
+        let again = TWO.replace("\"Bob\"", "\"Robert\"");
+        let r = import_opts(&store, &again, false, false).expect("again");
+        assert_eq!(
+            r.changes[CLIENTS],
+            Changes {
+                created: 0,
+                updated: 1,
+                unchanged: 1
+            }
+        );
+        assert_eq!(
+            r.changes[INVOICES],
+            Changes {
+                created: 0,
+                updated: 0,
+                unchanged: 2
+            }
+        );
+        assert_eq!(r.deleted, [0; 7]);
+    }
+
+    #[test]
+    fn sync_deletes_a_client_absent_from_the_bundle_with_their_dependants() {
+        let store = Store::in_memory();
+        import_opts(&store, TWO, false, false).expect("first");
+        // Bob (11) is gone from the clients; the other sections are left out of the bundle.
+        let only_alice = r#"{"clients": [{"id": 10, "number": "1001", "name": "Alice", "invoice_group_id": 1}]}"#;
+        let before = counts(&store);
+        let dry = import_opts(&store, only_alice, true, true).expect("dry run");
+        assert_eq!(counts(&store), before, "a dry run changes nothing");
+        assert_eq!(dry.deleted, [0, 0, 1, 1, 1, 1, 1]);
+        let r = import_opts(&store, only_alice, true, false).expect("sync");
+        assert_eq!(r.deleted, dry.deleted);
+        assert_eq!(
+            r.changes[CLIENTS],
+            Changes {
+                created: 0,
+                updated: 0,
+                unchanged: 1
+            }
+        );
+        assert_eq!(counts(&store), [2, 1, 1, 1, 3, 1, 1]);
+        assert!(store.client_by_number("1002").expect("q").is_none());
+        assert!(store.invoices_of(11).expect("q").is_empty());
+        assert!(store.services_of(11).expect("q").is_empty());
+        // Without --sync the same bundle deletes nothing.
+        import_opts(&store, TWO, false, false).expect("back");
+        let r = import_opts(&store, only_alice, false, false).expect("upsert");
+        assert_eq!(r.deleted, [0; 7]);
+    }
+
+    #[test]
+    fn explicit_deletions_are_checked_and_take_dependants() {
+        let store = Store::in_memory();
+        import_opts(&store, TWO, false, false).expect("first");
+        let e = import_opts(
+            &store,
+            r#"{"delete": {"invoices": [1, 99], "clients": [10], "bills": [1]},
+                "invoices": [{"id": 1, "client_id": 11, "number": "F1", "issued": "2026-01-01", "due": "2026-01-15", "amount": "10"}]}"#,
+            false,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "delete.bills: not a collection; use one of invoice_groups, tariffs, clients"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("delete.invoices[0]: invoice 1 is also in invoices"),
+            "{e}"
+        );
+        assert!(
+            e.contains("delete.invoices[1]: no invoice with id 99 is stored"),
+            "{e}"
+        );
+        let e = import_opts(
+            &store,
+            r#"{"delete": {"clients": [10]},
+                "payments": [{"id": 9, "client_id": 10, "date": "2026-01-02", "amount": "1", "method": "cash"}]}"#,
+            false,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("payments[0].client_id: client 10 is deleted by this import"),
+            "{e}"
+        );
+        let e = import_opts(
+            &store,
+            r#"{"delete": {"invoice_groups": [1], "tariffs": [1]}}"#,
+            false,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "invoice group 1 would be deleted, but client 1001 (id 10) still belongs to it"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("tariff 1 would be deleted, but service 1 of client id 10 still uses it"),
+            "{e}"
+        );
+        assert_eq!(
+            counts(&store),
+            [2, 1, 2, 2, 4, 2, 2],
+            "refused bundles change nothing"
+        );
+
+        // A dependant the bundle moves to another client stays.
+        let r = import_opts(
+            &store,
+            r#"{"delete": {"clients": [10], "invoice_groups": [2]},
+                "invoices": [{"id": 1, "client_id": 11, "number": "F1", "issued": "2026-01-01", "due": "2026-01-15", "amount": "10"}]}"#,
+            false,
+            false,
+        )
+        .expect("delete");
+        assert_eq!(r.deleted, [1, 0, 1, 1, 2, 0, 1]);
+        assert_eq!(
+            r.changes[INVOICES],
+            Changes {
+                created: 0,
+                updated: 1,
+                unchanged: 0
+            }
+        );
+        assert_eq!(counts(&store), [1, 1, 1, 1, 2, 2, 1]);
+        assert_eq!(store.invoices_of(11).expect("q").len(), 2);
     }
 }

@@ -8,6 +8,8 @@ pub mod access;
 pub mod audit;
 #[path = "auth.rs"]
 pub mod auth;
+#[path = "backup.rs"]
+pub mod backup;
 #[path = "client_ops.rs"]
 pub mod client_ops;
 #[path = "control.rs"]
@@ -18,6 +20,8 @@ pub mod demo;
 pub mod dylib;
 #[path = "error.rs"]
 pub mod error;
+#[path = "files.rs"]
+pub mod files;
 #[path = "hooks.rs"]
 pub mod hooks;
 #[path = "i18n.rs"]
@@ -28,6 +32,8 @@ pub mod import;
 pub mod lockout;
 #[path = "mail.rs"]
 pub mod mail;
+#[path = "menu.rs"]
+pub mod menu;
 #[path = "model.rs"]
 pub mod model;
 #[path = "ops.rs"]
@@ -40,6 +46,8 @@ pub mod portal;
 pub mod registry;
 #[path = "render_pool.rs"]
 pub mod render_pool;
+#[path = "script.rs"]
+pub mod script;
 #[path = "settings.rs"]
 pub mod settings;
 #[path = "store/mod.rs"]

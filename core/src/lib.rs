@@ -22,7 +22,7 @@ pub use serde_json;
 pub mod internal;
 
 pub(crate) use internal::{
-    access, audit, auth, client_ops, demo, dylib, error, hooks, i18n, import, lockout, mail, model,
-    ops, passwords, portal, registry, render_pool, settings, store, tasks, text, theme, throttle,
-    web,
+    access, audit, auth, backup, client_ops, demo, dylib, error, files, hooks, i18n, import,
+    lockout, mail, menu, model, ops, passwords, portal, registry, render_pool, script, settings,
+    store, tasks, text, theme, throttle, web,
 };

@@ -55,6 +55,16 @@ pub enum MailJob {
     },
 }
 
+impl MailJob {
+    /// The client the mail is for, when it is for one.
+    pub fn client_id(&self) -> Option<u64> {
+        match self {
+            MailJob::PasswordLink { client_id, .. } => Some(*client_id),
+            MailJob::Plugin { client_id, .. } => *client_id,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboxEntry {
     pub id: u64,
@@ -142,15 +152,146 @@ If you did not ask for this, ignore this e-mail; your password stays as it was.\
     }
 }
 
-/// Checks an operator's template: Tera syntax, nothing but its context.
+/// The variables a password-mail template may use, for messages.
+pub const TEMPLATE_VARIABLES: &str =
+    "client.name, client.number, reason, link, valid_minutes, sender_name and $CI_PASSWORD_LINK$";
+
+/// Checks an operator's template before it is saved: Tera syntax, then a render against a
+/// sample context (for a reset and for a new password, so both branches of an
+/// `{% if reason == "reset" %}` are tried), so a template that names a variable the mail does
+/// not have is refused with that name, as is an ISP-style `$CI_…$` variable other than
+/// `$CI_PASSWORD_LINK$`.
 pub fn validate_template(subject: &str, body: &str) -> Result<()> {
     for (what, src) in [("subject", subject), ("body", body)] {
-        let mut t = tera::Tera::new();
+        let mut t = tera::Tera::default();
+        t.autoescape_on(Vec::<&str>::new());
         t.add_raw_template(what, src).map_err(|e| {
             Error::Invalid(format!("template {what}: {}", crate::theme::describe(&e)))
         })?;
+        if let Some(unknown) = unknown_isp_variable(src) {
+            return Err(Error::Invalid(format!(
+                "template {what}: unknown variable `{unknown}`; the mail has {TEMPLATE_VARIABLES}"
+            )));
+        }
+        let sample: Client = Client {
+            id: 1,
+            number: "1001".into(),
+            username: None,
+            name: "Alice Example".into(),
+            company: None,
+            mailing_address: Default::default(),
+            invoicing_address: None,
+            email: Some("alice@example.net".into()),
+            phone: None,
+            mobile: None,
+            invoice_group_id: 1,
+            language: None,
+            portal_access: true,
+        };
+        for reason in [LinkPurpose::Reset, LinkPurpose::Create] {
+            let ctx = context(
+                &sample,
+                reason,
+                "https://portal.example.net/sign/password/x",
+                60,
+                "ISP",
+            );
+            if let Err(e) = t.render(what, &ctx) {
+                let full = crate::theme::describe(&e);
+                return Err(Error::Invalid(match variable_not_found(&full, src) {
+                    Some(name) => format!(
+                        "template {what}: unknown variable `{name}`; the mail has {TEMPLATE_VARIABLES}"
+                    ),
+                    None => format!("template {what} does not render: {full}"),
+                }));
+            }
+        }
     }
     Ok(())
+}
+
+/// The name Tera's "Variable `x` is not defined" names, or for "Field `y` is not defined" the
+/// whole path as written in `src` (`client.y`).
+fn variable_not_found(message: &str, src: &str) -> Option<String> {
+    let between = |prefix: &str| -> Option<String> {
+        let rest = &message[message.find(prefix)? + prefix.len()..];
+        let name = &rest[..rest.find('`')?];
+        rest[name.len()..]
+            .starts_with("` is not defined")
+            .then(|| name.to_string())
+    };
+    if let Some(name) = between("Variable `") {
+        return Some(name);
+    }
+    let field = between("Field `")?;
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = src.as_bytes();
+    let needle = format!(".{field}");
+    let mut from = 0;
+    while let Some(pos) = src[from..].find(&needle).map(|p| p + from) {
+        let end = pos + needle.len();
+        if bytes.get(end).is_none_or(|b| !ident(*b)) {
+            let start = src[..pos]
+                .bytes()
+                .rev()
+                .take_while(|b| ident(*b) || *b == b'.')
+                .count();
+            return Some(src[pos - start..end].to_string());
+        }
+        from = end;
+    }
+    Some(field)
+}
+
+/// The first `$CI_…$` variable in a template other than the password link.
+fn unknown_isp_variable(src: &str) -> Option<String> {
+    let mut rest = src;
+    while let Some(start) = rest.find("$CI_") {
+        let after = &rest[start + 1..];
+        let len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+            .count();
+        if after.as_bytes().get(len) == Some(&b'$') {
+            let var = format!("${}$", &after[..len]);
+            if var != PASSWORD_LINK_VARIABLE {
+                return Some(var);
+            }
+            rest = &after[len + 1..];
+        } else {
+            rest = &after[len..];
+        }
+    }
+    None
+}
+
+/// What a password mail's template sees.
+fn context(
+    client: &Client,
+    reason: LinkPurpose,
+    link: &str,
+    valid_minutes: i64,
+    sender_name: &str,
+) -> tera::Context {
+    let mut ctx = tera::Context::new();
+    ctx.insert(
+        "client",
+        &MailClient {
+            name: &client.name,
+            number: &client.number,
+        },
+    );
+    ctx.insert(
+        "reason",
+        match reason {
+            LinkPurpose::Reset => "reset",
+            LinkPurpose::Create => "create",
+        },
+    );
+    ctx.insert("link", link);
+    ctx.insert("valid_minutes", &valid_minutes);
+    ctx.insert("sender_name", sender_name);
+    ctx
 }
 
 #[derive(Serialize)]
@@ -170,24 +311,7 @@ pub fn render_password_mail(
     valid_minutes: i64,
     sender_name: &str,
 ) -> Result<(String, String)> {
-    let mut ctx = tera::Context::new();
-    ctx.insert(
-        "client",
-        &MailClient {
-            name: &client.name,
-            number: &client.number,
-        },
-    );
-    ctx.insert(
-        "reason",
-        match reason {
-            LinkPurpose::Reset => "reset",
-            LinkPurpose::Create => "create",
-        },
-    );
-    ctx.insert("link", link);
-    ctx.insert("valid_minutes", &valid_minutes);
-    ctx.insert("sender_name", sender_name);
+    let ctx = context(client, reason, link, valid_minutes, sender_name);
     let custom = [Some(client.invoice_group_id), None]
         .into_iter()
         .find_map(|g| {
@@ -249,10 +373,26 @@ pub fn sender(portal: &Portal) -> Option<(String, String)> {
 
 /// Queues a job (flushed) and wakes the worker.
 pub fn enqueue(portal: &Portal, job: MailJob) -> Result<u64> {
-    let entry = OutboxEntry::new(portal.next_id(), job, portal.clock.unix());
-    let id = entry.id;
-    portal.store.write(|tx| tx.put(&entry))?;
-    portal.mail_wakeup.notify_one();
+    enqueue_parts(
+        &portal.store,
+        &portal.mail_wakeup,
+        portal.next_id(),
+        portal.clock.unix(),
+        job,
+    )
+}
+
+/// [`enqueue`] from the parts of a portal (scripts hold these, not the portal).
+pub fn enqueue_parts(
+    store: &crate::store::Store,
+    wakeup: &tokio::sync::Notify,
+    id: u64,
+    now: i64,
+    job: MailJob,
+) -> Result<u64> {
+    let entry = OutboxEntry::new(id, job, now);
+    store.write(|tx| tx.put(&entry))?;
+    wakeup.notify_one();
     Ok(id)
 }
 
@@ -323,6 +463,70 @@ pub fn cancel_link_jobs(tx: &mut crate::store::WriteTx<'_>, client_id: u64) -> R
     Ok(n)
 }
 
+/// Forgets a deleted client inside the caller's transaction: their outbox entries (`keys`, found
+/// by the caller) and when they last asked for a link.
+pub(crate) fn forget_client_in(
+    tx: &mut crate::store::WriteTx<'_>,
+    client_id: u64,
+    keys: &[Vec<u8>],
+) -> Result<()> {
+    for k in keys {
+        tx.delete::<OutboxEntry>(k)?;
+    }
+    tx.set_raw(LINK_REQUESTS_TREE, id_key(client_id), None);
+    Ok(())
+}
+
+/// Sends a mail again: a failed one gets a fresh round of attempts, a waiting one goes at once.
+/// Returns the entry as it now stands.
+pub fn retry(portal: &Portal, id: u64) -> Result<OutboxEntry> {
+    let now = portal.clock.unix();
+    let entry = portal.store.write(|tx| {
+        let Some(mut e) = tx.get::<OutboxEntry>(&id_key(id))? else {
+            return Err(no_such_mail(id));
+        };
+        e.failed = false;
+        e.attempts = 0;
+        e.next_attempt_at = now;
+        tx.put(&e)?;
+        Ok(e)
+    })?;
+    portal.mail_wakeup.notify_one();
+    Ok(entry)
+}
+
+/// Takes a mail out of the outbox unsent. Returns the entry that went.
+pub fn cancel(store: &Store, id: u64) -> Result<OutboxEntry> {
+    store.write(|tx| {
+        let Some(e) = tx.get::<OutboxEntry>(&id_key(id))? else {
+            return Err(no_such_mail(id));
+        };
+        tx.delete::<OutboxEntry>(&id_key(id))?;
+        Ok(e)
+    })
+}
+
+/// Deletes the mail given up after its retries, only that created before `older_than` (unix
+/// seconds) when given; returns how many went. One transaction: what the count says is gone.
+pub fn purge_failed(store: &Store, older_than: Option<i64>) -> Result<usize> {
+    store.write(|tx| {
+        let mut n = 0;
+        for e in tx.scan_records::<OutboxEntry>()? {
+            if e.failed && older_than.is_none_or(|t| e.created_at < t) {
+                tx.delete::<OutboxEntry>(&e.key())?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    })
+}
+
+fn no_such_mail(id: u64) -> Error {
+    Error::Invalid(format!(
+        "there is no mail #{id} in the outbox (see `portico mail queue`); nothing was changed"
+    ))
+}
+
 /// Every readable outbox entry; one that does not decode is logged and left out.
 pub fn queue(store: &Store) -> Result<Vec<OutboxEntry>> {
     store.all_lenient()
@@ -348,6 +552,9 @@ fn readable_entries(store: &Store, reported: &mut HashSet<Vec<u8>>) -> Result<Ve
 
 /// Sends due jobs until the process ends.
 pub async fn run_worker(portal: std::sync::Arc<Portal>) {
+    portal
+        .serving
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let mut reported = HashSet::new();
     loop {
         let now = portal.clock.unix();
@@ -664,5 +871,51 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("subject"), "{e}");
+    }
+
+    #[test]
+    fn a_template_is_rendered_against_a_sample_before_it_is_saved() {
+        let s = Store::in_memory();
+        let set = |subject: &str, body: &str| {
+            set_template(
+                &s,
+                MailTemplate {
+                    purpose: PURPOSE_NEW_PORTAL_PASSWORD.into(),
+                    invoice_group_id: None,
+                    subject: subject.into(),
+                    body: body.into(),
+                },
+            )
+        };
+        let e = set("Hi", "Dear {{ client.nmae }}, $CI_PASSWORD_LINK$").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "template body: unknown variable `client.nmae`; the mail has {TEMPLATE_VARIABLES}"
+            )
+        );
+        // Only in the branch for new passwords: still found.
+        let e = set(
+            "{% if reason == \"reset\" %}Reset{% else %}{{ welcome }}{% endif %}",
+            "x",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("template subject: unknown variable `welcome`"),
+            "{e}"
+        );
+        let e = set("Hi", "$CI_PASSWORD_LINK$ $CI_CLIENT_NAME$").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("template body: unknown variable `$CI_CLIENT_NAME$`"),
+            "{e}"
+        );
+        assert!(templates(&s).expect("list").is_empty(), "nothing was saved");
+        set(
+            "{{ sender_name }}: {{ client.number }}",
+            "{{ client.name }} {{ link }} {{ valid_minutes }} {% if reason == \"reset\" %}r{% endif %} $CI_PASSWORD_LINK$",
+        )
+        .expect("every known variable");
     }
 }

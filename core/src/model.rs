@@ -387,6 +387,63 @@ impl Record for Message {
     }
 }
 
+/// A file the operator offers on the Files tab (`portico files add`), copied into the data
+/// folder's `files/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorFile {
+    pub id: u64,
+    pub title: String,
+    /// The safe name it is downloaded as.
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// Its file name under the data folder's `files/`.
+    pub stored_as: String,
+    /// Unix seconds.
+    pub added: i64,
+    /// Shown only to this invoice group's clients; `None`: to everyone.
+    #[serde(default)]
+    pub invoice_group_id: Option<u64>,
+}
+
+impl Record for OperatorFile {
+    const TREE: &'static str = "operatorfiles";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+}
+
+/// An operator's link in the portal menu (`portico menu add`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomButton {
+    pub id: u64,
+    /// The label in English (and in any language without its own).
+    pub label: String,
+    /// The label in Czech, when it differs.
+    #[serde(default)]
+    pub label_cs: Option<String>,
+    /// An http(s) or mailto address.
+    pub url: String,
+    /// Opens in a new browser tab.
+    #[serde(default)]
+    pub new_tab: bool,
+    /// Position in the menu among the tabs (Information 10, Services 20, Password 80, Webmail
+    /// 900); lower comes first.
+    pub order: i32,
+    /// Shown only to this invoice group's clients; `None`: to everyone.
+    #[serde(default)]
+    pub invoice_group_id: Option<u64>,
+}
+
+impl Record for CustomButton {
+    const TREE: &'static str = "custombuttons";
+    fn key(&self) -> Vec<u8> {
+        id_key(self.id)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Invoice {

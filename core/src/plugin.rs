@@ -39,8 +39,8 @@ use serde::de::DeserializeOwned;
 pub use crate::audit::{AuditEvent, AuditKind};
 pub use crate::error::{Error, Result};
 pub use crate::hooks::{
-    ClientView, HookDef, ImportEvent, LoginEvent, LogoutEvent, RenderEvent, SettingChangeEvent,
-    Veto,
+    ClientView, HookDef, ImportEvent, InfoPanelsEvent, LoginEvent, LogoutEvent, RenderEvent,
+    SettingChangeEvent, Veto,
 };
 /// Message ids of a Fluent file, for a plugin's test that its languages define the same ones.
 pub use crate::i18n::message_ids;
@@ -49,10 +49,13 @@ pub use crate::model::{
     Service, ServiceKind, SupplierContact, Tariff,
 };
 pub use crate::registry::{
-    Manifest, MenuButton, OperatorCommand, Plugin, Registrar, Tab, ViewerCtx,
+    ClientCleanup, Manifest, MenuButton, MenuLink, OperatorCommand, Plugin, Registrar, Tab,
+    ViewerCtx,
 };
 pub use crate::settings::{Scope, SettingDef, SettingType, is_email, split_emails};
 pub use crate::tasks::Task;
+/// Safe file names, types and downloads (`Content-Disposition: attachment`).
+pub use crate::web::download::{self, Download};
 pub use crate::web::guards::{CheckedForm, CsrfField, FormRefused, SameOrigin};
 pub use crate::web::page::{Page, PageHtml};
 pub use crate::web::upload::{CheckedUpload, Upload, UploadRefused, UploadedFile};
@@ -214,6 +217,104 @@ impl NamespaceTx<'_, '_> {
     /// A task this plugin filed, as it is now (done or not).
     pub fn task(&self, id: u64) -> Result<Option<Task>> {
         Ok(crate::tasks::get_tx(self.tx, id)?.filter(|t| t.plugin == self.ns.owner))
+    }
+
+    /// Marks a task this plugin filed as done at `at` (RFC 3339), adding `why` to its note; a
+    /// task that is done already, or another plugin's, is left as it is.
+    pub fn finish_task(&mut self, id: u64, at: &str, why: &str) -> Result<()> {
+        crate::tasks::finish(self.tx, &self.ns.owner, id, at, why)
+    }
+
+    /// Removes every entry whose key starts with `prefix` (as the tree stands in this
+    /// transaction); returns how many went.
+    pub fn delete_prefix(&mut self, tree: &str, prefix: &[u8]) -> Result<usize> {
+        let tree = self.ns.tree(tree)?;
+        let keys = self.tx.raw_keys(&tree, prefix)?;
+        let n = keys.len();
+        for k in keys {
+            self.tx.set_raw(&tree, k, None);
+        }
+        Ok(n)
+    }
+}
+
+/// Runs every plugin's [`ClientCleanup`] for a deleted client inside the caller's transaction.
+pub(crate) fn clean_client_in(
+    store: &Store,
+    tx: &mut WriteTx<'_>,
+    cleanups: &[(&'static str, crate::registry::ClientCleanup)],
+    client_id: u64,
+) -> Result<()> {
+    for (owner, cleanup) in cleanups {
+        let ns = Namespace::new(store.clone(), owner);
+        cleanup(&mut NamespaceTx { tx, ns: &ns }, client_id)?;
+    }
+    Ok(())
+}
+
+/// Options of a plugin's operator command line: `--name value` (or `--name=value`) pairs,
+/// `--flag`s and plain words, in the form every `portico` command takes them.
+pub struct CommandArgs {
+    /// The plain words, in order.
+    pub words: Vec<String>,
+    values: Vec<(String, String)>,
+    flags: Vec<String>,
+}
+
+impl CommandArgs {
+    /// Splits `args`: names in `with_value` take a value, names in `flags` take none; another
+    /// `--option` is refused with `usage`, as is an option given twice.
+    pub fn parse(
+        args: &[String],
+        with_value: &[&str],
+        flags: &[&str],
+        usage: &str,
+    ) -> Result<CommandArgs> {
+        let mut out = CommandArgs {
+            words: Vec::new(),
+            values: Vec::new(),
+            flags: Vec::new(),
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let (name, inline) = match a.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+                _ => (a.as_str(), None),
+            };
+            if with_value.contains(&name) {
+                let value = match inline {
+                    Some(v) => v,
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| Error::Invalid(format!("{name} needs a value")))?,
+                };
+                if out.values.iter().any(|(n, _)| n == name) {
+                    return Err(Error::Invalid(format!("{name} is given twice")));
+                }
+                out.values.push((name.to_string(), value));
+            } else if flags.contains(&name) && inline.is_none() {
+                out.flags.push(name.to_string());
+            } else if name.starts_with("--") {
+                return Err(Error::Invalid(format!("unknown option {name}\n{usage}")));
+            } else {
+                out.words.push(a.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The value of `--name`, if given.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `--flag` was given.
+    pub fn flag(&self, name: &str) -> bool {
+        self.flags.iter().any(|f| f == name)
     }
 }
 
@@ -545,6 +646,30 @@ pub(crate) fn queue_mail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delete_prefix_takes_stored_and_pending_keys_with_the_prefix_only() {
+        let store = Store::in_memory();
+        let ns = Namespace::new(store.clone(), "gdpr");
+        for k in [&b"a1"[..], b"a2", b"b1"] {
+            ns.put("t", k, &1u8).expect("put");
+        }
+        let gone = ns
+            .write(|tx| {
+                tx.put("t", b"a3", &2u8)?;
+                tx.delete("t", b"a1")?;
+                tx.delete_prefix("t", b"a")
+            })
+            .expect("write");
+        assert_eq!(gone, 2, "a2 as stored and a3 of this transaction");
+        let left: Vec<Vec<u8>> = ns
+            .scan::<u8>("t", b"")
+            .expect("scan")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left, [b"b1".to_vec()]);
+    }
 
     #[test]
     fn a_namespace_reaches_only_its_own_trees() {

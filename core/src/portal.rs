@@ -70,12 +70,15 @@ pub struct PortalOptions {
     pub secure_cookies: SecureCookies,
     /// `portico serve --dev`: open pages reload themselves when the theme changes.
     pub dev_reload: bool,
+    /// The operator scripts folder (`--scripts`, config `scripts_dir`); `None` loads none.
+    pub scripts_dir: Option<PathBuf>,
 }
 
 impl PortalOptions {
     /// Options for a data folder and plugins, everything else at its default: no themes folder
     /// (compiled-in default theme), the system clock, no SMTP server, the server's cache size,
-    /// no dynamic plugins, no trusted proxies, `secure_cookies = "auto"`, no live reload.
+    /// no dynamic plugins, no trusted proxies, `secure_cookies = "auto"`, no live reload, no
+    /// scripts.
     pub fn new(data_dir: impl Into<PathBuf>, plugins: Vec<Box<dyn Plugin>>) -> Self {
         PortalOptions {
             data_dir: data_dir.into(),
@@ -88,6 +91,7 @@ impl PortalOptions {
             trusted_proxies: Vec::new(),
             secure_cookies: SecureCookies::default(),
             dev_reload: false,
+            scripts_dir: None,
         }
     }
 }
@@ -111,6 +115,9 @@ pub struct Portal {
     pub smtp_url: Option<String>,
     /// Wakes the mail worker when a job is queued.
     pub mail_wakeup: Arc<tokio::sync::Notify>,
+    /// Set once this process's mail worker runs (the portal serves); a command that opened a
+    /// stopped portal's folder has none.
+    pub serving: std::sync::atomic::AtomicBool,
     /// The dynamic plugins that loaded, with their failure state.
     pub dynamic: Vec<Arc<crate::dylib::Library>>,
     /// Per-address and per-login limits on what strangers can trigger.
@@ -120,7 +127,9 @@ pub struct Portal {
     pub secure_cookies: SecureCookies,
     /// `portico serve --dev`: see [`crate::web::live_reload`].
     pub dev_reload: bool,
-    last_id: std::sync::atomic::AtomicU64,
+    /// The operator's Rhai scripts (run by the hook dispatch after plugins).
+    pub scripts: Arc<crate::script::Scripts>,
+    last_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Core's own tabs and messages, registered exactly like a plugin's.
@@ -134,6 +143,18 @@ fn register_core(r: &mut Registrar) {
         Tab::new("services", "nav-services", "/services/")
             .icon("services")
             .order(20),
+    );
+    r.tab(
+        Tab::new("files", "nav-files", "/files/")
+            .icon("files")
+            .order(60)
+            .visible_when(|v| v.flag("ci_display_documents_tab")),
+    );
+    r.tab(
+        Tab::new("contact", "nav-contact", "/contact/")
+            .icon("contact")
+            .order(70)
+            .visible_when(|v| !v.text("ci_contact_text").trim().is_empty()),
     );
     r.tab(
         Tab::new("password", "nav-password", "/password/")
@@ -151,6 +172,8 @@ fn register_core(r: &mut Registrar) {
         }),
         external: true,
     });
+    // The operator's custom buttons (`portico menu`), through the same registry as plugins'.
+    r.menu_links(crate::menu::links);
     for def in core_settings() {
         r.setting(def);
     }
@@ -242,6 +265,20 @@ impl Portal {
                 hooks: registry.hooks.clone(),
             });
         }
+        let last_id = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mail_wakeup = Arc::new(tokio::sync::Notify::new());
+        let scripts = crate::script::Scripts::new(
+            crate::script::ScriptEnv {
+                store: store.clone(),
+                settings: settings.clone(),
+                clock: opts.clock.clone(),
+                i18n: i18n.clone(),
+                mail_wakeup: mail_wakeup.clone(),
+                last_id: last_id.clone(),
+            },
+            opts.scripts_dir,
+        );
+        registry.hooks.attach_scripts(scripts.clone());
         // Password hashing may use half the cores: a flood of logins then slows logins, not
         // every other page.
         let permits = std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2));
@@ -255,13 +292,15 @@ impl Portal {
             clock: opts.clock,
             data_dir: opts.data_dir,
             smtp_url: opts.smtp_url,
-            mail_wakeup: Arc::new(tokio::sync::Notify::new()),
+            mail_wakeup,
+            serving: std::sync::atomic::AtomicBool::new(false),
             dynamic,
             trusted_proxies: opts.trusted_proxies,
             secure_cookies: opts.secure_cookies,
             dev_reload: opts.dev_reload,
             throttles: Default::default(),
-            last_id: std::sync::atomic::AtomicU64::new(0),
+            scripts,
+            last_id,
         })
     }
 

@@ -157,6 +157,20 @@ pub struct MenuButton {
     pub external: bool,
 }
 
+/// A link in the menu whose label is not a message id but a text of its own (the operator's
+/// custom buttons), decided per viewer and language at each request.
+#[derive(Debug, Clone)]
+pub struct MenuLink {
+    pub label: String,
+    pub href: String,
+    pub order: i32,
+    /// Opens in a new browser tab.
+    pub external: bool,
+}
+
+/// Computes the [`MenuLink`]s for a viewer in a language (`en`, `cs`, ...).
+pub type LinksRule = Arc<dyn Fn(&ViewerCtx<'_>, &str) -> Vec<MenuLink> + Send + Sync>;
+
 /// An operator command a plugin adds to `portico`: `portico <name> ARGS...`, run in the
 /// portal's process (directly, or through the control socket while the portal runs).
 #[derive(Clone)]
@@ -184,11 +198,17 @@ pub type PluginDemo = fn(&crate::plugin::OperatorCtx<'_>) -> crate::Result<()>;
 /// portal listens (an outbox sender, say). It should loop until the portal stops.
 pub type PluginWorker = fn(crate::plugin::WorkerCtx);
 
+/// Removes what a plugin keeps about one client (by client id) when the client is deleted by an
+/// import (`--sync` or an explicit deletion). It runs inside the transaction that deletes the
+/// client, so it must do every change through the given transaction and start no other write.
+pub type ClientCleanup = fn(&mut crate::plugin::NamespaceTx<'_, '_>, u64) -> crate::Result<()>;
+
 /// Collects one plugin's contributions.
 pub struct Registrar {
     owner: &'static str,
     pub(crate) tabs: Vec<Tab>,
     pub(crate) buttons: Vec<MenuButton>,
+    pub(crate) menu_links: Vec<LinksRule>,
     pub(crate) information_buttons: Vec<MenuButton>,
     pub(crate) upload_limit: Option<u64>,
     pub(crate) settings: Vec<SettingDef>,
@@ -204,6 +224,7 @@ pub struct Registrar {
     pub(crate) commands: Vec<OperatorCommand>,
     pub(crate) demo: Option<PluginDemo>,
     pub(crate) workers: Vec<(&'static str, PluginWorker)>,
+    pub(crate) client_cleanup: Option<ClientCleanup>,
 }
 
 impl Registrar {
@@ -212,6 +233,7 @@ impl Registrar {
             owner,
             tabs: Vec::new(),
             buttons: Vec::new(),
+            menu_links: Vec::new(),
             information_buttons: Vec::new(),
             upload_limit: None,
             settings: Vec::new(),
@@ -226,6 +248,7 @@ impl Registrar {
             commands: Vec::new(),
             demo: None,
             workers: Vec::new(),
+            client_cleanup: None,
         }
     }
 
@@ -240,6 +263,15 @@ impl Registrar {
 
     pub fn menu_button(&mut self, button: MenuButton) {
         self.buttons.push(button);
+    }
+
+    /// Menu links whose number and labels change at run time (read at each request), such as
+    /// the operator's custom buttons; `rule` returns none to show nothing.
+    pub fn menu_links(
+        &mut self,
+        rule: impl Fn(&ViewerCtx<'_>, &str) -> Vec<MenuLink> + Send + Sync + 'static,
+    ) {
+        self.menu_links.push(Arc::new(rule));
     }
 
     /// A button (a link) in the personal data of the Information tab, e.g. "Send support
@@ -385,6 +417,13 @@ impl Registrar {
     pub fn worker(&mut self, name: &'static str, run: PluginWorker) {
         self.workers.push((name, run));
     }
+
+    /// What to remove from the plugin's namespace when a client is deleted by an import (see
+    /// [`ClientCleanup`]). A plugin that keeps data by client id registers one, so a deleted
+    /// client leaves nothing behind.
+    pub fn on_client_deleted(&mut self, cleanup: ClientCleanup) {
+        self.client_cleanup = Some(cleanup);
+    }
 }
 
 /// How a plugin came in.
@@ -421,6 +460,8 @@ pub struct Registry {
     pub refused: Vec<Refusal>,
     pub tabs: Vec<(&'static str, Tab)>,
     pub buttons: Vec<(&'static str, MenuButton)>,
+    /// (owner, rule) of menu links decided at each request.
+    pub menu_links: Vec<(&'static str, LinksRule)>,
     /// (owner, button) on the Information tab's personal data.
     pub information_buttons: Vec<(&'static str, MenuButton)>,
     /// (owner, largest multipart body its routes accept).
@@ -441,6 +482,8 @@ pub struct Registry {
     pub demos: Vec<(&'static str, PluginDemo)>,
     /// (owner, name, worker), in registration order.
     pub workers: Vec<(&'static str, &'static str, PluginWorker)>,
+    /// (owner, what to remove when a client is deleted), in registration order.
+    pub client_cleanups: Vec<(&'static str, ClientCleanup)>,
     /// Handlers wait here until every plugin has declared its hooks.
     pending_handlers: Vec<(String, Handler)>,
     /// Handlers that need their plugin's store wait for it here.
@@ -456,6 +499,9 @@ pub struct MenuItem {
     pub href: String,
     pub external: bool,
     pub active: bool,
+    /// The title itself, for a link with a text of its own (a custom button); `title_key` is
+    /// then empty.
+    pub label: Option<String>,
 }
 
 /// Names of the `portico` commands core has; plugin commands must not take them.
@@ -466,6 +512,10 @@ pub const CORE_COMMANDS: &[&str] = &[
     "settings",
     "client",
     "maintenance",
+    "suspend",
+    "resume",
+    "menu",
+    "files",
     "theme",
     "mail",
     "audit",
@@ -573,6 +623,8 @@ impl Registry {
         self.tabs.extend(r.tabs.into_iter().map(|t| (owner, t)));
         self.buttons
             .extend(r.buttons.into_iter().map(|b| (owner, b)));
+        self.menu_links
+            .extend(r.menu_links.into_iter().map(|l| (owner, l)));
         self.information_buttons
             .extend(r.information_buttons.into_iter().map(|b| (owner, b)));
         if let Some(limit) = r.upload_limit {
@@ -613,6 +665,9 @@ impl Registry {
         );
         self.commands
             .extend(r.commands.into_iter().map(|c| (owner, c)));
+        if let Some(cleanup) = r.client_cleanup {
+            self.client_cleanups.push((owner, cleanup));
+        }
         if let Some(seed) = r.demo {
             self.demos.push((owner, seed));
         }
@@ -761,7 +816,7 @@ impl Registry {
     }
 
     /// The menu for one viewer: visible tabs and buttons, ordered, with the current one marked.
-    pub fn menu(&self, viewer: &ViewerCtx<'_>, active_tab: &str) -> Vec<MenuItem> {
+    pub fn menu(&self, viewer: &ViewerCtx<'_>, lang: &str, active_tab: &str) -> Vec<MenuItem> {
         let mut items: Vec<(i32, MenuItem)> = self
             .tabs
             .iter()
@@ -776,6 +831,7 @@ impl Registry {
                         href: t.path.clone(),
                         external: false,
                         active: t.id == active_tab,
+                        label: None,
                     },
                 )
             })
@@ -791,6 +847,23 @@ impl Registry {
                         href,
                         external: b.external,
                         active: false,
+                        label: None,
+                    },
+                ));
+            }
+        }
+        for (owner, rule) in &self.menu_links {
+            for link in rule(&viewer.for_owner(owner), lang) {
+                items.push((
+                    link.order,
+                    MenuItem {
+                        id: "custom",
+                        title_key: "",
+                        icon: "link",
+                        href: link.href,
+                        external: link.external,
+                        active: false,
+                        label: Some(link.label),
                     },
                 ));
             }
@@ -815,6 +888,7 @@ impl Registry {
                         href,
                         external: b.external,
                         active: false,
+                        label: None,
                     },
                 ))
             })

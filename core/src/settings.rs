@@ -336,6 +336,17 @@ pub fn core_settings() -> Vec<SettingDef> {
             "",
             "Sender name of mail from the portal.",
         ),
+        SettingDef::text(
+            "ci_contact_text",
+            "",
+            "Text of the Contact tab, in Markdown (raw HTML is sanitized: no scripts, no event attributes); empty: no Contact tab.",
+        )
+        .per_invoice_group(),
+        SettingDef::text(
+            "portal_suspended_message",
+            "",
+            "While not empty the portal is suspended: every client page and the login page show this message with status 503 (portico suspend --message TEXT / portico resume).",
+        ),
         SettingDef::bool(
             "maintenance_mode",
             false,
@@ -446,6 +457,33 @@ pub fn core_settings() -> Vec<SettingDef> {
             10,
             60_000,
             "Deadline of one call into a dynamic plugin (a page or a hook); past it the client gets a 504 page.",
+        ),
+        SettingDef::int(
+            "script_timeout_ms",
+            50,
+            1,
+            10_000,
+            "Wall-clock deadline of one call into an operator script (a hook function); past it the script is stopped and the call counts as a failure.",
+        ),
+        SettingDef::new(
+            "script_failure_policy",
+            SettingType::Choice(&["open", "closed"]),
+            Value::String("open".into()),
+            "When a script fails (error, broken limit, deadline) in a before_* hook: open lets the action go on as if it had not vetoed; closed refuses it with a generic message.",
+        ),
+        SettingDef::int(
+            "script_max_failures",
+            10,
+            1,
+            100_000,
+            "A script that fails this many times in a row is disabled until its file is edited.",
+        ),
+        SettingDef::int(
+            "script_mail_per_hour",
+            20,
+            0,
+            100_000,
+            "How many e-mails one script may queue per hour with send_mail (0: none).",
         ),
         SettingDef::int(
             "theme_render_timeout_ms",

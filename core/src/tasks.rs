@@ -80,6 +80,24 @@ pub(crate) fn get_tx(tx: &WriteTx<'_>, id: u64) -> Result<Option<Task>> {
         .transpose()
 }
 
+/// Marks a task of `plugin` done inside a transaction, with `why` added to its note; one that
+/// is done already, missing, or filed by another plugin is left alone.
+pub(crate) fn finish(
+    tx: &mut WriteTx<'_>,
+    plugin: &str,
+    id: u64,
+    at: &str,
+    why: &str,
+) -> Result<()> {
+    let Some(mut task) = get_tx(tx, id)?.filter(|t| t.plugin == plugin && t.done.is_none()) else {
+        return Ok(());
+    };
+    task.done = Some(at.to_string());
+    task.note = format!("{} ({why})", task.note);
+    tx.set_raw(TREE, id_key(id), Some(encode(&task)?));
+    Ok(())
+}
+
 /// Every task, oldest first.
 pub fn all(store: &Store) -> Result<Vec<Task>> {
     store

@@ -935,7 +935,7 @@ pub struct ThemeWatcher {
 
 /// Writes, creations, removals and renames are edits. Reads are not: a rebuild reads every
 /// template, so reacting to reads would rebuild forever.
-fn is_edit(kind: &notify::EventKind) -> bool {
+pub(crate) fn is_edit(kind: &notify::EventKind) -> bool {
     use notify::EventKind;
     use notify::event::{AccessKind, AccessMode, ModifyKind};
     matches!(

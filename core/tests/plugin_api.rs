@@ -132,6 +132,8 @@ fn portal() -> Portal {
         &portal,
         OpRequest::Import {
             json: bundle.to_string(),
+            sync: false,
+            dry_run: false,
         },
     )
     .expect("import");
@@ -175,6 +177,9 @@ fn an_operator_command_works_through_its_context() {
             client: Some("1007".into()),
             limit: 5,
             before: None,
+            kind: None,
+            since: None,
+            until: None,
         },
     )
     .expect("audit");

@@ -516,3 +516,71 @@ fn an_index_read_in_a_transaction_sees_its_pending_changes() {
         .expect("write");
     }
 }
+
+#[test]
+fn tree_names_and_for_each_see_every_pair_in_key_order() {
+    for (name, f) in backends() {
+        let b = f.store.backend();
+        b.apply(&[
+            op("zeta", &[2], Some(b"b")),
+            op("alpha", &[9], Some(b"")),
+            op("zeta", &[1], Some(b"a")),
+            op("zeta", &[1, 0], Some(b"c")),
+        ])
+        .expect("apply");
+        let names = b.tree_names().expect("names");
+        assert!(
+            names.contains(&"alpha".to_string()) && names.contains(&"zeta".to_string()),
+            "{name}: {names:?}"
+        );
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "{name}: sorted");
+        assert!(!names.iter().any(|n| n.starts_with("__sled")), "{name}");
+        let mut seen = Vec::new();
+        b.for_each("zeta", &mut |k, v| {
+            seen.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        })
+        .expect("for_each");
+        assert_eq!(
+            seen,
+            vec![
+                (vec![1], b"a".to_vec()),
+                (vec![1, 0], b"c".to_vec()),
+                (vec![2], b"b".to_vec())
+            ],
+            "{name}"
+        );
+        // An error from the visitor stops the walk and comes back.
+        let mut calls = 0;
+        let e = b
+            .for_each("zeta", &mut |_, _| {
+                calls += 1;
+                Err(Error::Invalid("stop".into()))
+            })
+            .expect_err("stopped");
+        assert_eq!((calls, e.to_string()), (1, "stop".to_string()), "{name}");
+        // Writers wait while a snapshot is read; readers do not.
+        let writer = f.store.clone();
+        let (read, during, pending) = f
+            .store
+            .with_writes_paused(|b| {
+                let pending = std::thread::spawn(move || {
+                    writer.write(|tx| {
+                        tx.set_raw("zeta", vec![3], Some(b"d".to_vec()));
+                        Ok(())
+                    })
+                });
+                std::thread::sleep(std::time::Duration::from_millis(150));
+                Ok((b.get("zeta", &[2])?, b.get("zeta", &[3])?, pending))
+            })
+            .expect("paused read");
+        assert_eq!(read, Some(b"b".to_vec()), "{name}");
+        assert_eq!(during, None, "{name}: the write waited");
+        pending.join().expect("writer").expect("write");
+        assert_eq!(
+            b.get("zeta", &[3]).expect("get"),
+            Some(b"d".to_vec()),
+            "{name}"
+        );
+    }
+}

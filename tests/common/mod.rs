@@ -18,6 +18,8 @@ pub fn portico(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env("PORTICO_LOG", "warn")
+        // The harness's own variable, not a setting: the portal would warn about it.
+        .env_remove("PORTICO_TEST_PYTHON")
         .current_dir(std::env::temp_dir())
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -58,6 +60,8 @@ pub struct Options {
     pub plugin_dir: Option<PathBuf>,
     /// `--dev`: live reload of open pages when the theme changes.
     pub dev: bool,
+    /// Operator scripts folder (`--scripts`).
+    pub scripts: Option<PathBuf>,
 }
 
 impl Server {
@@ -75,6 +79,12 @@ impl Server {
 
     pub fn demo_with(opts: Options) -> Server {
         let data = tempfile::tempdir().expect("tempdir");
+        Self::start("demo", data, opts)
+    }
+
+    /// `portico demo` in a folder the test prepared (the portal's cwd: a `portico.toml` there is
+    /// read); the store goes into its `portal` subfolder.
+    pub fn demo_in(data: tempfile::TempDir, opts: Options) -> Server {
         Self::start("demo", data, opts)
     }
 
@@ -136,7 +146,8 @@ impl Server {
         ));
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(BIN);
-        cmd.args([mode, "--bind", "127.0.0.1:0", "--data"])
+        cmd.env_remove("PORTICO_TEST_PYTHON")
+            .args([mode, "--bind", "127.0.0.1:0", "--data"])
             .arg(data.path().join("portal"))
             .arg("--themes")
             .arg(themes)
@@ -155,6 +166,9 @@ impl Server {
         }
         if opts.dev {
             cmd.arg("--dev");
+        }
+        if let Some(dir) = &opts.scripts {
+            cmd.arg("--scripts").arg(dir);
         }
         let mut child = cmd.spawn().expect("spawn portico");
         let stdout = child.stdout.take().expect("stdout");

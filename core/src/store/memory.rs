@@ -97,4 +97,11 @@ impl Backend for MemoryBackend {
     fn flush(&self) -> Result<()> {
         Ok(())
     }
+
+    fn tree_names(&self) -> Result<Vec<String>> {
+        let trees = self.trees.read().map_err(|_| poisoned())?;
+        let mut names: Vec<String> = trees.keys().cloned().collect();
+        names.sort();
+        Ok(names)
+    }
 }

@@ -10,7 +10,7 @@ mod memory;
 mod migrate;
 mod sled_backend;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
@@ -32,6 +32,9 @@ pub struct Op {
     pub key: Vec<u8>,
     pub value: Option<Vec<u8>>,
 }
+
+/// Called with each key and value of a tree by [`Backend::for_each`].
+pub type PairVisitor<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<()>;
 
 /// A raw storage engine. Every implementation must pass `tests/store_conformance.rs`.
 pub trait Backend: Send + Sync + 'static {
@@ -66,6 +69,15 @@ pub trait Backend: Send + Sync + 'static {
     fn apply(&self, ops: &[Op]) -> Result<()>;
     /// Makes every applied op durable.
     fn flush(&self) -> Result<()>;
+    /// The names of every tree that holds or held keys, sorted (for backups).
+    fn tree_names(&self) -> Result<Vec<String>>;
+    /// Calls `f` with every pair of a tree, in key order, without collecting them first.
+    fn for_each(&self, tree: &str, f: PairVisitor<'_>) -> Result<()> {
+        for (k, v) in self.scan_prefix(tree, &[])? {
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
 }
 
 /// A typed value kept in its own tree under its own key, with optional secondary indexes.
@@ -162,11 +174,13 @@ fn decode_lenient<R: Record>(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<R> {
         .collect()
 }
 
-/// Trees that many pages read and few writes touch (invoice groups, shared messages): their
+/// Trees that many pages read and few writes touch (invoice groups, shared messages, custom
+/// buttons): their
 /// decoded contents may be kept in memory by [`Store::shared`], dropped at any write to them.
 const SHARED_TREES: &[&str] = &[
     <crate::model::InvoiceGroup as Record>::TREE,
     <crate::model::Message as Record>::TREE,
+    <crate::model::CustomButton as Record>::TREE,
     crate::model::trees::INVOICEGROUPID_MESSAGEIDS,
     crate::model::trees::GLOBAL_MESSAGEIDS,
 ];
@@ -180,7 +194,7 @@ struct SharedReads {
     /// Bumped after every applied write that touches a shared tree.
     generation: std::sync::atomic::AtomicU64,
     /// Reads by name, each with the generation it was read at.
-    values: std::sync::RwLock<HashMap<String, (u64, SharedValue)>>,
+    values: std::sync::RwLock<std::collections::HashMap<String, (u64, SharedValue)>>,
 }
 
 /// Typed access to a backend. Cheap to clone.
@@ -405,7 +419,7 @@ impl Store {
             .map_err(|_| Error::Internal("store write lock poisoned".into()))?;
         let mut tx = WriteTx {
             store: self,
-            pending: HashMap::new(),
+            pending: BTreeMap::new(),
             ops: Vec::new(),
         };
         let out = f(&mut tx)?;
@@ -420,6 +434,21 @@ impl Store {
 
     pub fn flush(&self) -> Result<()> {
         self.backend.flush()
+    }
+
+    /// Runs `f` while no write can land: every writer of this store (transactions, unflushed
+    /// bookkeeping, bulk imports) waits for the same lock. Readers go on. So what `f` reads of
+    /// several trees is one consistent state, as of the last write before the call (a backup).
+    /// Runs off the async threads, like a write.
+    pub fn with_writes_paused<T>(&self, f: impl FnOnce(&dyn Backend) -> Result<T>) -> Result<T> {
+        off_async(|| {
+            let _nested = NestingGuard::enter()?;
+            let _guard = self
+                .write_lock
+                .lock()
+                .map_err(|_| Error::Internal("store write lock poisoned".into()))?;
+            f(self.backend.as_ref())
+        })
     }
 
     /// Upserts many records of one type in one atomic write, unflushed (call [`Store::flush`]
@@ -464,6 +493,82 @@ impl Store {
     }
 }
 
+/// What an upsert found, per record: new, different from what was stored, or stored exactly so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Changes {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+impl Store {
+    /// Like [`Store::put_many`], but a record stored exactly so already is not written again,
+    /// and each record is counted as created, updated or unchanged. With `apply` false nothing
+    /// is written: the counts say what the write would do (a dry run). Unflushed.
+    pub fn upsert_many<R: Record>(&self, items: &[R], apply: bool) -> Result<Changes> {
+        let _guard = self
+            .write_lock
+            .lock()
+            .map_err(|_| Error::Internal("store write lock poisoned".into()))?;
+        let fresh = self.backend.is_empty(R::TREE)?;
+        let mut changes = Changes::default();
+        let mut ops = Vec::new();
+        for record in items {
+            let key = record.key();
+            let value = encode(record)?;
+            let new_entries = record.index_entries();
+            let old = if fresh {
+                None
+            } else {
+                self.backend.get(R::TREE, &key)?
+            };
+            match old {
+                Some(bytes) if bytes == value => {
+                    changes.unchanged += 1;
+                    continue;
+                }
+                Some(bytes) if !apply => {
+                    decode::<R>(R::TREE, &key, &bytes)?;
+                    changes.updated += 1;
+                }
+                Some(bytes) => {
+                    changes.updated += 1;
+                    let old: R = decode(R::TREE, &key, &bytes)?;
+                    for (tree, k) in old.index_entries() {
+                        if !new_entries.iter().any(|(t, nk)| *t == tree && *nk == k) {
+                            ops.push(Op {
+                                tree: tree.into(),
+                                key: k,
+                                value: None,
+                            });
+                        }
+                    }
+                }
+                None => changes.created += 1,
+            }
+            if !apply {
+                continue;
+            }
+            for (tree, k) in new_entries {
+                ops.push(Op {
+                    tree: tree.into(),
+                    key: k,
+                    value: Some(Vec::new()),
+                });
+            }
+            ops.push(Op {
+                tree: R::TREE.into(),
+                key,
+                value: Some(value),
+            });
+        }
+        if apply && !ops.is_empty() {
+            self.apply(&ops)?;
+        }
+        Ok(changes)
+    }
+}
+
 /// Runs blocking work (a flush, a whole-tree scan) without holding up an async worker thread:
 /// on the server's multi-threaded runtime the worker hands its other tasks to another thread
 /// first (`block_in_place`), so a flood of requests that write cannot stall page rendering.
@@ -501,10 +606,11 @@ impl Drop for NestingGuard {
     }
 }
 
-/// Changes collected for one atomic write. Reads through it see its own pending changes.
+/// Changes collected for one atomic write. Reads through it see its own pending changes, kept
+/// in key order so a prefix of them is found without walking them all.
 pub struct WriteTx<'s> {
     store: &'s Store,
-    pending: HashMap<(String, Vec<u8>), Option<Vec<u8>>>,
+    pending: BTreeMap<(String, Vec<u8>), Option<Vec<u8>>>,
     ops: Vec<Op>,
 }
 
@@ -587,20 +693,42 @@ impl WriteTx<'_> {
             .map(|(k, _)| k)
             .collect();
         // Entries this transaction added or removed.
-        for ((tree, k), v) in &self.pending {
-            if tree == index_tree && k.starts_with(&prefix) {
-                match v {
-                    Some(_) if !keys.contains(k) => keys.push(k.clone()),
-                    None => keys.retain(|x| x != k),
-                    _ => {}
-                }
-            }
-        }
+        self.merge_pending(index_tree, &prefix, &mut keys);
         keys.sort();
         Ok(keys
             .into_iter()
             .map(|k| k[prefix.len()..].to_vec())
             .collect())
+    }
+
+    /// Every key of a tree that starts with `prefix`, as it stands in this transaction.
+    pub(crate) fn raw_keys(&self, tree: &str, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut keys: Vec<Vec<u8>> = self
+            .store
+            .backend
+            .scan_prefix(tree, prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        self.merge_pending(tree, prefix, &mut keys);
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Adds to `keys` (stored keys of `tree` with `prefix`) those this transaction wrote and
+    /// takes out those it removed, reading only this transaction's changes under the prefix.
+    fn merge_pending(&self, tree: &str, prefix: &[u8], keys: &mut Vec<Vec<u8>>) {
+        let from = (tree.to_string(), prefix.to_vec());
+        for ((t, k), v) in self.pending.range(from..) {
+            if t != tree || !k.starts_with(prefix) {
+                break;
+            }
+            match v {
+                Some(_) if !keys.contains(k) => keys.push(k.clone()),
+                None => keys.retain(|x| x != k),
+                _ => {}
+            }
+        }
     }
 
     /// Every stored record of a type that decodes (others are logged and skipped), as stored

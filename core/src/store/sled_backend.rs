@@ -6,7 +6,7 @@ use std::sync::RwLock;
 
 use sled::Transactional;
 
-use super::{Backend, Op, prefix_range};
+use super::{Backend, Op, PairVisitor, prefix_range};
 use crate::error::{Error, Result};
 
 pub struct SledBackend {
@@ -219,4 +219,34 @@ impl Backend for SledBackend {
         self.db.flush()?;
         Ok(())
     }
+
+    fn tree_names(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for raw in self.db.tree_names() {
+            // sled's own default tree: Portico never writes to it.
+            if raw.as_ref() == DEFAULT_TREE {
+                continue;
+            }
+            let name = String::from_utf8(raw.to_vec()).map_err(|_| {
+                Error::Store(format!(
+                    "a tree name is not UTF-8: {}",
+                    hex::encode(raw.as_ref())
+                ))
+            })?;
+            names.push(name);
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn for_each(&self, tree: &str, f: PairVisitor<'_>) -> Result<()> {
+        for kv in self.tree(tree)?.iter() {
+            let (k, v) = kv?;
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
 }
+
+/// The name of the tree sled keeps for itself (`Db` used as a tree).
+const DEFAULT_TREE: &[u8] = b"__sled__default";

@@ -29,9 +29,10 @@ pub fn routes() -> Vec<Route> {
 #[get("/healthz")]
 fn healthz(portal: &State<Arc<Portal>>) -> (ContentType, String) {
     let maintenance = guards::maintenance_on(portal);
+    let suspended = guards::suspended_message(portal).is_some();
     (
         ContentType::JSON,
-        format!("{{\"status\":\"ok\",\"maintenance\":{maintenance}}}"),
+        format!("{{\"status\":\"ok\",\"maintenance\":{maintenance},\"suspended\":{suspended}}}"),
     )
 }
 
@@ -44,16 +45,92 @@ struct MessageView {
 }
 
 #[derive(Serialize)]
-struct InformationView<'a> {
-    client: &'a Client,
-    mailing_address: Option<&'a Address>,
-    invoicing_address: Option<&'a Address>,
+struct InformationView {
+    client: Client,
+    mailing_address: Option<Address>,
+    invoicing_address: Option<Address>,
     messages: Vec<MessageView>,
     can_set_login_name: bool,
     /// Plugins' buttons for the personal data (support request, ticket).
     buttons: Vec<crate::registry::MenuItem>,
     notice: Option<String>,
     error: Option<String>,
+    /// Panels added by the `info_panels` hook (operator scripts, plugins).
+    panels: Vec<PanelView>,
+}
+
+/// One panel of the `info_panels` hook, checked: a title and a text or rows.
+#[derive(Serialize, Debug, PartialEq)]
+struct PanelView {
+    title: String,
+    text: Option<String>,
+    rows: Vec<PanelRow>,
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+struct PanelRow {
+    label: String,
+    value: String,
+}
+
+/// Most panels shown, and the longest texts of one, so a script cannot flood the page.
+const MAX_PANELS: usize = 20;
+const MAX_PANEL_ROWS: usize = 50;
+const MAX_PANEL_TEXT: usize = 4000;
+
+fn panel_text(v: &serde_json::Value, max: usize) -> Option<String> {
+    let text = match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    Some(text.chars().take(max).collect())
+}
+
+/// A panel as the hook left it, if it is one: `{ title, text }` or `{ title, rows }`.
+fn panel_view(v: &serde_json::Value) -> Option<PanelView> {
+    let title = panel_text(v.get("title")?, 200)?;
+    let text = v.get("text").and_then(|t| panel_text(t, MAX_PANEL_TEXT));
+    let rows: Vec<PanelRow> = v
+        .get("rows")
+        .and_then(|r| r.as_array())
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|row| {
+                    let pair = row.as_array()?;
+                    Some(PanelRow {
+                        label: panel_text(pair.first()?, 200)?,
+                        value: panel_text(pair.get(1)?, 1000)?,
+                    })
+                })
+                .take(MAX_PANEL_ROWS)
+                .collect()
+        })
+        .unwrap_or_default();
+    (text.is_some() || !rows.is_empty()).then_some(PanelView { title, text, rows })
+}
+
+/// Runs the `info_panels` hook for a client.
+fn info_panels(hooks: &crate::hooks::Hooks, client: &Client, lang: &str) -> Vec<PanelView> {
+    let mut event = crate::hooks::InfoPanelsEvent {
+        client: crate::hooks::ClientView::from(client),
+        lang: lang.to_string(),
+        panels: Vec::new(),
+    };
+    let _ = hooks.run(crate::script::INFO_PANELS, &mut event);
+    let mut panels = Vec::new();
+    for p in &event.panels {
+        match panel_view(p) {
+            Some(v) if panels.len() < MAX_PANELS => panels.push(v),
+            Some(_) => break,
+            None => tracing::warn!(
+                "an info panel without a title and a text or rows was left out: {}",
+                crate::text::escape(&p.to_string().chars().take(200).collect::<String>())
+            ),
+        }
+    }
+    panels
 }
 
 fn date(lang: &str, d: chrono::NaiveDate) -> String {
@@ -91,10 +168,10 @@ fn render_information(
         .into_iter()
         .map(|m| message_view(page.lang, m))
         .collect();
-    let view = InformationView {
-        client: c,
-        mailing_address: (!c.mailing_address.is_empty()).then_some(&c.mailing_address),
-        invoicing_address: c.invoicing_address.as_ref().filter(|a| !a.is_empty()),
+    let mut view = InformationView {
+        client: c.clone(),
+        mailing_address: (!c.mailing_address.is_empty()).then(|| c.mailing_address.clone()),
+        invoicing_address: c.invoicing_address.clone().filter(|a| !a.is_empty()),
         messages,
         can_set_login_name: page.flag("ci_enable_login_name_creation"),
         buttons: page
@@ -107,8 +184,44 @@ fn render_information(
             )),
         notice,
         error,
+        panels: Vec::new(),
     };
-    page.render_with_status("information", "information.html", &view, status)
+    let hooks = page.portal.registry.hooks.clone();
+    if !hooks.is_handled(crate::script::INFO_PANELS) {
+        return page.render_with_status("information", "information.html", &view, status);
+    }
+    // Scripts and plugins add their panels on the render thread, right before the render: a
+    // slow one holds up no async worker (no hand-off either), and the page's deadline bounds it.
+    // Each handler is stopped at its own deadline (`script_timeout_ms` for a script), so the
+    // panels take at most that per handler; the render then has its own deadline.
+    let handlers = hooks.handler_owners(crate::script::INFO_PANELS).len() as u32;
+    let script_ms = page.portal.settings.int("script_timeout_ms", None).max(1) as u64;
+    let limit = crate::theme::PrepareLimit {
+        timeout: super::page::render_timeout(page.portal)
+            .max(std::time::Duration::from_millis(script_ms + 100) * handlers.max(1)),
+        on_overdue: Box::new(|| {
+            tracing::warn!("the info_panels handlers ran past their deadlines")
+        }),
+    };
+    let frame = page.frame();
+    let theme = frame.theme.clone();
+    let lang = page.lang;
+    let job = move || {
+        view.panels = info_panels(&hooks, &view.client, lang);
+        let (template, ctx) = frame.finish("information", "information.html", &view);
+        crate::theme::Prepared::Render {
+            template,
+            ctx: std::sync::Arc::new(ctx),
+            status: Some(status.code),
+        }
+    };
+    let pending = page.portal.themes.start_job(
+        &theme,
+        super::page::render_timeout(page.portal),
+        Some(limit),
+        job,
+    );
+    Ok(PageHtml::rendering(pending, status))
 }
 
 #[get("/")]

@@ -94,7 +94,7 @@ pub(crate) fn error_page(status: Status, req: &Request<'_>) -> PageHtml {
     // A logged-in client keeps their menu on error pages (unless a new password comes first).
     if let Some(s) = viewer.as_ref().filter(|s| !s.session.must_change_password) {
         let v = crate::registry::ViewerCtx::new(&s.client, &portal.settings, &portal.store);
-        ctx.insert("menu", &portal.registry.menu(&v, ""));
+        ctx.insert("menu", &portal.registry.menu(&v, lang, ""));
     }
     ctx.insert(
         "page",

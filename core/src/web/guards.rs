@@ -93,6 +93,13 @@ pub fn maintenance_on(portal: &Portal) -> bool {
     portal.settings.bool("maintenance_mode", None)
 }
 
+/// The operator's message while the portal is suspended (`portal_suspended_message` not empty).
+pub fn suspended_message(portal: &Portal) -> Option<String> {
+    let message = portal.settings.text("portal_suspended_message", None);
+    let message = message.trim();
+    (!message.is_empty()).then(|| message.to_string())
+}
+
 /// The request's language as a guard.
 pub struct Lang(pub &'static str);
 

@@ -1,9 +1,12 @@
 //! The web server: one place that mounts everything (core routes, plugin routes, catchers,
 //! security headers).
 
+mod contact;
 mod core_pages;
+pub mod download;
 pub(crate) mod dynamic;
 mod errors;
+mod files;
 pub mod guards;
 pub mod live_reload;
 pub mod page;
@@ -36,8 +39,11 @@ pub fn build(mut portal: Portal, config: rocket::Config) -> Rocket<Build> {
         .manage(portal)
         .attach(SecurityHeaders)
         .attach(BodyLimits)
+        .attach(Suspension)
         .attach(page::RenderedPages)
-        .mount("/", rocket::routes![too_large])
+        .mount("/", rocket::routes![too_large, suspended])
+        .mount("/", contact::routes())
+        .mount("/", files::routes())
         .mount("/", sign::routes())
         .mount("/", core_pages::routes())
         .mount("/", password::routes())
@@ -139,6 +145,71 @@ impl Fairing for BodyLimits {
 #[rocket::get("/__portico/too-large")]
 fn too_large() -> rocket::http::Status {
     rocket::http::Status::PayloadTooLarge
+}
+
+/// While the portal is suspended (`portico suspend`), sends every request except static files,
+/// the favicon and `/healthz` to [`suspended`]: every client page, the login and password pages
+/// and plugins' pages alike, whatever guards their routes use.
+struct Suspension;
+
+/// Where [`Suspension`] sends requests.
+const SUSPENDED_PATH: &str = "/__portico/suspended";
+
+#[rocket::async_trait]
+impl Fairing for Suspension {
+    fn info(&self) -> Info {
+        Info {
+            name: "portal suspension",
+            kind: Kind::Request,
+        }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut rocket::Data<'_>) {
+        let Some(portal) = req.rocket().state::<Arc<Portal>>() else {
+            return;
+        };
+        if guards::suspended_message(portal).is_none() {
+            return;
+        }
+        let path = req.uri().path();
+        if path.starts_with("/static/") || path == "/healthz" || path == "/favicon.ico" {
+            return;
+        }
+        // The query stays: `?lang=` still chooses the page's language.
+        let target = match req.uri().query() {
+            Some(q) => format!("{SUSPENDED_PATH}?{q}"),
+            None => SUSPENDED_PATH.to_string(),
+        };
+        let uri = rocket::http::uri::Origin::parse_owned(target)
+            .unwrap_or_else(|_| rocket::uri!(suspended));
+        req.set_method(rocket::http::Method::Get);
+        req.set_uri(uri);
+    }
+}
+
+/// The suspension page: the operator's message in the theme (the viewer's invoice group's when
+/// they are logged in), status 503.
+#[rocket::get("/__portico/suspended")]
+fn suspended(portal: &rocket::State<Arc<Portal>>, lang: Lang, viewer: guards::Viewer) -> PageHtml {
+    #[derive(serde::Serialize)]
+    struct SuspendedView {
+        message: String,
+    }
+    let status = rocket::http::Status::ServiceUnavailable;
+    // Resumed between the fairing and here: still answer as suspended, once.
+    let message = guards::suspended_message(portal).unwrap_or_default();
+    let group = viewer.signed_in.as_ref().map(|s| s.client.invoice_group_id);
+    let mut ctx = base_context(portal, lang.0, SUSPENDED_PATH, None);
+    ctx.insert("page", &SuspendedView { message });
+    let mut html = page::start_page(
+        portal,
+        &portal.theme_for(group),
+        "suspended.html",
+        ctx,
+        status,
+    );
+    html.private = true;
+    html
 }
 
 /// Security headers on every response, error pages included.

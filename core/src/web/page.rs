@@ -610,7 +610,8 @@ impl Page<'_> {
         );
         let viewer = ViewerCtx::new(&self.client, &portal.settings, &portal.store);
         // Until a one-time password is replaced there is nothing else to navigate to.
-        let menu = (!self.session.must_change_password).then(|| portal.registry.menu(&viewer, ""));
+        let menu = (!self.session.must_change_password)
+            .then(|| portal.registry.menu(&viewer, self.lang, ""));
         PageFrame {
             ctx,
             menu,

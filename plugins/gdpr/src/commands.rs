@@ -2,7 +2,7 @@
 //! (`history`, also as CSV). No command changes or deletes an evidence record. Also the demo's
 //! consents.
 
-use portico_core::plugin::{ClientView, Error, OperatorCtx, Result};
+use portico_core::plugin::{ClientView, CommandArgs as Args, Error, OperatorCtx, Result};
 
 use crate::consent::{self, Actor, Doc, Outcome, Record, Version};
 
@@ -15,61 +15,6 @@ const USAGE: &str = "usage: portico gdpr consent add --title T --text-file F [--
 
 fn usage() -> Error {
     Error::Invalid(USAGE.into())
-}
-
-/// Options of a command line: `--name value` pairs, `--flag`s and plain words.
-struct Args {
-    words: Vec<String>,
-    values: Vec<(String, String)>,
-    flags: Vec<String>,
-}
-
-impl Args {
-    fn parse(args: &[String], with_value: &[&str], flags: &[&str]) -> Result<Args> {
-        let mut out = Args {
-            words: Vec::new(),
-            values: Vec::new(),
-            flags: Vec::new(),
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let (name, inline) = match a.split_once('=') {
-                Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-                _ => (a.as_str(), None),
-            };
-            if with_value.contains(&name) {
-                let value = match inline {
-                    Some(v) => v,
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| Error::Invalid(format!("{name} needs a value")))?,
-                };
-                if out.values.iter().any(|(n, _)| n == name) {
-                    return Err(Error::Invalid(format!("{name} is given twice")));
-                }
-                out.values.push((name.to_string(), value));
-            } else if flags.contains(&name) && inline.is_none() {
-                out.flags.push(name.to_string());
-            } else if name.starts_with("--") {
-                return Err(Error::Invalid(format!("unknown option {name}\n{USAGE}")));
-            } else {
-                out.words.push(a.clone());
-            }
-        }
-        Ok(out)
-    }
-
-    fn value(&self, name: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn flag(&self, name: &str) -> bool {
-        self.flags.iter().any(|f| f == name)
-    }
 }
 
 fn read_text(path: &str) -> Result<String> {
@@ -109,6 +54,7 @@ fn add(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
             "--invoice-group",
         ],
         &["--required"],
+        USAGE,
     )?;
     if !a.words.is_empty() {
         return Err(usage());
@@ -213,7 +159,7 @@ fn list(ctx: &OperatorCtx<'_>) -> Result<String> {
 }
 
 fn update(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
-    let a = Args::parse(args, &["--text-file", "--text-file-cs"], &[])?;
+    let a = Args::parse(args, &["--text-file", "--text-file-cs"], &[], USAGE)?;
     let [id] = a.words.as_slice() else {
         return Err(usage());
     };
@@ -282,7 +228,7 @@ fn retire(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
 /// An operator records a withdrawal the client made another way (a letter, a call): a new
 /// record with `operator` as the actor.
 fn withdraw(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
-    let a = Args::parse(args, &["--client"], &[])?;
+    let a = Args::parse(args, &["--client"], &[], USAGE)?;
     let ([id], Some(who)) = (a.words.as_slice(), a.value("--client")) else {
         return Err(usage());
     };
@@ -351,7 +297,7 @@ fn withdraw(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
 }
 
 fn history(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
-    let a = Args::parse(args, &["--client"], &["--csv"])?;
+    let a = Args::parse(args, &["--client"], &["--csv"], USAGE)?;
     let (Some(who), true) = (a.value("--client"), a.words.is_empty()) else {
         return Err(usage());
     };

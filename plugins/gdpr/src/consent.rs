@@ -1,8 +1,9 @@
 //! Consent documents, their versions, and the evidence of every change a client's consent went
 //! through. Evidence is append-only: [`record`] is the one function that writes it, and it never
-//! overwrites a record; nothing in the plugin changes or deletes one.
+//! overwrites a record; nothing in the plugin changes one. It goes only with the client: when an
+//! import deletes the client, [`forget_client`] removes their records.
 
-use portico_core::plugin::{Error, Namespace, Result, compound_key, id_key};
+use portico_core::plugin::{Error, Namespace, NamespaceTx, Result, compound_key, id_key};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -405,6 +406,14 @@ pub fn record(ns: &Namespace, req: &Request) -> Result<Outcome> {
         tx.put(LATEST, &latest_key, &number)?;
         Ok(Outcome::Recorded(Box::new(rec)))
     })
+}
+
+/// Removes a deleted client's consent records, inside the transaction that deletes the client.
+pub fn forget_client(tx: &mut NamespaceTx<'_, '_>, client_id: u64) -> Result<()> {
+    let prefix = compound_key(&[&id_key(client_id), &[]]);
+    tx.delete_prefix(EVIDENCE, &prefix)?;
+    tx.delete_prefix(LATEST, &prefix)?;
+    tx.delete(LAST_RECORD, &id_key(client_id))
 }
 
 #[cfg(test)]

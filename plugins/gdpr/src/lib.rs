@@ -86,7 +86,19 @@ impl Plugin for Gdpr {
             run: Arc::new(commands::gdpr),
         });
         r.demo(commands::demo);
+        r.on_client_deleted(forget_client);
     }
+}
+
+/// What the plugin keeps about a client goes with the client: consent records, and an open
+/// erasure request is marked done.
+fn forget_client(
+    tx: &mut portico_core::plugin::NamespaceTx<'_, '_>,
+    client_id: u64,
+) -> portico_core::plugin::Result<()> {
+    consent::forget_client(tx, client_id)?;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    tasks::client_deleted(tx, client_id, &now)
 }
 
 #[cfg(test)]

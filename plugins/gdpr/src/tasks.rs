@@ -1,7 +1,7 @@
 //! Erasure requests: filed as tasks in core's one list (`portico tasks list|done`), at most one
 //! open per client.
 
-use portico_core::plugin::{Namespace, Result, Task, id_key};
+use portico_core::plugin::{Namespace, NamespaceTx, Result, Task, id_key};
 
 /// The latest erasure request of a client: `client id` → task id (open while the task is).
 const OPEN_ERASURE: &str = "open_erasure";
@@ -21,6 +21,16 @@ pub fn open_erasure(ns: &Namespace, task: Task) -> Result<Option<Task>> {
         tx.put(OPEN_ERASURE, &id_key(task.client_id), &task.id)?;
         Ok(Some(task))
     })
+}
+
+/// A deleted client's open erasure request is done: the import deleted everything the portal
+/// held about them. Runs inside the transaction that deletes the client.
+pub fn client_deleted(tx: &mut NamespaceTx<'_, '_>, client_id: u64, now: &str) -> Result<()> {
+    if let Some(id) = tx.get::<u64>(OPEN_ERASURE, &id_key(client_id))? {
+        tx.finish_task(id, now, "done: the client was deleted by an import")?;
+        tx.delete(OPEN_ERASURE, &id_key(client_id))?;
+    }
+    Ok(())
 }
 
 /// The client's open erasure request, if any.

@@ -2,7 +2,9 @@
 //! (departments, tickets, replies), run directly or through the control socket. Also the
 //! demo's helpdesk.
 
-use portico_core::plugin::{Client, ClientView, Error, OperatorCtx, Result, is_email};
+use portico_core::plugin::{
+    Client, ClientView, CommandArgs as Args, Error, OperatorCtx, Result, is_email,
+};
 
 use crate::files::size_text;
 use crate::model::{self, Channel, Department, Item, Operator, State, Ticket};
@@ -22,61 +24,6 @@ const USAGE: &str = "usage: portico helpdesk department add NAME [--cp-requests]
        portico helpdesk state ID open|waiting|closed
        portico helpdesk assign ID --client C
        portico helpdesk attachment ID --out-file F";
-
-/// Options of a command line: `--name value` pairs, `--flag`s and plain words.
-struct Args {
-    words: Vec<String>,
-    values: Vec<(String, String)>,
-    flags: Vec<String>,
-}
-
-impl Args {
-    fn parse(args: &[String], with_value: &[&str], flags: &[&str], usage: &str) -> Result<Args> {
-        let mut out = Args {
-            words: Vec::new(),
-            values: Vec::new(),
-            flags: Vec::new(),
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let (name, inline) = match a.split_once('=') {
-                Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-                _ => (a.as_str(), None),
-            };
-            if with_value.contains(&name) {
-                let value = match inline {
-                    Some(v) => v,
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| Error::Invalid(format!("{name} needs a value")))?,
-                };
-                if out.values.iter().any(|(n, _)| n == name) {
-                    return Err(Error::Invalid(format!("{name} is given twice")));
-                }
-                out.values.push((name.to_string(), value));
-            } else if flags.contains(&name) && inline.is_none() {
-                out.flags.push(name.to_string());
-            } else if name.starts_with("--") {
-                return Err(Error::Invalid(format!("unknown option {name}\n{usage}")));
-            } else {
-                out.words.push(a.clone());
-            }
-        }
-        Ok(out)
-    }
-
-    fn value(&self, name: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn flag(&self, name: &str) -> bool {
-        self.flags.iter().any(|f| f == name)
-    }
-}
 
 fn usage() -> Error {
     Error::Invalid(USAGE.into())

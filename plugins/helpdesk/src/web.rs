@@ -2,13 +2,13 @@
 //! the support request form of the Information tab.
 
 use portico_core::Error;
+use portico_core::plugin::Download;
 use portico_core::plugin::{
     CheckedUpload, ClientView, Page, PageHtml, SameOrigin, Task, Upload, UploadRefused,
     split_emails,
 };
-use portico_core::rocket::http::{ContentType, Header, Status};
-use portico_core::rocket::request::Request;
-use portico_core::rocket::response::{self, Redirect, Responder, Response};
+use portico_core::rocket::http::Status;
+use portico_core::rocket::response::Redirect;
 use portico_core::rocket::{Either, Route, get, post, routes};
 use serde::Serialize;
 
@@ -701,28 +701,6 @@ fn reply(
 }
 
 // ----- downloads -----
-
-/// A file to save, never shown inline and never cached.
-struct Download {
-    name: String,
-    content_type: String,
-    bytes: Vec<u8>,
-}
-
-impl<'r> Responder<'r, 'static> for Download {
-    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
-        let ct = ContentType::parse_flexible(&self.content_type).unwrap_or(ContentType::Binary);
-        Response::build()
-            .header(ct)
-            .header(Header::new(
-                "Content-Disposition",
-                files::content_disposition(&self.name),
-            ))
-            .header(Header::new("Cache-Control", "no-store"))
-            .sized_body(self.bytes.len(), std::io::Cursor::new(self.bytes))
-            .ok()
-    }
-}
 
 #[get("/attachment/<id>")]
 fn download(page: Page<'_>, id: u64) -> Result<Result<Download, Status>, Error> {

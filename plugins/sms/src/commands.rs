@@ -1,49 +1,13 @@
 //! `portico sms queue` (the outbox) and `portico sms send --client C --to NUMBER --text T`,
 //! run directly or through the control socket. Also the demo's SMS settings.
 
-use portico_core::plugin::{ClientView, Error, OperatorCtx, Result};
+use portico_core::plugin::{ClientView, CommandArgs, Error, OperatorCtx, Result};
 
 use crate::model::{self, Accepted, NewSms};
 use crate::{BEFORE_SMS_SEND, DEFAULT_COUNTRY, MAX_PARTS, gsm, phone};
 
 const USAGE: &str = "usage: portico sms queue [--all]
        portico sms send --client C --to NUMBER --text T";
-
-/// `--name value` options (and `--name=value`), plus flags.
-fn options(args: &[String], with_value: &[&str], flags: &[&str]) -> Result<Vec<(String, String)>> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (name, inline) = match a.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (a.clone(), None),
-        };
-        if with_value.contains(&name.as_str()) {
-            let value = match inline {
-                Some(v) => v,
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| Error::Invalid(format!("{name} needs a value")))?,
-            };
-            if out.iter().any(|(n, _)| *n == name) {
-                return Err(Error::Invalid(format!("{name} is given twice")));
-            }
-            out.push((name, value));
-        } else if flags.contains(&name.as_str()) && inline.is_none() {
-            out.push((name, String::new()));
-        } else {
-            return Err(Error::Invalid(format!("unexpected `{a}`\n{USAGE}")));
-        }
-    }
-    Ok(out)
-}
-
-fn value<'a>(opts: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    opts.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
 
 pub fn sms(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
     match args.first().map(String::as_str) {
@@ -65,7 +29,10 @@ fn one_line(text: &str, max: usize) -> String {
 /// The outbox (messages not yet handed to the gateway); with `--all`, the latest messages in
 /// every state.
 fn queue(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
-    let opts = options(args, &[], &["--all"])?;
+    let opts = CommandArgs::parse(args, &[], &["--all"], USAGE)?;
+    if let Some(w) = opts.words.first() {
+        return Err(Error::Invalid(format!("unexpected `{w}`\n{USAGE}")));
+    }
     let ns = ctx.store();
     let mut out = String::new();
     let line = |m: &model::Sms, next: Option<&str>| {
@@ -93,7 +60,7 @@ fn queue(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
         l.push_str(&format!(": {}\n", one_line(&m.text, 60)));
         l
     };
-    if value(&opts, "--all").is_some() {
+    if opts.flag("--all") {
         let all = model::all_messages(&ns, 500)?;
         if all.is_empty() {
             return Ok("no messages\n".into());
@@ -119,11 +86,14 @@ fn queue(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
 /// An operator's SMS to a number, for a client: through the same checks, hook and outbox,
 /// not counted against the client's quota.
 fn send(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
-    let opts = options(args, &["--client", "--to", "--text"], &[])?;
+    let opts = CommandArgs::parse(args, &["--client", "--to", "--text"], &[], USAGE)?;
+    if let Some(w) = opts.words.first() {
+        return Err(Error::Invalid(format!("unexpected `{w}`\n{USAGE}")));
+    }
     let (Some(who), Some(to), Some(text)) = (
-        value(&opts, "--client"),
-        value(&opts, "--to"),
-        value(&opts, "--text"),
+        opts.value("--client"),
+        opts.value("--to"),
+        opts.value("--text"),
     ) else {
         return Err(Error::Invalid(USAGE.to_string()));
     };

@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn splitting_keeps_every_character_and_the_part_sizes() {
-        let text = "x".repeat(152) + "€€" + &"y".repeat(200);
+        let text = format!("{}€€{}", "x".repeat(152), "y".repeat(200));
         let parts = split(&text);
         assert_eq!(parts.concat(), text);
         assert_eq!(parts.len(), count(&text).parts);
