@@ -13,6 +13,7 @@ pub mod gsm;
 pub mod model;
 pub mod phone;
 mod sender;
+pub mod smpp;
 mod web;
 
 use std::sync::Arc;
@@ -106,11 +107,14 @@ impl Plugin for Sms {
             "CZ",
             "Two-letter country code (ISO 3166) for numbers typed without +country prefix.",
         ));
-        r.setting(SettingDef::text(
-            SMPP_URL,
-            "",
-            "The SMSC for sms_notify = smpp: smpp://system_id:password@host:port.",
-        ));
+        r.setting(
+            SettingDef::text(
+                SMPP_URL,
+                "",
+                "The SMSC for sms_notify = smpp: smpp://system_id:password@host:port (a secret: shown only as set).",
+            )
+            .secret(),
+        );
         r.setting(SettingDef::text(
             SMPP_SOURCE_ADDR,
             "",

@@ -21,6 +21,8 @@ const QUOTA: &str = "quota";
 const FORM_KEYS: &str = "form_keys";
 const CONTACTS: &str = "contacts";
 const META: &str = "meta";
+/// SMPP: the SMSC's message id → (message id, part index), for delivery receipts.
+const SMSC_IDS: &str = "smsc_ids";
 
 /// Contacts one client may keep in the directory.
 pub const MAX_CONTACTS: usize = 200;
@@ -69,6 +71,12 @@ pub struct Sms {
     /// Why the last attempt failed (for the operator).
     #[serde(default)]
     pub error: Option<String>,
+    /// SMPP: the SMSC's message id of each part ("" while the part is not accepted yet).
+    #[serde(default)]
+    pub smsc_ids: Vec<String>,
+    /// SMPP: parts the SMSC's delivery receipts reported delivered.
+    #[serde(default)]
+    pub delivered_parts: u32,
 }
 
 /// A message waiting for the gateway.
@@ -201,6 +209,8 @@ pub fn enqueue(ns: &Namespace, new: &NewSms<'_>) -> Result<Accepted> {
             origin: new.origin.to_string(),
             attempts: 0,
             error: None,
+            smsc_ids: Vec::new(),
+            delivered_parts: 0,
         };
         tx.put(MESSAGES, &id_key(id), &sms)?;
         tx.put(
@@ -421,5 +431,129 @@ pub fn retry_later(ns: &Namespace, id: u64, now: &str, next: &str, reason: &str)
             },
         )?;
         Ok(attempts)
+    })
+}
+
+// ----- the SMPP sender's batched writes -----
+
+/// What became of one message handed to the SMSC (all its parts answered).
+pub enum Outcome {
+    /// Every part accepted: the SMSC's ids, part by part.
+    Sent(Vec<String>),
+    /// Some parts accepted (ids so far, "" for the others), the rest to try again at `next`.
+    Later {
+        ids: Vec<String>,
+        next: String,
+        reason: String,
+    },
+    Failed {
+        ids: Vec<String>,
+        reason: String,
+    },
+}
+
+/// A delivery receipt: the SMSC's message id, and whether the part was delivered.
+pub struct Receipt {
+    pub smsc_id: String,
+    pub delivered: bool,
+    pub stat: String,
+}
+
+/// Messages that left the outbox as sent (for after_sms_sent), and receipts for ids nobody
+/// knows.
+pub struct Applied {
+    pub sent: Vec<Sms>,
+    pub failed: Vec<Sms>,
+    pub unknown_receipts: usize,
+}
+
+/// Applies a batch of the SMSC's answers and receipts in one flushed transaction, in order:
+/// the outcomes first (so a receipt read right after its submit_sm_resp finds its message).
+pub fn apply_smpp(
+    ns: &Namespace,
+    outcomes: &[(u64, Outcome)],
+    receipts: &[Receipt],
+    now: &str,
+) -> Result<Applied> {
+    ns.write(|tx| {
+        let mut applied = Applied {
+            sent: Vec::new(),
+            failed: Vec::new(),
+            unknown_receipts: 0,
+        };
+        for (id, outcome) in outcomes {
+            let key = id_key(*id);
+            if tx.get::<Pending>(OUTBOX, &key)?.is_none() {
+                continue;
+            }
+            let Some(mut sms) = tx.get::<Sms>(MESSAGES, &key)? else {
+                tx.delete(OUTBOX, &key)?;
+                continue;
+            };
+            sms.attempts += 1;
+            sms.updated = now.to_string();
+            let ids = match outcome {
+                Outcome::Sent(ids) => {
+                    sms.state = State::Sent;
+                    sms.error = None;
+                    tx.delete(OUTBOX, &key)?;
+                    ids
+                }
+                Outcome::Later { ids, next, reason } => {
+                    sms.error = Some(reason.chars().take(500).collect());
+                    tx.put(
+                        OUTBOX,
+                        &key,
+                        &Pending {
+                            id: *id,
+                            next_attempt: next.clone(),
+                        },
+                    )?;
+                    ids
+                }
+                Outcome::Failed { ids, reason } => {
+                    sms.state = State::Failed;
+                    sms.error = Some(reason.chars().take(500).collect());
+                    tx.delete(OUTBOX, &key)?;
+                    ids
+                }
+            };
+            for (part, smsc_id) in ids.iter().enumerate() {
+                if !smsc_id.is_empty() {
+                    tx.put(SMSC_IDS, smsc_id.as_bytes(), &(*id, part as u32))?;
+                }
+            }
+            sms.smsc_ids = ids.clone();
+            tx.put(MESSAGES, &key, &sms)?;
+            match sms.state {
+                State::Sent => applied.sent.push(sms),
+                State::Failed => applied.failed.push(sms),
+                _ => {}
+            }
+        }
+        for r in receipts {
+            let Some((id, _part)) = tx.get::<(u64, u32)>(SMSC_IDS, r.smsc_id.as_bytes())? else {
+                applied.unknown_receipts += 1;
+                continue;
+            };
+            let key = id_key(id);
+            let Some(mut sms) = tx.get::<Sms>(MESSAGES, &key)? else {
+                continue;
+            };
+            // A receipt is final: its entry goes, so a repeated receipt changes nothing.
+            tx.delete(SMSC_IDS, r.smsc_id.as_bytes())?;
+            if r.delivered {
+                sms.delivered_parts += 1;
+                if sms.delivered_parts >= sms.parts && sms.state == State::Sent {
+                    sms.state = State::Delivered;
+                }
+            } else if sms.state != State::Failed {
+                sms.state = State::Failed;
+                sms.error = Some(format!("delivery receipt: {}", r.stat));
+            }
+            sms.updated = now.to_string();
+            tx.put(MESSAGES, &key, &sms)?;
+        }
+        Ok(applied)
     })
 }

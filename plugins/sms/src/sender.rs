@@ -4,7 +4,7 @@
 //! - `gateway`: one HTTP request per message (`sms_gateway_url`, `sms_gateway_method`,
 //!   `sms_gateway_body`), accepted when the status matches `sms_gateway_success_status` and
 //!   the answer contains `sms_gateway_success_body`.
-//! - `smpp`: not built yet; messages stay queued.
+//! - `smpp`: an SMPP 3.4 transceiver session ([`crate::smpp`]), with delivery receipts.
 //!
 //! A message leaves the outbox in the same flushed write that marks it sent, before the next
 //! one is tried, so a restart never sends an accepted message again — except one whose
@@ -51,10 +51,15 @@ pub fn run(ctx: WorkerCtx) {
     };
     loop {
         let mode = ctx.setting(SMS_NOTIFY, None);
-        if mode.as_str() == Some("gateway")
-            && let Err(e) = drain(&ctx, &http)
-        {
-            tracing::error!(plugin = "sms", "SMS outbox: {e}");
+        match mode.as_str() {
+            Some("gateway") => {
+                if let Err(e) = drain(&ctx, &http) {
+                    tracing::error!(plugin = "sms", "SMS outbox: {e}");
+                }
+            }
+            // Returns when sms_notify is no longer smpp.
+            Some("smpp") => crate::smpp::run(&ctx),
+            _ => {}
         }
         std::thread::sleep(POLL);
     }
@@ -118,7 +123,7 @@ fn drain(ctx: &WorkerCtx, http: &reqwest::blocking::Client) -> portico_core::Res
     Ok(())
 }
 
-fn after_sent(ctx: &WorkerCtx, sms: &Sms) {
+pub(crate) fn after_sent(ctx: &WorkerCtx, sms: &Sms) {
     let client = sms
         .client_id
         .and_then(|id| ctx.client(id).ok().flatten())
