@@ -342,3 +342,161 @@ async fn throttling_is_retried_and_an_invalid_destination_fails_the_message() {
     );
     assert_eq!(s.cli_ok(&["sms", "queue"]), "the SMS outbox is empty\n");
 }
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Posts `count` messages from alice (texts `{prefix} {i}`) with `parallel` requests at once;
+/// returns when each was accepted (ms since the epoch) by text.
+async fn post_many(
+    s: &Server,
+    c: &reqwest::Client,
+    prefix: &str,
+    count: usize,
+    parallel: usize,
+    pace: Option<Duration>,
+) -> Vec<(String, i64)> {
+    let (_, html) = s.get_text(c, "/sms/").await;
+    let csrf = csrf_of(&html);
+    let url = s.url("/sms/send");
+    let mut out = Vec::with_capacity(count);
+    let started = Instant::now();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(parallel) {
+        let mut tasks = Vec::new();
+        for &i in chunk {
+            let (c, url, csrf) = (c.clone(), url.clone(), csrf.clone());
+            let text = format!("{prefix} {i}");
+            tasks.push(tokio::spawn(async move {
+                let key = format!("bench-{text}-key").replace(' ', "-");
+                let r = c
+                    .post(&url)
+                    .form(&[
+                        ("csrf", csrf.as_str()),
+                        ("key", key.as_str()),
+                        ("to", "+420601123456"),
+                        ("text", text.as_str()),
+                        ("action", "send"),
+                    ])
+                    .send()
+                    .await
+                    .expect("post");
+                assert_eq!(r.status(), 303);
+                let at = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("clock")
+                    .as_millis() as i64;
+                (text, at)
+            }));
+        }
+        for t in tasks {
+            out.push(t.await.expect("task"));
+        }
+        if let Some(pace) = pace {
+            let due = pace * (out.len() as u32);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    out
+}
+
+/// The benchmark (bench/sms.sh runs it in release): sustained submission from the outbox to the
+/// test SMSC, and the latency from a message's acceptance into the outbox to its submit_sm at
+/// the SMSC (which answers submit_sm_resp at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: bench/sms.sh"]
+async fn bench_smpp_submission() {
+    let backlog: usize = std::env::var("SMS_BENCH_BACKLOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let paced: usize = std::env::var("SMS_BENCH_PACED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let rate: u64 = std::env::var("SMS_BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let port = common::free_port();
+    let s = smpp_portal(port, "s3cret");
+    s.cli_ok(&["settings", "set", "ci_sms_per_month", "0"]);
+    s.cli_ok(&["settings", "set", "sms_per_hour", "10000"]);
+    let alice = s.login("alice", "alice-demo-pass").await;
+
+    // 1. A backlog queued while the SMSC is down, then drained: sustained submissions/s.
+    let t0 = Instant::now();
+    post_many(&s, &alice, "backlog", backlog, 8, None).await;
+    let fill = t0.elapsed();
+    let smsc = Smsc::start(port, &[("SMSC_RECEIPT", "none")]);
+    let start = Instant::now();
+    let got = loop {
+        let n = smsc.of("submit");
+        if n.len() >= backlog {
+            break n;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "{} of {backlog}",
+            n.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let times: Vec<i64> = got.iter().map(|e| e["t"].as_i64().expect("t")).collect();
+    let span_ms = (times.iter().max().expect("max") - times.iter().min().expect("min")).max(1);
+    let drain_rate = (backlog as f64 - 1.0) * 1000.0 / span_ms as f64;
+
+    // 2. Paced sends with the SMSC up: latency from acceptance (the form's 303) to submit_sm.
+    let posted = post_many(
+        &s,
+        &alice,
+        "paced",
+        paced,
+        4,
+        Some(Duration::from_micros(1_000_000 / rate)),
+    )
+    .await;
+    let start = Instant::now();
+    while smsc.of("submit").len() < backlog + paced {
+        assert!(start.elapsed() < Duration::from_secs(120));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let arrived: std::collections::HashMap<String, i64> = smsc
+        .of("submit")
+        .iter()
+        .map(|e| {
+            (
+                e["text"].as_str().expect("text").to_string(),
+                e["t"].as_i64().expect("t"),
+            )
+        })
+        .collect();
+    let mut lat: Vec<i64> = posted.iter().map(|(text, at)| arrived[text] - at).collect();
+    lat.sort_unstable();
+    // Exactly once each.
+    assert_eq!(smsc.of("submit").len(), backlog + paced);
+    assert_eq!(s.cli_ok(&["sms", "queue"]), "the SMS outbox is empty\n");
+    println!("| figure | value |");
+    println!("| --- | --- |");
+    println!(
+        "| backlog queued over HTTP (8 parallel form posts) | {backlog} messages in {:.2} s ({:.0}/s) |",
+        fill.as_secs_f64(),
+        backlog as f64 / fill.as_secs_f64()
+    );
+    println!(
+        "| sustained submission, outbox → SMSC (window {}) | **{drain_rate:.0} msg/s** ({backlog} in {span_ms} ms) |",
+        64
+    );
+    println!(
+        "| latency accepted → submit_sm at the SMSC, {paced} msgs at {rate}/s | p50 {} ms, p99 {} ms, max {} ms |",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(0)
+    );
+}
