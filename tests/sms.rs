@@ -765,3 +765,69 @@ async fn a_gateway_outage_keeps_messages_queued_until_it_answers_and_a_refusal_f
     assert!(page.contains("sms-state-failed\">Failed</span>"), "{page}");
     assert_eq!(s.cli_ok(&["sms", "queue"]), "the SMS outbox is empty\n");
 }
+
+/// The scripting example scripts/examples/sms-text-rule.rhai, loaded into a running portal:
+/// the form's text loses its accents and gains the signature; a text over three messages is
+/// vetoed with the script's message (nothing queued or charged).
+#[tokio::test]
+async fn the_sms_text_rule_script_example_amends_and_vetoes_through_the_form() {
+    let dir = tempfile::tempdir().expect("scripts");
+    std::fs::copy(
+        common::repo_root().join("scripts/examples/sms-text-rule.rhai"),
+        dir.path().join("sms-text-rule.rhai"),
+    )
+    .expect("copy");
+    let s = Server::demo_with(common::Options {
+        scripts: Some(dir.path().to_path_buf()),
+        ..common::Options::default()
+    });
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (status, _, _) = send(
+        &s,
+        &alice,
+        &[
+            ("to", "601 123 456"),
+            ("text", "Výpadek v Blansku skončil."),
+            ("action", "send"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let q = queued(&s);
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert!(
+        q[0].starts_with("#1 queued to +420601123456 (1 part(s), gsm7)")
+            && q[0].ends_with(": Vypadek v Blansku skoncil. -- Example Net"),
+        "{q:?}"
+    );
+    let (_, page) = s.get_text(&alice, "/sms/").await;
+    let left = page.contains("Vypadek v Blansku skoncil. -- Example Net");
+    assert!(left, "{page}");
+
+    let long = "a".repeat(450);
+    let (status, _, html) = send(
+        &s,
+        &alice,
+        &[("to", "601 123 456"), ("text", &long), ("action", "send")],
+    )
+    .await;
+    assert_eq!(status, 422, "{html}");
+    assert_eq!(
+        alert(&html),
+        "The text is longer than three messages (459 characters without accents)."
+    );
+    assert_eq!(queued(&s).len(), 1);
+    switch_language(&s, &alice, "cs").await;
+    let (status, _, html) = send(
+        &s,
+        &alice,
+        &[("to", "601 123 456"), ("text", &long), ("action", "send")],
+    )
+    .await;
+    assert_eq!(status, 422, "{html}");
+    assert_eq!(
+        alert(&html),
+        "Text je delší než tři zprávy (459 znaků bez diakritiky)."
+    );
+    assert_eq!(queued(&s).len(), 1);
+}
