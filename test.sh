@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Portico test. Installs what the tests need first (headless Chromium and its driver,
-# nginx and openssl from Debian, an SMTP server from PyPI in .venv, axe-core from npm), so it
-# works on a fresh machine. Usage: ./test.sh [extra cargo test args]
+# nginx and openssl from Debian, an SMTP server from PyPI in .venv, axe-core and the smpp
+# package from npm), so it works on a fresh machine. Usage: ./test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -37,6 +37,13 @@ export PORTICO_TEST_PYTHON="$PWD/.venv/bin/python"
 if [ ! -f tests/a11y/node_modules/axe-core/axe.min.js ]; then
   echo "test.sh: installing axe-core into tests/a11y (accessibility checks)"
   npm ci --prefix tests/a11y --no-audit --no-fund --silent
+fi
+
+# The test SMSC for the SMS plugin's SMPP tests and benchmark: the npm smpp package in server
+# mode (tests/smsc/smsc.js).
+if [ ! -f tests/smsc/node_modules/smpp/lib/smpp.js ]; then
+  echo "test.sh: installing the smpp package into tests/smsc (test SMSC)"
+  npm ci --prefix tests/smsc --no-audit --no-fund --silent
 fi
 
 # Every test binary runs even if one fails; the last line sums them all up.

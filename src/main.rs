@@ -1448,6 +1448,7 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
                         }
                     });
                     tokio::spawn(portico_core::internal::mail::run_worker(portal.clone()));
+                    portico_core::internal::registry::start_workers(portal);
                     tokio::spawn(portico_core::internal::audit::run_housekeeping(
                         portal.clone(),
                     ));

@@ -12,6 +12,7 @@ pub fn compiled_in() -> Vec<Box<dyn Plugin>> {
         portico_gdpr::plugin(),
         portico_helpdesk::plugin(),
         portico_traffic::plugin(),
+        portico_sms::plugin(),
         #[cfg(feature = "bench-plugins")]
         bench_plugin::plugin(),
     ]

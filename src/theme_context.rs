@@ -417,6 +417,30 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     ("page.services[].dhcp", "True when configured by DHCP."),
     ("page.services[].since", "Formatted start date, or null."),
+    (
+        "page.services[].buttons",
+        "Plugins' buttons for this service (the Traffic plugin's \"Data transferred\"), in order; empty when none applies.",
+    ),
+    ("page.services[].buttons[]", "One button."),
+    (
+        "page.services[].buttons[].id",
+        "Its id, unique on the page (`service-traffic-1`).",
+    ),
+    (
+        "page.services[].buttons[].title_key",
+        "Message id of its label.",
+    ),
+    ("page.services[].buttons[].icon", "Name of its icon."),
+    ("page.services[].buttons[].href", "Where it links."),
+    (
+        "page.services[].buttons[].external",
+        "True for a link out of the portal.",
+    ),
+    ("page.services[].buttons[].active", "Always false here."),
+    (
+        "page.services[].buttons[].label",
+        "Always null here (use `title_key`).",
+    ),
     ("page.currency", "The invoice group's currency."),
     ("page.invoices", "Invoices, newest first."),
     ("page.invoices[]", "One invoice."),

@@ -974,3 +974,66 @@ async fn alice_opens_a_months_traffic_chart_from_services_on_a_phone() {
     }
     c.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn alice_sends_an_sms_and_keeps_a_directory_on_a_phone() {
+    let s = Server::demo();
+    let (_driver, c) = browser().await;
+    c.set_window_size(360, 740).await.expect("resize");
+    c.goto(&s.url("/sign/")).await.expect("open");
+    fill_login(&c, LoginForm::Portal, "1001", "alice-demo-pass").await;
+    click(&c, "a.menu-sms").await;
+    wait_for_text(&c, "h1", "Send SMS").await.expect("the tab");
+    fits_and_passes_axe(&c, "/sms/").await;
+
+    // The counter follows the text while she types (GSM, then UCS-2 with a háček).
+    let area = c.find(Locator::Css("#text")).await.expect("text");
+    area.send_keys(&"a".repeat(161)).await.expect("type");
+    wait_for_text(
+        &c,
+        "#sms-count-text",
+        "Standard characters: characters 161, parts 2/5",
+    )
+    .await
+    .expect("GSM count");
+    area.send_keys("ř").await.expect("type");
+    wait_for_text(
+        &c,
+        "#sms-count-text",
+        "Unicode (diacritics): characters 162, parts 3/5",
+    )
+    .await
+    .expect("UCS-2 count");
+    c.find(Locator::Css("#to"))
+        .await
+        .expect("to")
+        .send_keys("601 123 456")
+        .await
+        .expect("type");
+    submit(&c, "#sms-send", "Your message was accepted").await;
+    assert!(text_of(&c, "#sms-1").await.contains("Queued"));
+    fits_and_passes_axe(&c, "/sms/ with a sent message").await;
+
+    // The directory and its edit form.
+    click(&c, "#sms-directory").await;
+    wait_for_text(&c, "h1", "Telephone directory")
+        .await
+        .expect("directory");
+    fits_and_passes_axe(&c, "/sms/directory").await;
+    c.find(Locator::Css("#name"))
+        .await
+        .expect("name")
+        .send_keys("Mum")
+        .await
+        .expect("type");
+    c.find(Locator::Css("#number"))
+        .await
+        .expect("number")
+        .send_keys("602 111 222")
+        .await
+        .expect("type");
+    submit(&c, "#contact-add-form button", "The contact was saved.").await;
+    c.goto(&s.url("/sms/directory/1")).await.expect("open");
+    fits_and_passes_axe(&c, "/sms/directory/1").await;
+    c.close().await.expect("close");
+}

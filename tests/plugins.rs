@@ -771,3 +771,74 @@ async fn a_plugin_vetoes_and_amends_tickets_and_hears_of_replies() {
         "{hooks}"
     );
 }
+
+#[tokio::test]
+async fn a_plugin_vetoes_and_amends_sms_and_hears_each_one_sent() {
+    let dir = plugin_dir();
+    build_plugin("misbehave-plugin", &[], dir.path(), "libmisbehave.so");
+    let s = with_plugins(dir.path());
+    // The portal's own /healthz as the HTTP gateway: a GET answered 200 is accepted.
+    s.cli_ok(&["settings", "set", "sms_gateway_method", "GET"]);
+    s.cli_ok(&[
+        "settings",
+        "set",
+        "sms_gateway_url",
+        &format!("{}/healthz?to={{to}}", s.base),
+    ]);
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let send = |text: &'static str| {
+        let (s, alice) = (&s, &alice);
+        async move {
+            let (_, html) = s.get_text(alice, "/sms/").await;
+            let marker = "name=\"key\" value=\"";
+            let at = html.find(marker).expect("key") + marker.len();
+            let key = html[at..at + html[at..].find('"').expect("end")].to_string();
+            let r = alice
+                .post(s.url("/sms/send"))
+                .form(&[
+                    ("csrf", csrf_of(&html).as_str()),
+                    ("key", key.as_str()),
+                    ("to", "601 123 456"),
+                    ("text", text),
+                    ("action", "send"),
+                ])
+                .send()
+                .await
+                .expect("post");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        }
+    };
+    // A veto: shown on the form, nothing queued or charged.
+    let (status, page) = send("forbidden words").await;
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("role=\"alert\">Such messages are not sent from here.</p>"),
+        "{page}"
+    );
+    assert!(page.contains("You can send 20 more"), "{page}");
+    // An amended number that is not one is refused like the client's own.
+    let (status, page) = send("bad number").await;
+    assert_eq!(status, 422);
+    assert!(page.contains("This is not a valid phone number."), "{page}");
+    assert_eq!(s.cli_ok(&["sms", "queue", "--all"]), "no messages\n");
+
+    // Amended text and recipient are what is queued, sent and heard of.
+    let (status, _) = send("please redirect").await;
+    assert_eq!(status, 303);
+    let start = Instant::now();
+    loop {
+        let (_, page) = s.get_text(&alice, "/misbehave/sms-seen").await;
+        let seen = message(&page);
+        if seen != "after_sms_sent: none" {
+            assert_eq!(
+                seen,
+                "after_sms_sent: #1 to +420601999999 &quot;please redirect (ISP)&quot; (1 part) by 1001"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{seen}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all = s.cli_ok(&["sms", "queue", "--all"]);
+    assert!(all.starts_with("#1 sent to +420601999999 "), "{all}");
+}

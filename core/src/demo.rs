@@ -33,6 +33,8 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("system_mail", "portal@example.net"),
     ("system_mail_name", "Example Net client portal"),
     ("ci_enable_login_name_creation", "on"),
+    // The Send SMS tab shows; its gateway points at nothing reachable (the sms plugin's demo).
+    ("sms_notify", "gateway"),
     ("ci_contact_text", CONTACT_TEXT),
     ("ci_enable_client_data_change", "on"),
 ];

@@ -520,18 +520,22 @@ fn run(portal: &Portal, req: OpRequest, progress: &mut dyn FnMut(usize, usize)) 
             } else {
                 "default".to_string()
             };
-            Ok(format!("{} = {}  ({source})", def.key, show(&v)))
+            Ok(format!(
+                "{} = {}  ({source})",
+                def.key,
+                show_setting(def, &v)
+            ))
         }
         OpRequest::SettingsSet { key, group, value } => {
             let v = change_setting(portal, &key, group, Some(value))?;
-            let key = portal.settings.definition(&key)?.key;
+            let def = portal.settings.definition(&key)?;
             let scope = group.map_or(String::new(), |g| format!(" for invoice group {g}"));
-            Ok(format!("{key} = {}{scope}", show(&v)))
+            Ok(format!("{} = {}{scope}", def.key, show_setting(def, &v)))
         }
         OpRequest::SettingsUnset { key, group } => {
             let v = change_setting(portal, &key, group, None)?;
-            let key = portal.settings.definition(&key)?.key;
-            Ok(format!("{key} is back to {}", show(&v)))
+            let def = portal.settings.definition(&key)?;
+            Ok(format!("{} is back to {}", def.key, show_setting(def, &v)))
         }
         OpRequest::Import {
             json,
@@ -778,6 +782,14 @@ fn change_setting(
     Ok(portal.settings.value(def.key, group))
 }
 
+/// A setting's value as the operator reads it; a secret one only says whether it is set.
+fn show_setting(def: &crate::settings::SettingDef, v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) if def.secret && !s.is_empty() => "(secret, set)".into(),
+        _ => show(v),
+    }
+}
+
 /// A setting's value as the operator reads it (control characters escaped).
 fn show(v: &serde_json::Value) -> String {
     match v {
@@ -798,14 +810,14 @@ fn settings_list(portal: &Portal) -> String {
         out.push_str(&format!(
             "{} = {}\n    {} [type: {}; {scope}; default: {}; from: {}]\n",
             d.key,
-            show(&v),
+            show_setting(d, &v),
             escape(d.description),
             d.ty,
-            show(&d.default),
+            show_setting(d, &d.default),
             d.owner
         ));
         for (g, v) in portal.settings.group_overrides(d.key) {
-            out.push_str(&format!("    invoice group {g}: {}\n", show(&v)));
+            out.push_str(&format!("    invoice group {g}: {}\n", show_setting(d, &v)));
         }
     }
     out

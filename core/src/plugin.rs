@@ -684,6 +684,47 @@ impl<'a> OperatorCtx<'a> {
     }
 }
 
+/// What a plugin's background worker may use: its own store, settings (its own and core's),
+/// the clock, its audit events and its own hooks. Made by the portal for the worker's plugin.
+pub struct WorkerCtx {
+    pub(crate) portal: std::sync::Arc<Portal>,
+    pub(crate) owner: &'static str,
+}
+
+impl WorkerCtx {
+    pub fn store(&self) -> Namespace {
+        Namespace::new(self.portal.store.clone(), self.owner)
+    }
+
+    /// A setting (the plugin's own or core's) for an invoice group, or the global value.
+    pub fn setting(&self, key: &str, group: Option<u64>) -> serde_json::Value {
+        setting_value(&self.portal, self.owner, key, group)
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.portal.clock.now()
+    }
+
+    /// An audit event of this plugin (`portico audit` lists it).
+    pub fn audit(&self, client_id: Option<u64>, event: &str, detail: Option<String>) {
+        plugin_audit(&self.portal, self.owner, client_id, event, detail);
+    }
+
+    /// A client by id (for a hook's `client` field), if there is one.
+    pub fn client(&self, id: u64) -> Result<Option<Client>> {
+        self.portal.store.get_id::<Client>(id)
+    }
+
+    /// Fires a hook this plugin declared; another plugin's or core's is refused.
+    pub fn run_hook(
+        &self,
+        name: &str,
+        event: &mut serde_json::Value,
+    ) -> std::result::Result<(), Veto> {
+        self.portal.registry.hooks.fire_own(self.owner, name, event)
+    }
+}
+
 pub(crate) fn queue_mail(
     portal: &Portal,
     owner: &str,

@@ -200,6 +200,10 @@ pub type PluginMigration = fn(&crate::plugin::Namespace) -> crate::Result<()>;
 /// A plugin's demo data: run by `portico demo` on a new data folder, after core's demo ISP.
 pub type PluginDemo = fn(&crate::plugin::OperatorCtx<'_>) -> crate::Result<()>;
 
+/// A plugin's background worker: `portico serve` runs it on a thread of its own once the
+/// portal listens (an outbox sender, say). It should loop until the portal stops.
+pub type PluginWorker = fn(crate::plugin::WorkerCtx);
+
 /// Removes what a plugin keeps about one client (by client id) when the client is deleted by an
 /// import (`--sync` or an explicit deletion). It runs inside the transaction that deletes the
 /// client, so it must do every change through the given transaction and start no other write.
@@ -257,6 +261,7 @@ pub struct Registrar {
     pub(crate) store_handlers: Vec<(String, bool, StoreHandlerFn)>,
     pub(crate) commands: Vec<OperatorCommand>,
     pub(crate) demo: Option<PluginDemo>,
+    pub(crate) workers: Vec<(&'static str, PluginWorker)>,
     pub(crate) client_cleanup: Option<ClientCleanup>,
 }
 
@@ -282,6 +287,7 @@ impl Registrar {
             store_handlers: Vec::new(),
             commands: Vec::new(),
             demo: None,
+            workers: Vec::new(),
             client_cleanup: None,
         }
     }
@@ -466,6 +472,12 @@ impl Registrar {
         self.demo = Some(seed);
     }
 
+    /// A background worker (named for logs and the thread): `portico serve` starts it on its
+    /// own thread when the portal listens; commands and tests without a server do not.
+    pub fn worker(&mut self, name: &'static str, run: PluginWorker) {
+        self.workers.push((name, run));
+    }
+
     /// What to remove from the plugin's namespace when a client is deleted by an import (see
     /// [`ClientCleanup`]). A plugin that keeps data by client id registers one, so a deleted
     /// client leaves nothing behind.
@@ -532,6 +544,8 @@ pub struct Registry {
     pub commands: Vec<(&'static str, OperatorCommand)>,
     /// (owner, demo data), in registration order.
     pub demos: Vec<(&'static str, PluginDemo)>,
+    /// (owner, name, worker), in registration order.
+    pub workers: Vec<(&'static str, &'static str, PluginWorker)>,
     /// (owner, what to remove when a client is deleted), in registration order.
     pub client_cleanups: Vec<(&'static str, ClientCleanup)>,
     /// Handlers wait here until every plugin has declared its hooks.
@@ -739,6 +753,8 @@ impl Registry {
         if let Some(seed) = r.demo {
             self.demos.push((owner, seed));
         }
+        self.workers
+            .extend(r.workers.into_iter().map(|(name, run)| (owner, name, run)));
         Ok(())
     }
 
@@ -1046,6 +1062,22 @@ fn valid_hook_name(name: &str) -> bool {
         && name.len() <= 64
         && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
         && !name.starts_with('_')
+}
+
+/// Starts every plugin's background workers, each on a thread of its own (`portico serve`).
+pub fn start_workers(portal: &std::sync::Arc<crate::portal::Portal>) {
+    for (owner, name, run) in portal.registry.workers.iter().copied() {
+        let ctx = crate::plugin::WorkerCtx {
+            portal: portal.clone(),
+            owner,
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("{owner}-{name}"))
+            .spawn(move || run(ctx));
+        if let Err(e) = spawned {
+            tracing::error!(plugin = owner, worker = name, "worker not started: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -299,6 +299,11 @@ fn register_host_api(engine: &mut Engine, env: &Arc<ScriptEnv>) {
     engine.register_fn("setting", move |key: &str| -> Dynamic {
         let group = with_call(|c| c.group).flatten();
         match e.settings.definition(key) {
+            Ok(def) if def.secret => {
+                let script = with_call(|c| c.script.name.clone()).unwrap_or_default();
+                tracing::warn!(script = %script, key, "a script asked for a secret setting: it gets nothing");
+                Dynamic::UNIT
+            }
             Ok(def) => to_dyn(&e.settings.value(def.key, group)),
             Err(_) => {
                 let script = with_call(|c| c.script.name.clone()).unwrap_or_default();

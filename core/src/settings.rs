@@ -69,6 +69,9 @@ pub struct SettingDef {
     pub aliases: &'static [&'static str],
     /// Declared by `core` or a plugin id.
     pub owner: &'static str,
+    /// Holds a password or a key: `settings list|get|set` and the audit show only whether it
+    /// is set, and scripts cannot read it.
+    pub secret: bool,
 }
 
 impl SettingDef {
@@ -127,7 +130,13 @@ impl SettingDef {
             scope: Scope::Global,
             aliases: &[],
             owner: "core",
+            secret: false,
         }
+    }
+    /// Marks the setting as holding a secret (see [`SettingDef::secret`]).
+    pub fn secret(mut self) -> Self {
+        self.secret = true;
+        self
     }
     pub fn per_invoice_group(mut self) -> Self {
         self.scope = Scope::InvoiceGroup;

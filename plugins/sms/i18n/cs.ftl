@@ -1,0 +1,53 @@
+sms-tab = Odeslat SMS
+sms-new = Nová zpráva
+sms-directory = Telefonní seznam
+sms-back = Odeslat SMS
+sms-pick-contact = Příjemce ze seznamu
+sms-typed-number = (číslo zadané níže)
+sms-to = Telefonní číslo
+sms-to-hint = S předvolbou +země, nebo jako vnitrostátní číslo.
+sms-text = Zpráva
+sms-count-hint = Nejvýše { $parts } částí. Znaky a části spočítá tlačítko Náhled.
+sms-count-gsm7 = Standardní znaky
+sms-count-ucs2 = Unicode (diakritika)
+sms-count-chars-label = znaků
+sms-count-parts-label = částí
+sms-preview = Náhled
+sms-send = Odeslat SMS
+sms-preview-to = Zpráva půjde na číslo { $to }. Odešlete ji tlačítkem Odeslat SMS.
+sms-queued = Vaše zpráva byla přijata a čeká na odeslání.
+sms-remaining = Tento měsíc můžete odeslat ještě { $left } částí SMS (z { $limit }).
+sms-no-limit = Počet vašich zpráv není měsíčně omezen.
+sms-sent-list = Odeslané zprávy
+sms-none-sent = Zatím jste neodeslali žádnou zprávu.
+sms-parts = { $count ->
+    [one] 1 část
+    [few] { $count } části
+   *[other] { $count } částí
+}
+sms-state-queued = Ve frontě
+sms-state-sent = Odesláno
+sms-state-delivered = Doručeno
+sms-state-failed = Nezdařilo se
+sms-contacts = Kontakty
+sms-no-contacts = Váš seznam je prázdný.
+sms-add-contact = Přidat kontakt
+sms-contact-name = Jméno
+sms-contact-number = Telefonní číslo
+sms-save = Uložit
+sms-edit = Upravit kontakt
+sms-edit-contact = Upravit { $name }
+sms-delete = Smazat
+sms-delete-contact = Smazat { $name }
+sms-contact-saved = Kontakt byl uložen.
+sms-contact-deleted = Kontakt byl smazán.
+sms-error-expired = Platnost formuláře vypršela. Zkuste to prosím znovu.
+sms-error-form = Formulář se nepodařilo přečíst. Zkuste to prosím znovu.
+sms-error-no-recipient = Vyberte kontakt nebo zadejte telefonní číslo.
+sms-error-number = Toto není platné telefonní číslo. Zadejte ho s předvolbou +země, nebo jako vnitrostátní číslo.
+sms-error-empty = Napište text zprávy.
+sms-error-too-long = Zpráva je příliš dlouhá: povoleno je nejvýše { $parts } částí.
+sms-error-quota = Váš měsíční limit SMS tuto zprávu nedovolí: má { $parts } částí a tento měsíc zbývá { $left }.
+sms-error-contact-name = Zadejte jméno kontaktu o nejvýše { $max } znacích.
+sms-error-contacts-full = Váš seznam je plný (nejvýše { $max } kontaktů).
+sms-error-too-many = Tuto hodinu jste odeslali příliš mnoho zpráv (nejvýše { $count }). Zkuste to prosím později.
