@@ -298,6 +298,93 @@ async fn a_long_message_reassembles_from_its_parts_on_the_smsc() {
     wait_for_state(&s, 2, "delivered").await;
 }
 
+/// An operator's helpdesk reply of channel sms reaches the ticket client's mobile through the
+/// outbox; without a client, or with SMS switched off, the reply is recorded and says why no SMS
+/// went.
+#[tokio::test]
+async fn an_operators_sms_reply_in_the_helpdesk_reaches_the_clients_mobile() {
+    let port = common::free_port();
+    let smsc = Smsc::start(port, &[]);
+    let s = smpp_portal(port, "s3cret");
+    let mobile = s
+        .cli_ok(&["client", "show", "alice"])
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("mobile: ").map(str::to_string))
+        .expect("alice's mobile");
+    let e164: String = mobile.chars().filter(|c| !c.is_whitespace()).collect();
+    let out = s.cli_ok(&[
+        "helpdesk",
+        "reply",
+        "1",
+        "--channel",
+        "sms",
+        "--text",
+        "Your line is fixed.",
+    ]);
+    assert!(out.contains("(sms) to ticket #1\n"), "{out}");
+    assert!(
+        out.ends_with(&format!("SMS #1 queued to {e164} (1 part(s))\n")),
+        "{out}"
+    );
+    let submits = smsc.wait_for("submit", 1).await;
+    assert_eq!(submits[0]["to"], e164.trim_start_matches('+'));
+    assert_eq!(submits[0]["text"], "Your line is fixed.");
+    wait_for_state(&s, 1, "delivered").await;
+
+    // A ticket without a client: the item is recorded, no SMS.
+    let created = s.cli_ok(&[
+        "helpdesk",
+        "create",
+        "--subject",
+        "Call back",
+        "--text",
+        "Please call.",
+        "--email",
+        "caller@example.org",
+    ]);
+    let id = created
+        .split('#')
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .expect("ticket id")
+        .to_string();
+    let out = s.cli_ok(&[
+        "helpdesk",
+        "reply",
+        &id,
+        "--channel",
+        "sms",
+        "--text",
+        "Hello",
+    ]);
+    assert!(
+        out.ends_with("no SMS was sent: the ticket has no client\n"),
+        "{out}"
+    );
+    // SMS switched off: recorded, no SMS.
+    s.cli_ok(&["settings", "set", "sms_notify", "disabled"]);
+    let out = s.cli_ok(&[
+        "helpdesk",
+        "reply",
+        "1",
+        "--channel",
+        "sms",
+        "--text",
+        "Again",
+    ]);
+    assert!(
+        out.ends_with("no SMS was sent: sms_notify is disabled\n"),
+        "{out}"
+    );
+    let all = s.cli_ok(&["sms", "queue", "--all"]);
+    assert_eq!(
+        all.lines().filter(|l| l.starts_with('#')).count(),
+        1,
+        "{all}"
+    );
+    assert_eq!(smsc.wait_for("submit", 1).await.len(), 1);
+}
+
 #[tokio::test]
 async fn throttling_is_retried_and_an_invalid_destination_fails_the_message() {
     let port = common::free_port();

@@ -684,6 +684,65 @@ impl<'a> OperatorCtx<'a> {
     }
 }
 
+/// What a hook handler registered with [`Registrar::on_json_with_ctx`] may use: its plugin's
+/// store, settings (its own and core's) and the clock.
+pub struct HookCtx<'a> {
+    pub(crate) ns: &'a Namespace,
+    /// `None` only before the portal has loaded its settings (no hook runs then).
+    pub(crate) env: Option<&'a HookEnv>,
+}
+
+/// The portal's settings, clock and hooks, for [`HookCtx`].
+pub struct HookEnv {
+    pub(crate) settings: std::sync::Arc<crate::settings::Settings>,
+    pub(crate) clock: crate::portal::Clock,
+    /// Weak: the hooks hold the handlers that hold this.
+    pub(crate) hooks: std::sync::Weak<crate::hooks::Hooks>,
+}
+
+impl HookCtx<'_> {
+    pub fn store(&self) -> &Namespace {
+        self.ns
+    }
+
+    /// A setting (the plugin's own or core's) for an invoice group, or the global value.
+    pub fn setting(&self, key: &str, group: Option<u64>) -> serde_json::Value {
+        let Some(env) = self.env else {
+            return serde_json::Value::Null;
+        };
+        match env.settings.definition(key) {
+            Ok(def) if def.owner == self.ns.owner || def.owner == "core" => {
+                env.settings.value(key, group)
+            }
+            _ => {
+                tracing::error!(
+                    plugin = %self.ns.owner,
+                    key,
+                    "a plugin asked for a setting that is neither its own nor core's"
+                );
+                serde_json::Value::Null
+            }
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.env.map_or_else(Utc::now, |e| e.clock.now())
+    }
+
+    /// Fires one of the plugin's own hooks (e.g. the SMS plugin's `before_sms_send` for the
+    /// SMS it is about to queue).
+    pub fn run_hook(
+        &self,
+        name: &str,
+        event: &mut serde_json::Value,
+    ) -> std::result::Result<(), Veto> {
+        match self.env.and_then(|e| e.hooks.upgrade()) {
+            Some(hooks) => hooks.fire_own(&self.ns.owner, name, event),
+            None => Ok(()),
+        }
+    }
+}
+
 /// What a plugin's background worker may use: its own store, settings (its own and core's),
 /// the clock, its audit events and its own hooks. Made by the portal for the worker's plugin.
 pub struct WorkerCtx {

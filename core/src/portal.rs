@@ -256,6 +256,7 @@ impl Portal {
         registry.freeze()?;
         store.migrate(&registry.migrations)?;
         let settings = Arc::new(Settings::load(store.clone(), registry.settings.clone())?);
+        registry.attach_hook_env(settings.clone(), opts.clock.clone());
         let i18n = Arc::new(I18n::new(
             registry.translations.iter().map(|(l, s)| (*l, s.as_ref())),
         )?);

@@ -191,7 +191,7 @@ pub type CommandFn =
 
 /// A hook handler that also reads or writes the plugin's own store.
 pub type StoreHandlerFn = Arc<
-    dyn Fn(&crate::plugin::Namespace, &mut serde_json::Value) -> Result<(), Veto> + Send + Sync,
+    dyn Fn(&crate::plugin::HookCtx<'_>, &mut serde_json::Value) -> Result<(), Veto> + Send + Sync,
 >;
 
 /// A plugin's migration: it sees only the plugin's own namespace.
@@ -457,6 +457,25 @@ impl Registrar {
         + Sync
         + 'static,
     ) {
+        self.store_handlers.push((
+            hook.to_string(),
+            only_if_declared,
+            Arc::new(move |ctx, event| f(ctx.store(), event)),
+        ));
+    }
+
+    /// Handles a hook on its JSON event with the plugin's store, settings (its own and core's)
+    /// and the clock at hand: e.g. the SMS plugin queueing the SMS of a helpdesk reply. With
+    /// `only_if_declared` as for [`Registrar::on_json_with_store`].
+    pub fn on_json_with_ctx(
+        &mut self,
+        hook: &str,
+        only_if_declared: bool,
+        f: impl Fn(&crate::plugin::HookCtx<'_>, &mut serde_json::Value) -> Result<(), Veto>
+        + Send
+        + Sync
+        + 'static,
+    ) {
         self.store_handlers
             .push((hook.to_string(), only_if_declared, Arc::new(f)));
     }
@@ -552,6 +571,8 @@ pub struct Registry {
     pending_handlers: Vec<(String, Handler)>,
     /// Handlers that need their plugin's store wait for it here.
     pending_store_handlers: Vec<(String, &'static str, bool, StoreHandlerFn)>,
+    /// Settings and clock for those handlers, set once the portal has loaded its settings.
+    hook_env: Arc<std::sync::OnceLock<crate::plugin::HookEnv>>,
 }
 
 /// One entry of the built menu.
@@ -914,14 +935,32 @@ impl Registry {
                 continue;
             }
             let ns = crate::plugin::Namespace::new(store.clone(), owner);
+            let env = self.hook_env.clone();
             self.pending_handlers.push((
                 hook,
                 Handler {
                     owner: owner.to_string(),
-                    f: Arc::new(move |event| f(&ns, event)),
+                    f: Arc::new(move |event| {
+                        f(
+                            &crate::plugin::HookCtx {
+                                ns: &ns,
+                                env: env.get(),
+                            },
+                            event,
+                        )
+                    }),
                 },
             ));
         }
+    }
+
+    /// Gives the store handlers the portal's settings and clock (once they are loaded).
+    pub fn attach_hook_env(&self, settings: Arc<Settings>, clock: crate::portal::Clock) {
+        let _ = self.hook_env.set(crate::plugin::HookEnv {
+            settings,
+            clock,
+            hooks: Arc::downgrade(&self.hooks),
+        });
     }
 
     /// Binds every handler to its hook once all plugins have declared theirs.

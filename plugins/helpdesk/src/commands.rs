@@ -585,9 +585,27 @@ fn reply(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
         "author": author,
         "text": text,
         "department": department.name,
+        "sms": null,
     });
     let _ = ctx.run_hook(crate::AFTER_TICKET_REPLY, &mut event);
+    if channel == Channel::Sms {
+        // The SMS plugin (when built in) sends it and says so in `sms`.
+        match event["sms"].as_str() {
+            Some(line) => report.push_str(&format!("{}\n", one_line_of(line))),
+            None => report.push_str(
+                "no SMS was sent: no plugin sends SMS here (the item records one sent another way)\n",
+            ),
+        }
+    }
     Ok(report)
+}
+
+/// A handler's line for the report: one line, without control characters, at most 300 characters.
+fn one_line_of(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect()
 }
 
 /// The link to the conversation an e-mail reply ends with, when the three conditions hold: a

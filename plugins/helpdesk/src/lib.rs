@@ -185,7 +185,9 @@ impl Plugin for Helpdesk {
             .field("channel", "email, sms, in_person, telephone or portal")
             .field("author", "who wrote it")
             .field("text", "the reply's text")
-            .field("department", "the department the reply came from"),
+            .field("department", "the department the reply came from")
+            .field("sms", "null; a plugin that sends an operator's reply of channel sms to the client's mobile (the SMS plugin) sets it to a line saying what became of the SMS, which `portico helpdesk reply` prints")
+            .amendable("sms"),
         );
         // What the helpdesk holds about a client goes into the GDPR plugin's data export (when
         // that plugin is built in).

@@ -10,6 +10,7 @@
 
 mod commands;
 pub mod gsm;
+pub mod helpdesk;
 pub mod model;
 pub mod phone;
 mod sender;
@@ -205,6 +206,11 @@ impl Plugin for Sms {
             run: Arc::new(commands::sms),
         });
         r.worker("sender", sender::run);
+        // An operator's helpdesk reply of channel sms is sent (when the helpdesk is built in).
+        r.on_json_with_ctx("after_ticket_reply", true, |ctx, event| {
+            helpdesk::after_ticket_reply(ctx, event);
+            Ok(())
+        });
         r.demo(commands::demo);
     }
 }
