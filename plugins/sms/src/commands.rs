@@ -100,20 +100,9 @@ fn send(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
     let client = ctx.find_client(who)?;
     let group = Some(client.invoice_group_id);
     let country = phone::country(ctx.setting(DEFAULT_COUNTRY, group).as_str().unwrap_or(""));
+    let max = ctx.setting(MAX_PARTS, group).as_i64().unwrap_or(5).max(1) as usize;
     let check = |to: &str, text: &str| -> Result<String> {
-        let number = phone::normalize(to, country)
-            .ok_or_else(|| Error::Invalid(format!("`{to}` is not a valid phone number")))?;
-        let max = ctx.setting(MAX_PARTS, group).as_i64().unwrap_or(5).max(1) as usize;
-        if text.trim().is_empty() {
-            return Err(Error::Invalid("the text is empty".into()));
-        }
-        let parts = gsm::count(text).parts;
-        if parts > max || text.chars().count() > crate::web::MAX_TEXT_CHARS {
-            return Err(Error::Invalid(format!(
-                "the text takes {parts} parts; sms_max_parts allows {max}"
-            )));
-        }
-        Ok(number)
+        check_operator_sms(country, max, to, text).map_err(Error::Invalid)
     };
     let number = check(to, text)?;
     let mut event = serde_json::json!({
@@ -165,6 +154,28 @@ fn send(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
             Err(Error::Invalid("over the quota".into()))
         }
     }
+}
+
+/// An operator's SMS (`portico sms send`, a helpdesk reply): the recipient in E.164, or why it
+/// cannot go: not a number, an empty text, more parts than `max` (`sms_max_parts`).
+pub(crate) fn check_operator_sms(
+    country: Option<phonenumber::country::Id>,
+    max: usize,
+    to: &str,
+    text: &str,
+) -> std::result::Result<String, String> {
+    let number = phone::normalize(to, country)
+        .ok_or_else(|| format!("`{to}` is not a valid phone number"))?;
+    if text.trim().is_empty() {
+        return Err("the text is empty".into());
+    }
+    let parts = gsm::count(text).parts;
+    if parts > max || text.chars().count() > crate::web::MAX_TEXT_CHARS {
+        return Err(format!(
+            "the text takes {parts} parts; sms_max_parts allows {max}"
+        ));
+    }
+    Ok(number)
 }
 
 /// The demo: the tab on, a monthly limit, and a gateway that points at nothing reachable, so

@@ -38,20 +38,7 @@ fn send(ctx: &HookCtx<'_>, event: &Value) -> Result<String, String> {
         .ok_or_else(|| format!("client {} has no mobile number", client.number))?;
     let country = phone::country(ctx.setting(DEFAULT_COUNTRY, group).as_str().unwrap_or(""));
     let max = ctx.setting(MAX_PARTS, group).as_i64().unwrap_or(5).max(1) as usize;
-    let check = |to: &str, text: &str| -> Result<String, String> {
-        let number = phone::normalize(to, country)
-            .ok_or_else(|| format!("`{to}` is not a valid phone number"))?;
-        let parts = gsm::count(text).parts;
-        if text.trim().is_empty() {
-            return Err("the text is empty".into());
-        }
-        if parts > max || text.chars().count() > crate::web::MAX_TEXT_CHARS {
-            return Err(format!(
-                "the text takes {parts} parts; sms_max_parts allows {max}"
-            ));
-        }
-        Ok(number)
-    };
+    let check = |to: &str, text: &str| crate::commands::check_operator_sms(country, max, to, text);
     let text = event["text"].as_str().unwrap_or("");
     let number = check(&mobile, text)?;
     let mut sms = serde_json::json!({
