@@ -464,6 +464,7 @@ pub fn restore(path: &Path, data_dir: &Path) -> Result<Info> {
     }
     store.flush()?;
     drop(store);
+    crate::store::wait_until_closed(staging.path(), std::time::Duration::from_secs(10))?;
     if existed {
         std::fs::rename(staging.path().join("store"), data_dir.join("store"))?;
     } else {

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 
 pub use memory::MemoryBackend;
 pub use migrate::{Migration, MigrationFn};
-pub use sled_backend::{CACHE_BYTES, SledBackend};
+pub use sled_backend::{CACHE_BYTES, SledBackend, wait_until_closed};
 
 /// Separator inside compound keys: never part of a UTF-8 string.
 pub const SEP: u8 = 0xff;

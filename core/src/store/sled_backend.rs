@@ -74,6 +74,36 @@ impl SledBackend {
     }
 }
 
+/// Waits until the store in `dir`, dropped by this process, has released its lock.
+///
+/// sled lets go of its lock file only when its last background thread ends, which may be a
+/// moment after the `Store` is dropped: a folder that is renamed or opened again at once
+/// (`portico restore`) would still read as "in use by another process". Gives up after
+/// `patience` and says so.
+pub fn wait_until_closed(dir: &Path, patience: std::time::Duration) -> Result<()> {
+    let lock = dir.join("store").join("db");
+    let started = std::time::Instant::now();
+    loop {
+        let file = match std::fs::File::open(&lock) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < patience => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::StoreLocked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+    }
+}
+
 /// Folders 0700 and files 0600 from `path` down (symbolic links are left alone). sled's
 /// flusher already runs, so a snapshot file may vanish under the walk: that is no error.
 fn make_private(path: &Path) -> Result<()> {
@@ -250,3 +280,25 @@ impl Backend for SledBackend {
 
 /// The name of the tree sled keeps for itself (`Db` used as a tree).
 const DEFAULT_TREE: &[u8] = b"__sled__default";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn waiting_for_a_close_ends_when_the_lock_is_let_go() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let open = SledBackend::open(dir.path()).expect("open");
+        match wait_until_closed(dir.path(), Duration::from_millis(50)) {
+            Err(Error::StoreLocked { path }) => assert_eq!(path, dir.path()),
+            other => panic!("an open store must read as locked, got {other:?}"),
+        }
+        drop(open);
+        wait_until_closed(dir.path(), Duration::from_secs(10)).expect("released");
+        SledBackend::open(dir.path()).expect("opens again at once");
+        // A folder without a store has nothing to wait for.
+        let empty = tempfile::tempdir().expect("tmp");
+        wait_until_closed(empty.path(), Duration::ZERO).expect("no store");
+    }
+}
