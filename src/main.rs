@@ -382,6 +382,11 @@ struct ServeArgs {
     #[cfg(debug_assertions)]
     #[arg(long, value_name = "FILE", hide = true)]
     test_clock_offset_file: Option<PathBuf>,
+    /// For tests only: reopen the store after an operator command once N records were
+    /// written (the default is a bulk import's size). Debug builds only.
+    #[cfg(debug_assertions)]
+    #[arg(long, value_name = "N", hide = true)]
+    test_release_memory_after: Option<u64>,
 }
 
 #[derive(Args, Clone)]
@@ -552,6 +557,16 @@ fn commit_allocator_memory_lazily() {
         .args(std::env::args_os().skip(1))
         .env(KEY, "0")
         .exec();
+}
+
+/// Makes mimalloc return what the calling thread freed to the system now: after the store's
+/// reopen following a bulk import, the memory the import's thread allocated would otherwise
+/// stay resident until that thread allocates again (`PortalOptions::give_back_memory`).
+#[allow(unsafe_code)]
+fn give_back_memory() {
+    // SAFETY: `mi_collect` takes no pointers and only walks mimalloc's own structures, which
+    // any thread may ask it to do at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 fn main() {
@@ -1048,6 +1063,7 @@ fn portal_options(
     PortalOptions {
         themes_dir: themes,
         dynamic: DynamicPlugins { dir: plugin_dir },
+        give_back_memory: Some(give_back_memory),
         ..PortalOptions::new(data, plugins::compiled_in())
     }
 }
@@ -1377,6 +1393,10 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
     #[cfg(debug_assertions)]
     if let Some(file) = args.test_clock_offset_file {
         options.clock = portico_core::internal::Clock::offset_by_file(file);
+    }
+    #[cfg(debug_assertions)]
+    if let Some(writes) = args.test_release_memory_after {
+        options.release_memory_after_writes = writes;
     }
     let portal = match Portal::open(options) {
         Ok(p) => p,

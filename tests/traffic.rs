@@ -463,3 +463,95 @@ async fn fup_mail_is_sent_once_per_threshold_and_month() {
         "{html}"
     );
 }
+
+/// After a bulk import the portal reopens its store to give back the memory sled keeps from the
+/// writes (bench/README.md). Pages asked for while it imports and reopens all answer, a session
+/// from before goes on, the import's numbers are there, writes go on, and a small command after
+/// it does not reopen again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_import_reopens_the_store_and_nothing_is_refused_or_lost() {
+    const REOPENED: &str = "store reopened after a bulk write";
+    let s = Server::demo_with(Options {
+        release_memory_after: Some(100),
+        ..Options::default()
+    });
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (_, html) = s.get_text(&alice, "/services/").await;
+    let id = traffic_link(&html).expect("alice's service");
+    assert_eq!(s.log_text().matches(REOPENED).count(), 0);
+
+    // 3,000 samples from 2025-01-01 (10.4 days, each hour and day written: some 260 records).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    let start = 1_735_689_600u64; // 2025-01-01T00:00:00Z
+    let mut text = String::from("service_id,time,down,up\n");
+    for i in 0..3000u64 {
+        text.push_str(&format!("{id},{},1000,100\n", start + i * 300));
+    }
+    std::fs::write(&csv, text).expect("write");
+
+    // Pages keep answering while it imports and reopens.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (c, url, done) = (alice.clone(), s.url("/traffic/"), done.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = c.get(&url).send().await.expect("get");
+                statuses.push(r.status().as_u16());
+            }
+            statuses
+        })
+    };
+    let args: Vec<String> = [
+        "traffic",
+        "import",
+        csv.to_str().expect("path"),
+        "--data",
+        s.data_dir().to_str().expect("path"),
+    ]
+    .map(String::from)
+    .to_vec();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        common::portico(&args.iter().map(String::as_str).collect::<Vec<_>>(), None)
+    })
+    .await
+    .expect("cli");
+    assert!(
+        ok && out.contains("3000 samples read") && out.contains(": 3000 added"),
+        "{out}{err}"
+    );
+    let reopened = Server::wait_for(std::time::Duration::from_secs(20), || async {
+        s.log_text().contains(REOPENED)
+    })
+    .await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = reader.await.expect("reader");
+    assert!(reopened.is_some(), "{}", s.log_text());
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(|c| *c == 200),
+        "{statuses:?}"
+    );
+
+    // The session from before, the numbers of the import, and a new write (a login).
+    let (status, html) = s
+        .get_text(
+            &alice,
+            &format!("/traffic/{id}?period=month&date=2025-01-15"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(table_sums(&html), (3_000_000, 300_000));
+    let bob = s.login("bob", "bob-demo-pass").await;
+    assert_eq!(s.get_text(&bob, "/").await.0, 200);
+
+    // A command of a few records does not reopen it again.
+    s.cli_ok(&["settings", "set", "traffic_raw_days", "8"]);
+    s.cli_ok(&["settings", "set", "traffic_raw_days", "7"]);
+    assert_eq!(
+        s.log_text().matches(REOPENED).count(),
+        1,
+        "{}",
+        s.log_text()
+    );
+}

@@ -18,6 +18,9 @@
 //! ```sh
 //! cargo run --release -p portico-core --example sled_wall -- --records 290000 --value-bytes 260
 //! ```
+//!
+//! With `--open DATA_DIR` it only opens an existing data folder's store with sled alone and
+//! prints the memory that takes: the standalone comparison for the server's resident memory.
 
 use std::time::Instant;
 
@@ -72,8 +75,47 @@ fn run(
     records as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Resident memory of this process, MiB (Linux).
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `--open DIR`: the memory sled alone takes for an existing Portico data folder (its store
+/// must not be in use): after opening it, and after reading every tree once.
+fn memory_of(dir: &std::path::Path) {
+    let started = Instant::now();
+    let db = open(&dir.join("store"));
+    println!(
+        "opened in {:.0} ms: resident {:.1} MiB",
+        started.elapsed().as_secs_f64() * 1000.0,
+        rss_mib()
+    );
+    let mut records = 0usize;
+    for name in db.tree_names() {
+        let tree = db.open_tree(name).expect("tree");
+        records += tree.iter().count();
+    }
+    println!("read {records} records: resident {:.1} MiB", rss_mib());
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(dir) = args
+        .iter()
+        .position(|a| a == "--open")
+        .and_then(|i| args.get(i + 1))
+    {
+        memory_of(std::path::Path::new(dir));
+        return;
+    }
     let records = arg(&args, "--records", 290_000);
     let value = vec![b'x'; arg(&args, "--value-bytes", 260)];
     let chunk = arg(&args, "--chunk", 4096);

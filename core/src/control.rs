@@ -131,6 +131,26 @@ async fn handle(mut stream: UnixStream, portal: Arc<Portal>, limits: Limits) {
     let _ = stream.shutdown().await;
 }
 
+fn release_memory(portal: &Portal) {
+    let started = std::time::Instant::now();
+    match portal
+        .store
+        .release_memory_after(portal.release_memory_after_writes)
+    {
+        Ok(true) => {
+            if let Some(give_back) = portal.give_back_memory {
+                give_back();
+            }
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "store reopened after a bulk write to give back its memory"
+            )
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!("store reopen after a bulk write failed: {e}"),
+    }
+}
+
 /// Checks who is asking, then reads one request within the size and time limits. Returns the
 /// request and the asker's uid.
 async fn read_request(
@@ -209,23 +229,32 @@ async fn run(
 ) -> OpReply {
     let what = req.describe();
     let who = ops::Operator::from_uid(uid);
+    let (answer, answered) = tokio::sync::oneshot::channel();
     let blocking = move || {
         let mut last: Option<std::time::Instant> = None;
-        ops::execute_with_progress(&portal, req, &who, &mut |done, total| {
+        let result = ops::execute_with_progress(&portal, req, &who, &mut |done, total| {
             if last.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) || done >= total {
                 last = Some(std::time::Instant::now());
                 let _ = progress.send((done, total));
             }
-        })
+        });
+        // The operator gets the answer now; what follows only tidies up.
+        drop(progress);
+        let _ = answer.send(result);
+        // After a bulk import the store gives back the memory sled keeps from its writes. On
+        // this thread: the allocator returns freed memory to the system from the thread that
+        // allocated it, and that is the one that ran the import.
+        release_memory(&portal);
     };
-    match tokio::task::spawn_blocking(blocking).await {
+    tokio::task::spawn_blocking(blocking);
+    match answered.await {
         Ok(Ok(text)) => OpReply { ok: true, text },
         Ok(Err(e)) => OpReply {
             ok: false,
             text: e.to_string(),
         },
-        Err(e) => {
-            tracing::error!("operator command {what} failed: {e}");
+        Err(_) => {
+            tracing::error!("operator command {what} failed: it stopped without an answer");
             OpReply {
                 ok: false,
                 text: "the command failed; see the portal log".into(),

@@ -72,7 +72,18 @@ pub struct PortalOptions {
     pub dev_reload: bool,
     /// The operator scripts folder (`--scripts`, config `scripts_dir`); `None` loads none.
     pub scripts_dir: Option<PathBuf>,
+    /// After an operator command, the store is reopened once this many records were written
+    /// since it was opened, to give back the memory sled keeps from them
+    /// ([`Store::release_memory_after`]).
+    pub release_memory_after_writes: u64,
+    /// Asks the process's allocator to return freed memory to the system now, on the calling
+    /// thread (the binary sets it for mimalloc); called after such a reopen.
+    pub give_back_memory: Option<fn()>,
 }
+
+/// The default of [`PortalOptions::release_memory_after_writes`]: a bulk import (a traffic
+/// file, a billing export), not the day's settings and messages.
+pub const RELEASE_MEMORY_AFTER_WRITES: u64 = 500_000;
 
 impl PortalOptions {
     /// Options for a data folder and plugins, everything else at its default: no themes folder
@@ -92,6 +103,8 @@ impl PortalOptions {
             secure_cookies: SecureCookies::default(),
             dev_reload: false,
             scripts_dir: None,
+            release_memory_after_writes: RELEASE_MEMORY_AFTER_WRITES,
+            give_back_memory: None,
         }
     }
 }
@@ -129,6 +142,10 @@ pub struct Portal {
     pub dev_reload: bool,
     /// The operator's Rhai scripts (run by the hook dispatch after plugins).
     pub scripts: Arc<crate::script::Scripts>,
+    /// See [`PortalOptions::release_memory_after_writes`].
+    pub release_memory_after_writes: u64,
+    /// See [`PortalOptions::give_back_memory`].
+    pub give_back_memory: Option<fn()>,
     last_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -305,6 +322,8 @@ impl Portal {
             trusted_proxies: opts.trusted_proxies,
             secure_cookies: opts.secure_cookies,
             dev_reload: opts.dev_reload,
+            release_memory_after_writes: opts.release_memory_after_writes,
+            give_back_memory: opts.give_back_memory,
             throttles: Default::default(),
             scripts,
             last_id,

@@ -64,6 +64,9 @@ pub struct Options {
     pub dev: bool,
     /// Operator scripts folder (`--scripts`).
     pub scripts: Option<PathBuf>,
+    /// `--test-release-memory-after N`: reopen the store after an operator command once N
+    /// records were written.
+    pub release_memory_after: Option<u64>,
 }
 
 impl Server {
@@ -171,6 +174,9 @@ impl Server {
         }
         if let Some(dir) = &opts.scripts {
             cmd.arg("--scripts").arg(dir);
+        }
+        if let Some(n) = opts.release_memory_after {
+            cmd.arg("--test-release-memory-after").arg(n.to_string());
         }
         let mut child = cmd.spawn().expect("spawn portico");
         let stdout = child.stdout.take().expect("stdout");

@@ -78,6 +78,15 @@ pub trait Backend: Send + Sync + 'static {
         }
         Ok(())
     }
+    /// Records written since the engine was opened (0 for an engine without a reopen).
+    fn writes_since_open(&self) -> u64 {
+        0
+    }
+    /// Closes and opens the engine again to give back memory it keeps from earlier writes;
+    /// `Ok(false)` when it did not (an engine without a reopen, or operations still running).
+    fn reopen(&self) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// A typed value kept in its own tree under its own key, with optional secondary indexes.
@@ -445,6 +454,25 @@ impl Store {
 
     pub fn flush(&self) -> Result<()> {
         self.backend.flush()
+    }
+
+    /// After `writes` records or more were written since the store was opened, reopens it to
+    /// give back the memory the engine keeps from them (sled holds a bulk import's pages well
+    /// past its page cache until it closes). Waits for the writer running now, if any; reads
+    /// wait while it reopens. Returns whether it reopened.
+    pub fn release_memory_after(&self, writes: u64) -> Result<bool> {
+        if self.backend.writes_since_open() < writes {
+            return Ok(false);
+        }
+        let _writer = self
+            .write_lock
+            .lock()
+            .map_err(|_| Error::Internal("store write lock poisoned".into()))?;
+        // Another caller may have reopened it while this one waited.
+        if self.backend.writes_since_open() < writes {
+            return Ok(false);
+        }
+        self.backend.reopen()
     }
 
     /// Runs `f` while no write can land: every writer of this store (transactions, unflushed
