@@ -630,28 +630,32 @@ fn run(cli: Cli) -> Result<(), String> {
                 std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let json = String::from_utf8(json)
                 .map_err(|_| format!("{} is not UTF-8 text", file.display()))?;
-            // A rejected bundle must not leave a new, empty data folder behind.
+            // A folder that holds no store yet: the bundle is first tried as a dry run against
+            // an empty store with every plugin (so their sections, such as `traffic`, are
+            // known), and a rejected bundle leaves no new, empty data folder behind. A dry run
+            // ends there: nothing is created.
             if !cfg.data.join("store").exists() {
-                portico_core::internal::import::check(&Store::in_memory(), &json)
-                    .map_err(|e| e.to_string())?;
+                let portal = Portal::assemble(
+                    Store::in_memory(),
+                    portal_options(Path::new(""), None, cfg.plugin_dir.clone()),
+                )
+                .map_err(|e| e.to_string())?;
+                let trial = OpRequest::Import {
+                    json: json.clone(),
+                    sync,
+                    dry_run: true,
+                };
+                let text = ops::execute(&portal, trial).map_err(|e| e.to_string())?;
+                if dry_run {
+                    say!("{text}");
+                    return Ok(());
+                }
             }
             let req = OpRequest::Import {
                 json,
                 sync,
                 dry_run,
             };
-            // A dry run on a folder that holds no store yet: check against an empty one, so
-            // nothing is created.
-            if dry_run && !cfg.data.join("store").exists() {
-                let portal = Portal::assemble(
-                    Store::in_memory(),
-                    portal_options(Path::new(""), None, cfg.plugin_dir.clone()),
-                )
-                .map_err(|e| e.to_string())?;
-                let text = ops::execute(&portal, req).map_err(|e| e.to_string())?;
-                say!("{text}");
-                return Ok(());
-            }
             match open_direct(&cfg, true)? {
                 Some(portal) => {
                     let text = import_with_progress(&portal, req)?;

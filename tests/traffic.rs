@@ -555,3 +555,46 @@ async fn a_bulk_import_reopens_the_store_and_nothing_is_refused_or_lost() {
         s.log_text()
     );
 }
+
+/// The first import of a new portal may carry traffic: a bundle with a `traffic` section
+/// creates the data folder and stores its samples (the plugin's section is known before the
+/// store exists); its dry run creates nothing.
+#[test]
+fn a_bundle_with_traffic_starts_a_new_data_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut bundle: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo_root().join("docs/import-example.json"))
+            .expect("example"),
+    )
+    .expect("json");
+    bundle["traffic"] = serde_json::json!([
+        {"service_id": 1000, "time": "2025-06-01T10:00:00Z", "down": 1000, "up": 100},
+        {"service_id": 1000, "time": "2025-06-01T10:05:00Z", "down": 2000, "up": 200},
+        {"service_id": 4242, "time": "2025-06-01T10:05:00Z", "down": 1, "up": 1}
+    ]);
+    let file = dir.path().join("bundle.json");
+    std::fs::write(&file, bundle.to_string()).expect("write");
+    let data = dir.path().join("portal");
+    let (file, data) = (file.to_str().expect("path"), data.to_str().expect("path"));
+
+    let (ok, out, err) = common::portico(&["import", file, "--dry-run", "--data", data], None);
+    assert!(ok, "{out}{err}");
+    // A dry run checks samples against the services stored before the bundle: this new
+    // folder has none yet (docs/traffic.md says so).
+    assert!(out.contains("traffic: dry run: 3 samples read"), "{out}");
+    assert!(
+        !std::path::Path::new(data).exists(),
+        "a dry run creates nothing"
+    );
+
+    let (ok, out, err) = common::portico(&["import", file, "--data", data], None);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(": 2 added, 0 replaced, 0 unchanged, 1 rejected"),
+        "{out}"
+    );
+    assert!(
+        out.contains("traffic[2]: unknown service 4242 (no Internet service with this id)"),
+        "{out}"
+    );
+}
