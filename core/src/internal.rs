@@ -54,6 +54,8 @@ pub mod render_pool;
 pub mod script;
 #[path = "settings.rs"]
 pub mod settings;
+#[path = "stamp.rs"]
+pub mod stamp;
 #[path = "store/mod.rs"]
 pub mod store;
 #[path = "tasks.rs"]

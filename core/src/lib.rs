@@ -24,5 +24,5 @@ pub mod internal;
 pub(crate) use internal::{
     access, audit, auth, backup, client_ops, data_change, demo, documents, dylib, error, files,
     hooks, i18n, import, lockout, mail, menu, model, ops, passwords, portal, registry, render_pool,
-    script, settings, store, tasks, text, theme, throttle, web,
+    script, settings, stamp, store, tasks, text, theme, throttle, web,
 };

@@ -53,9 +53,11 @@ pub use crate::registry::{
     Registrar, ServiceButton, Tab, ViewerCtx,
 };
 pub use crate::settings::{Scope, SettingDef, SettingType, is_email, split_emails};
+pub use crate::stamp::{show_time, show_time_seconds, stamp};
 pub use crate::tasks::Task;
 /// Safe file names, types and downloads (`Content-Disposition: attachment`).
 pub use crate::web::download::{self, Download};
+pub use crate::web::form_key::{is_form_key, new_form_key};
 pub use crate::web::guards::{CheckedForm, CsrfField, FormRefused, SameOrigin};
 pub use crate::web::page::{Page, PageHtml};
 pub use crate::web::upload::{CheckedUpload, Upload, UploadRefused, UploadedFile};

@@ -153,7 +153,7 @@ pub(crate) fn command(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> 
                 .trim_start_matches('#')
                 .parse()
                 .map_err(|_| Error::Invalid(USAGE.into()))?;
-            let at = ctx.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let at = crate::stamp::stamp(ctx.now());
             let task = store.write(|tx| {
                 let mut task =
                     get_tx(tx, id)?.ok_or_else(|| Error::NotFound(format!("task #{id}")))?;

@@ -9,6 +9,7 @@ pub mod download;
 pub(crate) mod dynamic;
 mod errors;
 mod files;
+pub mod form_key;
 pub mod guards;
 pub mod live_reload;
 pub mod page;

@@ -468,6 +468,17 @@ impl Page<'_> {
         self.portal.clock.today()
     }
 
+    /// The current time as a stored stamp ([`crate::plugin::stamp`]).
+    pub fn now_stamp(&self) -> String {
+        crate::stamp::stamp(self.now())
+    }
+
+    /// A stored stamp as the page's language shows it, to the minute
+    /// ([`crate::plugin::show_time`]).
+    pub fn show_time(&self, at: &str) -> String {
+        crate::stamp::show_time(self.lang, at)
+    }
+
     /// The serving plugin's own store namespace.
     pub fn store(&self) -> Namespace {
         Namespace::new(self.portal.store.clone(), &self.owner)

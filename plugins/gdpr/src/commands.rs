@@ -2,7 +2,7 @@
 //! (`history`, also as CSV). No command changes or deletes an evidence record. Also the demo's
 //! consents.
 
-use portico_core::plugin::{ClientView, CommandArgs as Args, Error, OperatorCtx, Result};
+use portico_core::plugin::{ClientView, CommandArgs as Args, Error, OperatorCtx, Result, stamp};
 
 use crate::consent::{self, Actor, Doc, Outcome, Record, Version};
 
@@ -40,7 +40,7 @@ pub fn gdpr(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
 }
 
 fn now(ctx: &OperatorCtx<'_>) -> String {
-    ctx.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    stamp(ctx.now())
 }
 
 fn add(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {

@@ -6,11 +6,11 @@
 //! in [`OWN`] are this plugin's and cannot be replaced by a handler.
 
 use portico_core::Error;
-use portico_core::plugin::{ClientView, Page};
+use portico_core::plugin::{ClientView, Page, show_time_seconds};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::{EXPORT_HOOK, consent, tasks, web};
+use crate::{EXPORT_HOOK, consent, tasks};
 
 /// The sections this plugin fills, in the order the readable page shows them.
 pub const OWN: &[&str] = &[
@@ -162,8 +162,7 @@ pub fn collect(page: &Page<'_>) -> Result<Value, Error> {
         .audit_events(MAX_EVENTS)?
         .into_iter()
         .map(|e| {
-            let at = chrono::DateTime::from_timestamp(e.at, 0)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            let at = chrono::DateTime::from_timestamp(e.at, 0).map(portico_core::plugin::stamp);
             json!({
                 "at": at,
                 "kind": e.kind,
@@ -189,7 +188,7 @@ pub fn collect(page: &Page<'_>) -> Result<Value, Error> {
         }
     }
     Ok(json!({
-        "exported_at": web::now(page),
+        "exported_at": page.now_stamp(),
         "client_number": client.number,
         "sections": sections,
     }))
@@ -245,7 +244,7 @@ pub fn readable(page: &Page<'_>, data: &Value) -> ReadableView {
         })
         .collect();
     ReadableView {
-        exported_at: web::show_time(page.lang(), data["exported_at"].as_str().unwrap_or("")),
+        exported_at: show_time_seconds(page.lang(), data["exported_at"].as_str().unwrap_or("")),
         sections,
     }
 }

@@ -3,7 +3,7 @@
 
 use portico_core::Error;
 use portico_core::plugin::{
-    CheckedForm, ClientView, CsrfField, FormRefused, Page, PageHtml, SameOrigin,
+    CheckedForm, ClientView, CsrfField, FormRefused, Page, PageHtml, SameOrigin, show_time_seconds,
 };
 use portico_core::rocket::form::FromForm;
 use portico_core::rocket::http::{ContentType, Header, Status};
@@ -67,20 +67,6 @@ struct ConsentsView {
     erasure_requested: Option<String>,
 }
 
-/// A time stored as RFC 3339 UTC, as the page's language writes it.
-pub fn show_time(lang: &str, at: &str) -> String {
-    match chrono::DateTime::parse_from_rfc3339(at) {
-        Ok(t) if lang == "cs" => t.format("%-d. %-m. %Y %H:%M:%S UTC").to_string(),
-        Ok(t) => t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        Err(_) => at.to_string(),
-    }
-}
-
-pub fn now(page: &Page<'_>) -> String {
-    page.now()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 fn view(
     page: &Page<'_>,
     notice: Option<String>,
@@ -107,7 +93,7 @@ fn view(
                 state,
                 version: d.current().number,
                 answered_version: last.map(|r| r.version),
-                answered_at: last.map(|r| show_time(lang, &r.at)),
+                answered_at: last.map(|r| show_time_seconds(lang, &r.at)),
                 lang: shown.lang,
                 seen: last.map_or(0, |r| r.number),
                 html: markdown::render(&consent::body_without_parts(&shown.text)),
@@ -132,7 +118,7 @@ fn view(
         .collect();
     history.reverse();
     let erasure_requested =
-        tasks::open_erasure_request(&ns, client.id)?.map(|t| show_time(lang, &t.created));
+        tasks::open_erasure_request(&ns, client.id)?.map(|t| show_time_seconds(lang, &t.created));
     Ok(ConsentsView {
         notice,
         error,
@@ -145,7 +131,7 @@ fn view(
 fn history_row(lang: &str, r: Record) -> HistoryRow {
     HistoryRow {
         number: r.number,
-        at: show_time(lang, &r.at),
+        at: show_time_seconds(lang, &r.at),
         document: r.document,
         title: r.title,
         version: r.version,
@@ -282,7 +268,7 @@ fn change(
         seen,
         withdraw,
         parts,
-        at: now(&page),
+        at: page.now_stamp(),
         source_addr: page.source_addr().map(str::to_string),
         user_agent: page.user_agent().map(str::to_string),
         actor: Actor::Client,
@@ -401,7 +387,7 @@ fn erasure(
         plugin: String::new(),
         assigned: Vec::new(),
         kind: tasks::ERASURE.to_string(),
-        created: now(&page),
+        created: page.now_stamp(),
         client_id: client.id,
         client_number: client.number.clone(),
         client_name: client.name.clone(),

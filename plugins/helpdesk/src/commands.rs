@@ -3,7 +3,7 @@
 //! demo's helpdesk.
 
 use portico_core::plugin::{
-    Client, ClientView, CommandArgs as Args, Error, OperatorCtx, Result, is_email,
+    Client, ClientView, CommandArgs as Args, Error, OperatorCtx, Result, is_email, stamp,
 };
 
 use crate::files::size_text;
@@ -36,7 +36,7 @@ fn number(word: &str, what: &str) -> Result<u64> {
 }
 
 fn now(ctx: &OperatorCtx<'_>) -> String {
-    ctx.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    stamp(ctx.now())
 }
 
 fn one_line(text: &str, what: &str, max: usize) -> Result<String> {
@@ -696,8 +696,7 @@ pub fn demo(ctx: &OperatorCtx<'_>) -> Result<()> {
     ctx.set_own_setting(crate::REQUESTS_ENABLE, None, "on")?;
     let alice = ctx.find_client("alice")?;
     let at = |days: i64, hours: i64| {
-        (ctx.now() - chrono::Duration::days(days) - chrono::Duration::hours(hours))
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        stamp(ctx.now() - chrono::Duration::days(days) - chrono::Duration::hours(hours))
     };
     let item = |number: u32,
                 at: String,

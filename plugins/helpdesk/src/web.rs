@@ -5,7 +5,7 @@ use portico_core::Error;
 use portico_core::plugin::Download;
 use portico_core::plugin::{
     CheckedUpload, ClientView, Page, PageHtml, SameOrigin, Task, Upload, UploadRefused,
-    split_emails,
+    is_form_key, new_form_key, show_time, split_emails,
 };
 use portico_core::rocket::http::Status;
 use portico_core::rocket::response::Redirect;
@@ -38,40 +38,6 @@ pub fn routes() -> Vec<Route> {
         request_form,
         request_send
     ]
-}
-
-/// A time stored as RFC 3339 UTC, as the page's language writes it.
-fn show_time(lang: &str, at: &str) -> String {
-    match chrono::DateTime::parse_from_rfc3339(at) {
-        Ok(t) if lang == "cs" => t.format("%-d. %-m. %Y %H:%M UTC").to_string(),
-        Ok(t) => t.format("%Y-%m-%d %H:%M UTC").to_string(),
-        Err(_) => at.to_string(),
-    }
-}
-
-fn now(page: &Page<'_>) -> String {
-    page.now()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// A fresh key for a form: a second submission of the same form carries the same key.
-fn form_key() -> String {
-    let mut b = [0u8; 16];
-    if getrandom::fill(&mut b).is_err() {
-        // No randomness: a key that is still unique enough per client and moment.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        return format!("t{t:x}");
-    }
-    hex::encode(b)
-}
-
-fn valid_key(key: &str) -> bool {
-    (16..=64).contains(&key.len())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The Helpdesk tab exists only while a department is used for CP requests.
@@ -197,7 +163,7 @@ fn new_form(page: Page<'_>) -> Result<Result<PageHtml, Status>, Error> {
     }
     render_new(
         &page,
-        form_key(),
+        new_form_key(),
         String::new(),
         String::new(),
         None,
@@ -226,7 +192,7 @@ fn read_fields(u: &Upload, with_subject: bool) -> (Fields, Option<&'static str>)
     let subject = u.value("subject").unwrap_or("").trim().to_string();
     let text = u.value("text").unwrap_or("").trim().replace("\r\n", "\n");
     let key = u.value("key").unwrap_or("").to_string();
-    let error = if !valid_key(&key) {
+    let error = if !is_form_key(&key) {
         Some("helpdesk-error-form")
     } else if with_subject && subject.is_empty() {
         Some("helpdesk-error-subject-empty")
@@ -325,7 +291,7 @@ fn create(
             let (key, status) = upload_refusal(why);
             return render_new(
                 &page,
-                form_key(),
+                new_form_key(),
                 String::new(),
                 String::new(),
                 Some(page.t(key)),
@@ -395,7 +361,7 @@ fn create(
         .take(MAX_SUBJECT)
         .collect();
     let text: String = text.chars().take(MAX_TEXT).collect();
-    let at = now(&page);
+    let at = page.now_stamp();
     let files_count = new_files.len();
     let ticket = Ticket {
         id: 0,
@@ -592,7 +558,7 @@ fn show(
         t,
         notice,
         None,
-        form_key(),
+        new_form_key(),
         String::new(),
         Status::Ok,
     )
@@ -621,7 +587,7 @@ fn reply(
         Ok(CheckedUpload(u)) => u,
         Err(why) => {
             let (key, status) = upload_refusal(why);
-            return again(page.t(key), form_key(), String::new(), status);
+            return again(page.t(key), new_form_key(), String::new(), status);
         }
     };
     let (fields, error) = read_fields(&upload, false);
@@ -651,7 +617,7 @@ fn reply(
     };
     let item = Item {
         number: 0,
-        at: now(&page),
+        at: page.now_stamp(),
         channel: Channel::Portal,
         author: client.name.clone(),
         from_client: true,
@@ -754,7 +720,7 @@ fn request_form(
         return Ok(Either::Right(other));
     }
     let view = RequestView {
-        key: form_key(),
+        key: new_form_key(),
         subject: String::new(),
         text: String::new(),
         notice: sent.map(|_| page.t("helpdesk-request-sent")),
@@ -787,7 +753,7 @@ fn request_send(
         Err(why) => {
             let (key, status) = upload_refusal(why);
             let f = Fields {
-                key: form_key(),
+                key: new_form_key(),
                 subject: String::new(),
                 text: String::new(),
             };
@@ -815,7 +781,7 @@ fn request_send(
         id: 0,
         plugin: String::new(),
         kind: "support_request".into(),
-        created: now(&page),
+        created: page.now_stamp(),
         client_id: client.id,
         client_number: client.number.clone(),
         client_name: client.name.clone(),
@@ -904,15 +870,5 @@ mod tests {
             assert!(!contents_shown(Channel::Telephone, sms));
             assert_eq!(contents_shown(Channel::Sms, sms), sms != "disabled");
         }
-    }
-
-    #[test]
-    fn form_keys_are_valid_and_differ() {
-        let (a, b) = (form_key(), form_key());
-        assert!(valid_key(&a) && valid_key(&b));
-        assert_ne!(a, b);
-        assert!(!valid_key("short"));
-        assert!(!valid_key(&"k".repeat(65)));
-        assert!(!valid_key("with space in the key!!"));
     }
 }

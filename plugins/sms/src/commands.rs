@@ -119,7 +119,7 @@ fn send(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
     })?;
     let text = event["text"].as_str().unwrap_or("").to_string();
     let number = check(event["to"].as_str().unwrap_or(""), &text)?;
-    let at = ctx.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let at = portico_core::plugin::stamp(ctx.now());
     let month = ctx.now().format("%Y-%m").to_string();
     let accepted = model::enqueue(
         &ctx.store(),

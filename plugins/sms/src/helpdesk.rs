@@ -52,7 +52,7 @@ fn send(ctx: &HookCtx<'_>, event: &Value) -> Result<String, String> {
     let text = sms["text"].as_str().unwrap_or("").to_string();
     let number = check(sms["to"].as_str().unwrap_or(""), &text)?;
     let now = ctx.now();
-    let at = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let at = portico_core::plugin::stamp(now);
     let month = now.format("%Y-%m").to_string();
     let accepted = model::enqueue(
         ctx.store(),

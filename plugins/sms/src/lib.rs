@@ -214,20 +214,3 @@ impl Plugin for Sms {
         r.demo(commands::demo);
     }
 }
-
-#[cfg(test)]
-mod tests {
-    fn ids(ftl: &str) -> Vec<String> {
-        let mut v = portico_core::plugin::message_ids(ftl);
-        v.sort();
-        v
-    }
-
-    #[test]
-    fn english_and_czech_define_the_same_messages() {
-        assert_eq!(
-            ids(include_str!("../i18n/en.ftl")),
-            ids(include_str!("../i18n/cs.ftl"))
-        );
-    }
-}

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use portico_core::plugin::{ClientView, WorkerCtx};
+use portico_core::plugin::{ClientView, WorkerCtx, stamp};
 
 use crate::model::{self, Sms};
 use crate::{
@@ -29,10 +29,6 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 const RETRY_DELAYS: [i64; 6] = [5, 15, 60, 120, 300, 600];
 /// Longest answer body read from a gateway.
 const MAX_ANSWER: usize = 64 * 1024;
-
-fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 pub fn run(ctx: WorkerCtx) {
     let http = match reqwest::blocking::Client::builder()
@@ -83,12 +79,12 @@ fn drain(ctx: &WorkerCtx, http: &reqwest::blocking::Client) -> portico_core::Res
             continue;
         }
         let Some(sms) = sms else {
-            model::mark_failed(&ns, pending.id, &rfc3339(now), "message missing")?;
+            model::mark_failed(&ns, pending.id, &stamp(now), "message missing")?;
             continue;
         };
         match attempt(ctx, http, &url, &sms) {
             Outcome::Accepted => {
-                if model::mark_sent(&ns, sms.id, &rfc3339(ctx.now()))? {
+                if model::mark_sent(&ns, sms.id, &stamp(ctx.now()))? {
                     tracing::info!(plugin = "sms", id = sms.id, to = %sms.to, "SMS accepted by the gateway");
                     after_sent(ctx, &sms);
                 }
@@ -99,7 +95,7 @@ fn drain(ctx: &WorkerCtx, http: &reqwest::blocking::Client) -> portico_core::Res
                     id = sms.id,
                     "the gateway refused an SMS: {reason}"
                 );
-                model::mark_failed(&ns, sms.id, &rfc3339(ctx.now()), &reason)?;
+                model::mark_failed(&ns, sms.id, &stamp(ctx.now()), &reason)?;
                 ctx.audit(
                     sms.client_id,
                     "sms failed",
@@ -109,8 +105,7 @@ fn drain(ctx: &WorkerCtx, http: &reqwest::blocking::Client) -> portico_core::Res
             Outcome::Later(reason) => {
                 let delay = RETRY_DELAYS[(sms.attempts as usize).min(RETRY_DELAYS.len() - 1)];
                 let next = ctx.now() + chrono::Duration::seconds(delay);
-                let n =
-                    model::retry_later(&ns, sms.id, &rfc3339(ctx.now()), &rfc3339(next), &reason)?;
+                let n = model::retry_later(&ns, sms.id, &stamp(ctx.now()), &stamp(next), &reason)?;
                 tracing::warn!(
                     plugin = "sms",
                     id = sms.id,

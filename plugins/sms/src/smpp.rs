@@ -23,7 +23,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use portico_core::plugin::WorkerCtx;
+use portico_core::plugin::{WorkerCtx, stamp};
 use rusmpp::extra::encoding::{gsm7bit::Gsm7BitUnpacked, ucs2::Ucs2};
 use rusmpp::pdus::{BindTransceiver, SubmitSm};
 use rusmpp::tlvs::TlvValue;
@@ -124,10 +124,6 @@ fn config(ctx: &WorkerCtx) -> Result<Config, String> {
         ton: int(SMPP_SOURCE_TON, 5) as u8,
         npi: int(SMPP_SOURCE_NPI, 0) as u8,
     })
-}
-
-fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// The SMSC's status by name, as operators look it up.
@@ -513,7 +509,7 @@ fn session(ctx: &WorkerCtx, cfg: &Config) -> Result<(), Ended> {
                                 },
                             )],
                             &[],
-                            &rfc3339(ctx.now()),
+                            &stamp(ctx.now()),
                         )
                         .map_err(|e| fail(e.to_string()))?;
                         continue;
@@ -716,7 +712,7 @@ fn commit_with(
             };
             Outcome::Later {
                 ids: w.ids,
-                next: rfc3339(clock + chrono::Duration::seconds(delay)),
+                next: stamp(clock + chrono::Duration::seconds(delay)),
                 reason,
             }
         };
@@ -725,7 +721,7 @@ fn commit_with(
         }
         outcomes.push((id, outcome));
     }
-    let applied = model::apply_smpp(ns, &outcomes, receipts, &rfc3339(clock))
+    let applied = model::apply_smpp(ns, &outcomes, receipts, &stamp(clock))
         .map_err(|e| ended(format!("cannot write the SMSC's answers: {e}"), true))?;
     for sms in &applied.failed {
         let reason = sms.error.clone().unwrap_or_default();

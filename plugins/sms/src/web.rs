@@ -3,7 +3,8 @@
 
 use portico_core::Error;
 use portico_core::plugin::{
-    CheckedForm, ClientView, CsrfField, FormRefused, Page, PageHtml, SameOrigin,
+    CheckedForm, ClientView, CsrfField, FormRefused, Page, PageHtml, SameOrigin, is_form_key,
+    new_form_key, show_time,
 };
 use portico_core::rocket::form::FromForm;
 use portico_core::rocket::http::Status;
@@ -34,41 +35,8 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// A time stored as RFC 3339 UTC, as the page's language writes it.
-fn show_time(lang: &str, at: &str) -> String {
-    match chrono::DateTime::parse_from_rfc3339(at) {
-        Ok(t) if lang == "cs" => t.format("%-d. %-m. %Y %H:%M UTC").to_string(),
-        Ok(t) => t.format("%Y-%m-%d %H:%M UTC").to_string(),
-        Err(_) => at.to_string(),
-    }
-}
-
-fn now(page: &Page<'_>) -> String {
-    page.now()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 fn month(page: &Page<'_>) -> String {
     page.now().format("%Y-%m").to_string()
-}
-
-/// A fresh key for a form: a second submission of the same form carries the same key.
-fn form_key() -> String {
-    let mut b = [0u8; 16];
-    if getrandom::fill(&mut b).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        return format!("t{t:x}");
-    }
-    hex::encode(b)
-}
-
-fn valid_key(key: &str) -> bool {
-    (16..=64).contains(&key.len())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The tab's pages exist only while the tab is shown.
@@ -190,7 +158,7 @@ fn tab(page: Page<'_>, sent: Option<u64>) -> Answer {
     }
     let notice = sent.map(|_| page.t("sms-queued"));
     let fields = Fields {
-        key: form_key(),
+        key: new_form_key(),
         ..Fields::default()
     };
     render_tab(&page, fields, None, notice, None, Status::Ok).map(Either::Left)
@@ -252,14 +220,17 @@ fn send(
                 "SMS form refused"
             );
             let fields = Fields {
-                key: form_key(),
+                key: new_form_key(),
                 ..Fields::default()
             };
             return render_tab(&page, fields, Some(page.t(key)), None, None, status)
                 .map(Either::Left);
         }
     };
-    let key = form.key.filter(|k| valid_key(k)).unwrap_or_else(form_key);
+    let key = form
+        .key
+        .filter(|k| is_form_key(k))
+        .unwrap_or_else(new_form_key);
     let text = form.text.unwrap_or_default().replace("\r\n", "\n");
     let contact_field = form.contact.unwrap_or_default().trim().to_string();
     let typed = form.to.unwrap_or_default();
@@ -366,7 +337,7 @@ fn send(
         );
     }
 
-    let at = now(&page);
+    let at = page.now_stamp();
     let month = month(&page);
     let accepted = model::enqueue(
         &ns,
@@ -592,12 +563,18 @@ struct ContactView {
     error: Option<String>,
 }
 
+/// Contact `id` of the session client's directory, while the tab is shown; `None` (a 404 for
+/// the caller, no hint whether it exists) otherwise.
+fn own_contact(page: &Page<'_>, id: u64) -> Result<Option<model::Contact>, Error> {
+    if !available(page) {
+        return Ok(None);
+    }
+    model::contact(&page.store(), page.client().id, id)
+}
+
 #[get("/directory/<id>")]
 fn contact_form(page: Page<'_>, id: u64) -> Answer {
-    if !available(&page) {
-        return Ok(Either::Right(Either::Right(Status::NotFound)));
-    }
-    let Some(c) = model::contact(&page.store(), page.client().id, id)? else {
+    let Some(c) = own_contact(&page, id)? else {
         return Ok(Either::Right(Either::Right(Status::NotFound)));
     };
     let view = ContactView {
@@ -616,14 +593,11 @@ fn contact_save(
     id: u64,
     form: Result<CheckedForm<ContactForm>, FormRefused<'_>>,
 ) -> Answer {
-    if !available(&page) {
+    if own_contact(&page, id)?.is_none() {
         return Ok(Either::Right(Either::Right(Status::NotFound)));
     }
     let ns = page.store();
     let client_id = page.client().id;
-    if model::contact(&ns, client_id, id)?.is_none() {
-        return Ok(Either::Right(Either::Right(Status::NotFound)));
-    }
     let form = match form {
         Ok(CheckedForm(f)) => f,
         Err(refused) => {
@@ -679,14 +653,11 @@ fn contact_delete(
     id: u64,
     form: Result<CheckedForm<DeleteForm>, FormRefused<'_>>,
 ) -> Answer {
-    if !available(&page) {
+    if own_contact(&page, id)?.is_none() {
         return Ok(Either::Right(Either::Right(Status::NotFound)));
     }
     let ns = page.store();
     let client_id = page.client().id;
-    if model::contact(&ns, client_id, id)?.is_none() {
-        return Ok(Either::Right(Either::Right(Status::NotFound)));
-    }
     if let Err(refused) = form {
         let (key, status) = form_refusal(&refused);
         return render_directory(
