@@ -385,6 +385,14 @@ async fn with_approval_a_change_waits_and_the_operator_decides_once() {
     let (_, form) = s.get_text(&alice, "/profile/data/").await;
     assert_eq!(field_value(&form, "email"), "first@example.org");
     assert!(form.contains("id=\"dc-pending\""));
+    // Her data export holds the change she asked for, as it stands.
+    let (status, text) = s.get_text(&alice, "/gdpr/export.json").await;
+    assert_eq!(status, 200);
+    let export: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let change = &export["sections"]["data_change"];
+    assert_eq!(change["status"], "pending", "{change}");
+    assert_eq!(change["id"], *id, "{change}");
+    assert_eq!(change["changes"]["email"], "first@example.org", "{change}");
 
     // Rejected with a reason: the client sees both; the data stays.
     let out = s.cli_ok(&[

@@ -481,6 +481,7 @@ async fn the_export_holds_the_clients_data_and_nothing_of_anyone_else() {
         "invoices",
         "payments",
         "messages",
+        "documents",
         "account_events",
     ] {
         assert!(
@@ -496,6 +497,17 @@ async fn the_export_holds_the_clients_data_and_nothing_of_anyone_else() {
         "the demo's consent and the one given here"
     );
     assert_eq!(sections["consents"].as_array().expect("consents").len(), 2);
+    // Documents: what they are, not where their files lie; no change of data was asked for.
+    let document = &sections["documents"][0];
+    assert!(
+        document["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{document}"
+    );
+    assert!(
+        document.get("file").is_none() && document.get("copy").is_none(),
+        "{document}"
+    );
+    assert!(sections.get("data_change").is_none());
 
     // Every value of bob's own data (not shared with alice: tariffs, currencies, dates…) is
     // absent from alice's export.
@@ -551,6 +563,7 @@ async fn the_export_holds_the_clients_data_and_nothing_of_anyone_else() {
         "alice@example.com",
         "History of consents",
         "Events of your account",
+        "Documents",
     ] {
         assert!(html.contains(text), "{text}");
     }

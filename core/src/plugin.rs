@@ -447,6 +447,72 @@ impl<'a> ClientData<'a> {
     pub fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>> {
         crate::audit::list(self.store, Some(self.client.id), None, limit)
     }
+
+    /// Every document the portal holds about the client, also those not shown in the portal
+    /// (`display_in_cp` off), newest first: what they are, not where their files lie.
+    pub fn documents(&self) -> Result<Vec<ClientDocument>> {
+        let mut docs: Vec<ClientDocument> = self
+            .store
+            .documents_of(self.client.id)?
+            .into_iter()
+            .map(|d| ClientDocument {
+                id: d.id,
+                title: d.title,
+                date: d.date,
+                shown_in_portal: d.display_in_cp,
+            })
+            .collect();
+        docs.sort_by(|a, b| b.date.cmp(&a.date).then(b.id.cmp(&a.id)));
+        Ok(docs)
+    }
+
+    /// The client's change of their contact data waiting for approval, or the last one an
+    /// operator decided.
+    pub fn data_change(&self) -> Result<Option<ClientDataChange>> {
+        let Some(c) = self
+            .store
+            .get::<crate::data_change::PendingChange>(&id_key(self.client.id))?
+        else {
+            return Ok(None);
+        };
+        let when = |t: i64| chrono::DateTime::from_timestamp(t, 0).map(crate::stamp::stamp);
+        Ok(Some(ClientDataChange {
+            id: c.id,
+            requested: when(c.requested).unwrap_or_default(),
+            status: match c.status {
+                crate::data_change::ChangeStatus::Pending => "pending",
+                crate::data_change::ChangeStatus::Approved => "approved",
+                crate::data_change::ChangeStatus::Rejected => "rejected",
+            },
+            changes: serde_json::to_value(&c.changes)
+                .map_err(|e| Error::Internal(e.to_string()))?,
+            decided: c.decided.and_then(when),
+            reason: c.reason,
+        }))
+    }
+}
+
+/// One of the client's documents, as [`ClientData::documents`] lists them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientDocument {
+    pub id: u64,
+    pub title: String,
+    pub date: NaiveDate,
+    pub shown_in_portal: bool,
+}
+
+/// A change of the client's contact data ([`ClientData::data_change`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientDataChange {
+    pub id: u64,
+    /// A stamp ([`stamp`]).
+    pub requested: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: &'static str,
+    /// The fields asked for, with their new values.
+    pub changes: serde_json::Value,
+    pub decided: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// Settings a plugin may read: its own and core's.

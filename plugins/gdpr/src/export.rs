@@ -19,6 +19,8 @@ pub const OWN: &[&str] = &[
     "invoices",
     "payments",
     "messages",
+    "documents",
+    "data_change",
     "consents",
     "consent_history",
     "requests",
@@ -93,6 +95,12 @@ const FIELDS: &[&str] = &[
     "done",
     "login",
     "detail",
+    "shown_in_portal",
+    "requested",
+    "status",
+    "changes",
+    "decided",
+    "reason",
 ];
 
 /// Most audit events of the account an export lists (newest first).
@@ -132,6 +140,10 @@ pub fn collect(page: &Page<'_>) -> Result<Value, Error> {
         })
         .collect();
     sections.insert("messages".into(), Value::Array(messages));
+    sections.insert("documents".into(), to_value(&data.documents()?)?);
+    if let Some(change) = data.data_change()? {
+        sections.insert("data_change".into(), to_value(&change)?);
+    }
     let history = consent::history(&ns, client.id)?;
     let latest = consent::latest_by_doc(&ns, client.id)?;
     let consents: Vec<Value> = consent::all_docs(&ns)?
