@@ -123,19 +123,7 @@ fn send(ctx: &OperatorCtx<'_>, args: &[String]) -> Result<String> {
     let month = ctx.now().format("%Y-%m").to_string();
     let accepted = model::enqueue(
         &ctx.store(),
-        &NewSms {
-            client_id: Some(client.id),
-            to: &number,
-            text: &text,
-            origin: "operator",
-            form_key: None,
-            charge: false,
-            month: &month,
-            limit: 0,
-            per_hour: 0,
-            hour: "",
-            now: &at,
-        },
+        &NewSms::from_operator(client.id, &number, &text, &month, &at),
     )?;
     match accepted {
         Accepted::New(id) | Accepted::Again(id) => {

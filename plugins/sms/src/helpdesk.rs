@@ -56,19 +56,7 @@ fn send(ctx: &HookCtx<'_>, event: &Value) -> Result<String, String> {
     let month = now.format("%Y-%m").to_string();
     let accepted = model::enqueue(
         ctx.store(),
-        &NewSms {
-            client_id: Some(client.id),
-            to: &number,
-            text: &text,
-            origin: "operator",
-            form_key: None,
-            charge: false,
-            month: &month,
-            limit: 0,
-            per_hour: 0,
-            hour: "",
-            now: &at,
-        },
+        &NewSms::from_operator(client.id, &number, &text, &month, &at),
     )
     .map_err(|e| format!("the outbox refused it: {e}"))?;
     match accepted {

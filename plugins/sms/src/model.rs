@@ -119,6 +119,32 @@ pub struct NewSms<'a> {
     pub now: &'a str,
 }
 
+impl<'a> NewSms<'a> {
+    /// An operator's message to client `client_id` (`portico sms send`, a helpdesk reply):
+    /// no form key, not charged to the client's quota, no hourly bound.
+    pub fn from_operator(
+        client_id: u64,
+        to: &'a str,
+        text: &'a str,
+        month: &'a str,
+        now: &'a str,
+    ) -> NewSms<'a> {
+        NewSms {
+            client_id: Some(client_id),
+            to,
+            text,
+            origin: "operator",
+            form_key: None,
+            charge: false,
+            month,
+            limit: 0,
+            per_hour: 0,
+            hour: "",
+            now,
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Accepted {
     New(u64),
