@@ -598,3 +598,143 @@ fn a_bundle_with_traffic_starts_a_new_data_folder() {
         "{out}"
     );
 }
+
+/// Old-layout traffic (one record per sample in `raw`, per hour in `hour`, per day in `day`,
+/// as written before migration 1) for one service and day.
+fn write_old_day(
+    tx: &mut portico_core::internal::store::WriteTx<'_>,
+    service: u64,
+    day: i64,
+    samples: &[(usize, u64, u64)],
+    keep_raw: bool,
+) {
+    let key = |t: i64| [service.to_be_bytes(), (t as u64).to_be_bytes()].concat();
+    let pair = |d: u64, u: u64| [d.to_be_bytes(), u.to_be_bytes()].concat();
+    let (mut down, mut up, mut mask) = (0, 0, [0u8; 36]);
+    let mut hours = std::collections::BTreeMap::<i64, (u64, u64)>::new();
+    for &(slot, d, u) in samples {
+        let t = day + slot as i64 * 300;
+        down += d;
+        up += u;
+        mask[slot / 8] |= 1 << (slot % 8);
+        let h = hours.entry(t / 3600 * 3600).or_default();
+        *h = (h.0 + d, h.1 + u);
+        if keep_raw {
+            tx.set_raw("traffic:raw", key(t), Some(pair(d, u)));
+        }
+    }
+    for (h, (d, u)) in hours {
+        tx.set_raw("traffic:hour", key(h), Some(pair(d, u)));
+    }
+    tx.set_raw(
+        "traffic:day",
+        key(day),
+        Some([pair(down, up), mask.to_vec()].concat()),
+    );
+}
+
+#[tokio::test]
+async fn a_store_of_one_record_per_sample_is_migrated_when_the_portal_starts() {
+    use portico_core::internal::store::Store;
+    let s = Server::demo();
+    let alice = s.login("alice", "alice-demo-pass").await;
+    let (_, html) = s.get_text(&alice, "/services/").await;
+    let id = traffic_link(&html).expect("alice's service");
+    let data = s.stop();
+
+    // Alice's traffic as an older portal wrote it: a day long past (hours only) and yesterday
+    // (within the raw window, so with its samples).
+    let day_start = |d: chrono::NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp();
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+    let old = chrono::NaiveDate::from_ymd_opt(2025, 3, 10).expect("date");
+    {
+        let store = Store::open(&data.path().join("portal")).expect("open");
+        let prefix = id.to_be_bytes();
+        let mut new_layout = Vec::new();
+        for tree in ["traffic:days", "traffic:raw_days"] {
+            let pairs = store.backend().scan_prefix(tree, &prefix).expect("scan");
+            assert!(tree.ends_with("raw_days") || !pairs.is_empty(), "{tree}");
+            new_layout.extend(pairs.into_iter().map(|(k, _)| (tree, k)));
+        }
+        store
+            .write(|tx| {
+                for (tree, k) in new_layout {
+                    tx.set_raw(tree, k, None);
+                }
+                write_old_day(
+                    tx,
+                    id,
+                    day_start(old),
+                    &[(120, 1000, 100), (121, 2000, 200)],
+                    false,
+                );
+                write_old_day(
+                    tx,
+                    id,
+                    day_start(yesterday),
+                    &[(0, 1000, 10), (1, 2000, 20)],
+                    true,
+                );
+                tx.set_raw("meta", b"migration\xfftraffic".to_vec(), None);
+                Ok(())
+            })
+            .expect("write the old layout");
+    }
+
+    let s = Server::serve(data, Options::default());
+    let alice = s.login("alice", "alice-demo-pass").await;
+    assert!(
+        s.log_text()
+            .contains("migration: traffic: one record per service and day"),
+        "{}",
+        s.log_text()
+    );
+    let view =
+        |period: &str, d: chrono::NaiveDate| format!("/traffic/{id}?period={period}&date={d}");
+    let (_, html) = s.get_text(&alice, &view("day", old)).await;
+    assert_eq!(table_sums(&html), (3000, 300), "the old day's hours");
+    assert!(html.contains("<th scope=\"row\">10:00</th><td data-bytes=\"3000\">"));
+    let (_, html) = s.get_text(&alice, &view("month", old)).await;
+    assert_eq!(table_sums(&html), (3000, 300), "the old day's total");
+    let (_, html) = s.get_text(&alice, &view("day", yesterday)).await;
+    assert_eq!(table_sums(&html), (3000, 30), "yesterday's samples");
+    assert!(html.contains("<th scope=\"row\">00:05</th><td data-bytes=\"2000\">"));
+
+    // The masks came along: nothing is counted twice; the raw samples too: a changed one is
+    // replaced and its day corrected.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("again.csv");
+    let (o, y) = (day_start(old), day_start(yesterday));
+    std::fs::write(
+        &csv,
+        format!(
+            "{id},{},1000,100\n{id},{},2000,200\n{id},{y},1000,10\n{id},{},2500,20\n",
+            o + 36_000,
+            o + 36_300,
+            y + 300
+        ),
+    )
+    .expect("write");
+    let out = s.cli_ok(&["traffic", "import", csv.to_str().expect("path")]);
+    assert!(
+        out.contains(": 0 added, 1 replaced, 3 unchanged, 0 rejected"),
+        "{out}"
+    );
+    let (_, html) = s.get_text(&alice, &view("week", yesterday)).await;
+    assert_eq!(table_sums(&html), (3500, 30), "yesterday's hour, corrected");
+    let (_, html) = s.get_text(&alice, &view("month", old)).await;
+    assert_eq!(table_sums(&html), (3000, 300));
+
+    let data = s.stop();
+    let store = Store::open(&data.path().join("portal")).expect("open");
+    for tree in ["traffic:raw", "traffic:hour", "traffic:day"] {
+        assert!(
+            store
+                .backend()
+                .scan_prefix(tree, &[])
+                .expect("scan")
+                .is_empty(),
+            "{tree} is emptied"
+        );
+    }
+}

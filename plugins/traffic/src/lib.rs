@@ -78,6 +78,11 @@ impl Plugin for Traffic {
         });
         r.demo(demo::seed);
         r.on_client_deleted(store::forget_client);
+        r.migration(
+            1,
+            "traffic: one record per service and day (with its hours and 5-minute samples) instead of one per sample and per hour",
+            store::migrate_to_day_records,
+        );
     }
 }
 
