@@ -43,28 +43,39 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// Bytes in decimal units (kB = 1000 B), in the page's language.
+/// Bytes in decimal units (kB = 1000 B), in the page's language: three digits, or two and one
+/// decimal (integer arithmetic: a month's page shows some seventy of these).
 pub fn bytes(lang: &str, n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
+    let mut unit = 0;
+    let mut div: u128 = 1;
+    while u128::from(n) >= div * 1000 && unit < UNITS.len() - 1 {
+        div *= 1000;
+        unit += 1;
     }
-    let text = if u == 0 {
-        format!("{n}")
-    } else if v >= 100.0 {
-        format!("{v:.0}")
+    let n = u128::from(n);
+    let tenths = (n * 10 + div / 2) / div;
+    if unit == 0 {
+        format!("{n}\u{a0}B")
+    } else if tenths >= 1000 {
+        format!("{}\u{a0}{}", (n + div / 2) / div, UNITS[unit])
     } else {
-        format!("{v:.1}")
-    };
-    let text = if lang == "cs" {
-        text.replace('.', ",")
-    } else {
-        text
-    };
-    format!("{text}\u{a0}{}", UNITS[u])
+        let point = if lang == "cs" { ',' } else { '.' };
+        format!("{}{point}{}\u{a0}{}", tenths / 10, tenths % 10, UNITS[unit])
+    }
+}
+
+/// A coordinate written with one decimal through integer formatting: a month's chart writes a
+/// few hundred of them, and `{:.1}` on an `f64` cost as much as the rest of the SVG.
+struct C(f64);
+
+impl std::fmt::Display for C {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenths = (self.0 * 10.0).round() as i64;
+        let sign = if tenths < 0 { "-" } else { "" };
+        let t = tenths.unsigned_abs();
+        write!(f, "{sign}{}.{}", t / 10, t % 10)
+    }
 }
 
 /// A round step (1, 2 or 5 × 10^k) so that `max` fits in about four of them.
@@ -117,10 +128,12 @@ pub fn svg(points: &[Point], l: &Labels<'_>) -> String {
         let yy = y(v);
         let _ = write!(
             s,
-            r##"<line x1="{LEFT}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#d0d0d0" stroke-width="1"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            r##"<line x1="{LEFT}" x2="{}" y1="{}" y2="{}" stroke="#d0d0d0" stroke-width="1"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
             W - RIGHT,
+            C(yy),
+            C(yy),
             LEFT - 6.0,
-            yy + 4.0,
+            C(yy + 4.0),
             esc(&bytes(l.lang, v))
         );
     }
@@ -130,16 +143,16 @@ pub fn svg(points: &[Point], l: &Labels<'_>) -> String {
     if points.len() <= 62 {
         for (i, p) in points.iter().enumerate() {
             let x = LEFT + bw * i as f64;
-            let w = (bw * 0.38).max(0.5);
+            let w = C((bw * 0.38).max(0.5));
             let _ = write!(
                 s,
-                r#"<rect class="down" x="{:.2}" y="{:.2}" width="{w:.2}" height="{:.2}" fill="{DOWN_COLOR}"/><rect class="up" x="{:.2}" y="{:.2}" width="{w:.2}" height="{:.2}" fill="{UP_COLOR}"/>"#,
-                x + bw * 0.1,
-                y(p.down),
-                TOP + ph - y(p.down),
-                x + bw * 0.5,
-                y(p.up),
-                TOP + ph - y(p.up),
+                r#"<rect class="down" x="{}" y="{}" width="{w}" height="{}" fill="{DOWN_COLOR}"/><rect class="up" x="{}" y="{}" width="{w}" height="{}" fill="{UP_COLOR}"/>"#,
+                C(x + bw * 0.1),
+                C(y(p.down)),
+                C(TOP + ph - y(p.down)),
+                C(x + bw * 0.5),
+                C(y(p.up)),
+                C(TOP + ph - y(p.up)),
             );
         }
     } else {
@@ -149,9 +162,10 @@ pub fn svg(points: &[Point], l: &Labels<'_>) -> String {
                 let x = LEFT + bw * (i as f64 + 0.5);
                 let _ = write!(
                     d,
-                    "{}{x:.1},{:.1}",
+                    "{}{},{}",
                     if i == 0 { "M" } else { " L" },
-                    y(pick(p))
+                    C(x),
+                    C(y(pick(p)))
                 );
             }
             d
@@ -159,11 +173,11 @@ pub fn svg(points: &[Point], l: &Labels<'_>) -> String {
         let down = line(|p| p.down);
         let _ = write!(
             s,
-            r#"<path class="down-area" d="{down} L{:.1},{:.1} L{:.1},{:.1} Z" fill="{DOWN_COLOR}" fill-opacity="0.25" stroke="none"/><path class="down" d="{down}" fill="none" stroke="{DOWN_COLOR}" stroke-width="1.5"/><path class="up" d="{}" fill="none" stroke="{UP_COLOR}" stroke-width="1.5"/>"#,
-            LEFT + bw * (points.len() as f64 - 0.5),
-            TOP + ph,
-            LEFT + bw * 0.5,
-            TOP + ph,
+            r#"<path class="down-area" d="{down} L{},{} L{},{} Z" fill="{DOWN_COLOR}" fill-opacity="0.25" stroke="none"/><path class="down" d="{down}" fill="none" stroke="{DOWN_COLOR}" stroke-width="1.5"/><path class="up" d="{}" fill="none" stroke="{UP_COLOR}" stroke-width="1.5"/>"#,
+            C(LEFT + bw * (points.len() as f64 - 0.5)),
+            C(TOP + ph),
+            C(LEFT + bw * 0.5),
+            C(TOP + ph),
             line(|p| p.up)
         );
     }
@@ -171,10 +185,10 @@ pub fn svg(points: &[Point], l: &Labels<'_>) -> String {
     // The time axis.
     let _ = write!(
         s,
-        r##"<line x1="{LEFT}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#333" stroke-width="1"/><g class="x-labels" font-size="12" fill="#333" text-anchor="middle">"##,
+        r##"<line x1="{LEFT}" x2="{}" y1="{}" y2="{}" stroke="#333" stroke-width="1"/><g class="x-labels" font-size="12" fill="#333" text-anchor="middle">"##,
         W - RIGHT,
-        TOP + ph,
-        TOP + ph
+        C(TOP + ph),
+        C(TOP + ph)
     );
     let every = label_every(points.len());
     for (i, p) in points.iter().enumerate() {
@@ -184,8 +198,9 @@ pub fn svg(points: &[Point], l: &Labels<'_>) -> String {
         let x = LEFT + bw * (i as f64 + 0.5);
         let _ = write!(
             s,
-            r#"<text x="{x:.1}" y="{:.1}">{}</text>"#,
-            TOP + ph + 18.0,
+            r#"<text x="{}" y="{}">{}</text>"#,
+            C(x),
+            C(TOP + ph + 18.0),
             esc(&p.label)
         );
     }
@@ -213,6 +228,13 @@ mod tests {
         assert_eq!(bytes("en", 1_500), "1.5\u{a0}kB");
         assert_eq!(bytes("cs", 12_340_000_000), "12,3\u{a0}GB");
         assert_eq!(bytes("en", 150_000_000_000), "150\u{a0}GB");
+        assert_eq!(
+            bytes("en", 99_960),
+            "100\u{a0}kB",
+            "rounded up to three digits"
+        );
+        assert_eq!(bytes("en", 99_940), "99.9\u{a0}kB");
+        assert_eq!(bytes("en", u64::MAX), "18447\u{a0}PB");
     }
 
     #[test]
@@ -224,6 +246,15 @@ mod tests {
             assert!([1, 2, 5, 10].contains(&lead), "{max}: {s}");
             assert!(max.div_ceil(s) <= 5, "{max}: {s}");
         }
+    }
+
+    #[test]
+    fn coordinates_have_one_decimal() {
+        assert_eq!(C(0.0).to_string(), "0.0");
+        assert_eq!(C(12.34).to_string(), "12.3");
+        assert_eq!(C(12.36).to_string(), "12.4");
+        assert_eq!(C(-0.26).to_string(), "-0.3");
+        assert_eq!(C(255.96).to_string(), "256.0");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! server-drawn SVG chart with totals and the same numbers in a table, the tariff's FUP limits
 //! with what is used, and the FUP e-mail opt-in.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
 use portico_core::Error;
 use portico_core::plugin::{
     CheckedForm, CsrfField, FormRefused, Page, PageHtml, SameOrigin, ServiceKind,
@@ -99,12 +99,28 @@ impl Period {
     }
 }
 
+// Dates and times are written with `format!` rather than chrono's `format`, which parses its
+// pattern at every call: a month's page writes some seventy labels.
+
 pub fn show_date(lang: &str, d: NaiveDate) -> String {
     if lang == "cs" {
-        d.format("%-d. %-m. %Y").to_string()
+        format!("{}. {}. {}", d.day(), d.month(), d.year())
     } else {
-        d.format("%Y-%m-%d").to_string()
+        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
     }
+}
+
+/// A month as `2026-10` (English) or `10/2026` (Czech).
+fn show_month(lang: &str, d: NaiveDate) -> String {
+    if lang == "cs" {
+        format!("{}/{}", d.month(), d.year())
+    } else {
+        format!("{:04}-{:02}", d.year(), d.month())
+    }
+}
+
+fn show_clock(t: DateTime<Utc>) -> String {
+    format!("{:02}:{:02}", t.hour(), t.minute())
 }
 
 fn time_of(t: i64) -> DateTime<Utc> {
@@ -284,19 +300,18 @@ fn render(
     let label = |at: i64, short: bool| {
         let t = time_of(at);
         match period {
-            Period::Day => t.format("%H:%M").to_string(),
+            Period::Day => show_clock(t),
             Period::Week if short => {
                 if lang == "cs" {
-                    t.format("%-d. %-m.").to_string()
+                    format!("{}. {}.", t.day(), t.month())
                 } else {
-                    t.format("%m-%d").to_string()
+                    format!("{:02}-{:02}", t.month(), t.day())
                 }
             }
-            Period::Week => format!("{} {}", show_date(lang, t.date_naive()), t.format("%H:%M")),
-            Period::Month if short => t.format("%-d").to_string(),
+            Period::Week => format!("{} {}", show_date(lang, t.date_naive()), show_clock(t)),
+            Period::Month if short => t.day().to_string(),
             Period::Month => show_date(lang, t.date_naive()),
-            Period::Year if lang == "cs" => t.format("%-m/%Y").to_string(),
-            Period::Year => t.format("%Y-%m").to_string(),
+            Period::Year => show_month(lang, t.date_naive()),
         }
     };
     let total_down = values.iter().map(|v| v.1).fold(0u64, u64::saturating_add);
@@ -308,9 +323,8 @@ fn render(
             show_date(lang, from),
             show_date(lang, to - Duration::days(1))
         ),
-        Period::Month if lang == "cs" => from.format("%-m/%Y").to_string(),
-        Period::Month => from.format("%Y-%m").to_string(),
-        Period::Year => from.format("%Y").to_string(),
+        Period::Month => show_month(lang, from),
+        Period::Year => from.year().to_string(),
     };
     let title = page.t_args(
         "traffic-chart-title",
@@ -419,11 +433,7 @@ fn render(
         },
         fup: fup_view,
         fup_reset: show_date(lang, fup::next_month(month)),
-        fup_month: if lang == "cs" {
-            month.format("%-m/%Y").to_string()
-        } else {
-            month.format("%Y-%m").to_string()
-        },
+        fup_month: show_month(lang, month),
         fup_mail: fup::opted_in(&ns, page.client().id)?,
         notice,
         error,
@@ -505,4 +515,20 @@ fn fup_mail(
         Some(id) => format!("/traffic/{id}?saved={saved}"),
         None => format!("/traffic/?saved={saved}"),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_months_and_clock_times_are_written_per_language() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 7).expect("date");
+        assert_eq!(show_date("en", d), "2026-03-07");
+        assert_eq!(show_date("cs", d), "7. 3. 2026");
+        assert_eq!(show_month("en", d), "2026-03");
+        assert_eq!(show_month("cs", d), "3/2026");
+        let t = d.and_hms_opt(9, 5, 0).expect("time").and_utc();
+        assert_eq!(show_clock(t), "09:05");
+    }
 }
