@@ -7,6 +7,7 @@
 #   SERVICES=100 DAYS=730     services and days of 5-minute samples in the generated file
 #                             (the issue's full size is SERVICES=1000: 210 M samples, ~8 GB of CSV)
 #   DURATION=10s              wrk run length per figure
+#   CHART_RUNS=3              runs of the month chart at 1 connection (the verdict: the median)
 #   KEEP=0                    1 keeps the temp folder
 # Exit status: 0 when the benchmark ran, 1 on a real error.
 set -euo pipefail
@@ -14,6 +15,7 @@ set -euo pipefail
 SERVICES=${SERVICES:-100}
 DAYS=${DAYS:-730}
 DURATION=${DURATION:-10s}
+CHART_RUNS=${CHART_RUNS:-3}
 KEEP=${KEEP:-0}
 T_INGEST=200000   # samples/s, at least
 T_P99_MS=5        # month chart p99, at most
@@ -123,13 +125,22 @@ rps() { awk '/^Requests\/sec/ { printf "%.0f", $2 }' "$1"; }
 # /proc/stat): on a shared VM it sets the tail that no page can go below; /healthz at one
 # connection right after shows that floor.
 steal() { awk '/^cpu / { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
-read -r st0 all0 < <(steal)
-wrk -t1 -c1 -d"$DURATION" --latency -H "Cookie: $COOKIE" "$URL$PAGE" > "$WORK/wrk1.txt"
-read -r st1 all1 < <(steal)
-STEAL=$(awk "BEGIN { d = $all1 - $all0; if (d < 1) d = 1; printf \"%.0f\", 100 * ($st1 - $st0) / d }")
-wrk -t1 -c1 -d"$DURATION" --latency "$URL/healthz" > "$WORK/wrk-healthz.txt"
+# The 1-connection figure is taken CHART_RUNS times, each with its steal and /healthz floor;
+# the verdict is on the median run, and every run is printed.
+CHART_ROWS=()
+P99S=()
+for run in $(seq "$CHART_RUNS"); do
+  read -r st0 all0 < <(steal)
+  wrk -t1 -c1 -d"$DURATION" --latency -H "Cookie: $COOKIE" "$URL$PAGE" > "$WORK/wrk1-$run.txt"
+  read -r st1 all1 < <(steal)
+  steal_pct=$(awk "BEGIN { d = $all1 - $all0; if (d < 1) d = 1; printf \"%.0f\", 100 * ($st1 - $st0) / d }")
+  wrk -t1 -c1 -d"$DURATION" --latency "$URL/healthz" > "$WORK/wrk-healthz-$run.txt"
+  P99S+=("$(p99 "$WORK/wrk1-$run.txt")")
+  CHART_ROWS+=("$(p99 "$WORK/wrk1-$run.txt") ms at $(rps "$WORK/wrk1-$run.txt") req/s; steal $steal_pct %; /healthz p99 $(p99 "$WORK/wrk-healthz-$run.txt") ms")
+done
+P99_1=$(printf '%s\n' "${P99S[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 wrk -t2 -c8 -d"$DURATION" --latency -H "Cookie: $COOKIE" "$URL$PAGE" > "$WORK/wrk8.txt"
-P99_1=$(p99 "$WORK/wrk1.txt"); P99_8=$(p99 "$WORK/wrk8.txt")
+P99_8=$(p99 "$WORK/wrk8.txt")
 RSS_AFTER=$(awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status")
 
 verdict() { awk "BEGIN { exit !($1) }" && echo ok || echo MISSED; }
@@ -141,10 +152,10 @@ printf '%-48s %14s %10s %s\n' "server RSS as the import answered (MB)" "$RSS_NOW
 printf '%-48s %14s %10s %s\n' "server RSS after import, settled in ${SETTLE_S} s (MB)" "$RSS_MB" "<= $T_RSS_MB" "$(verdict "$RSS_MB <= $T_RSS_MB")"
 printf '%-48s %14s %10s %s\n' "server peak RSS (MB)" "$HWM_MB" "" ""
 printf '%-48s %14s %10s %s\n' "store on disk (MB)" "$STORE_MB" "" ""
-printf '%-48s %14s %10s %s\n' "month chart p99, 1 connection (ms)" "$P99_1" "<= $T_P99_MS" "$(verdict "$P99_1 <= $T_P99_MS")"
-printf '%-48s %14s %10s %s\n' "month chart req/s, 1 connection" "$(rps "$WORK/wrk1.txt")" "" ""
-printf '%-48s %14s %10s %s\n' "CPU stolen by the hypervisor meanwhile (%)" "$STEAL" "" ""
-printf '%-48s %14s %10s %s\n' "/healthz p99, 1 connection (ms): the floor" "$(p99 "$WORK/wrk-healthz.txt")" "" ""
+printf '%-48s %14s %10s %s\n' "month chart p99, 1 connection, median run (ms)" "$P99_1" "<= $T_P99_MS" "$(verdict "$P99_1 <= $T_P99_MS")"
 printf '%-48s %14s %10s %s\n' "month chart p99, 8 connections (ms)" "$P99_8" "" ""
 printf '%-48s %14s %10s %s\n' "month chart req/s, 8 connections" "$(rps "$WORK/wrk8.txt")" "" ""
 printf '%-48s %14s %10s %s\n' "server RSS after the chart runs (MB)" "$RSS_AFTER" "" ""
+echo
+echo "month chart at 1 connection, each run (the hypervisor's steal meanwhile, /healthz right after):"
+for i in "${!CHART_ROWS[@]}"; do echo "  run $((i + 1)): ${CHART_ROWS[$i]}"; done

@@ -156,6 +156,7 @@ async fn alice_logs_in_reads_a_message_opens_invoicing_switches_to_czech_and_log
         .click()
         .await
         .expect("click");
+    wait_for_path(&c, "/invoicing/").await;
     assert_eq!(c.current_url().await.expect("url").path(), "/invoicing/");
     assert_eq!(text_of(&c, "h1").await, "Invoicing");
     assert!(text_of(&c, "table.invoices").await.contains("299.00"));
@@ -166,6 +167,9 @@ async fn alice_logs_in_reads_a_message_opens_invoicing_switches_to_czech_and_log
         .click()
         .await
         .expect("click");
+    wait_for_text(&c, "h1", "Vyúčtování")
+        .await
+        .expect("the page in Czech");
     assert_eq!(
         c.current_url().await.expect("url").path(),
         "/invoicing/",
@@ -184,6 +188,8 @@ async fn alice_logs_in_reads_a_message_opens_invoicing_switches_to_czech_and_log
         .click()
         .await
         .expect("click");
+    // The click may return before the browser has followed the logout's redirect.
+    wait_for_path(&c, "/sign/").await;
     let url = c.current_url().await.expect("url");
     assert!(
         url.path().ends_with("/sign/"),
@@ -413,6 +419,24 @@ async fn the_isps_own_login_form_works_only_when_allowed() {
         "origin on the list: {page}"
     );
     c.close().await.expect("close");
+}
+
+/// Waits until the page's path ends with `suffix` and the page has loaded, polling for at most
+/// 5 s (a click may return before the browser has followed a redirect); the caller then checks.
+async fn wait_for_path(c: &Client, suffix: &str) {
+    let start = Instant::now();
+    loop {
+        let url = c.current_url().await.expect("url");
+        let loaded = c
+            .execute("return document.readyState", vec![])
+            .await
+            .expect("js")
+            == serde_json::json!("complete");
+        if (url.path().ends_with(suffix) && loaded) || start.elapsed() > Duration::from_secs(5) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The text of `css` once it contains `needle`, polling the open page for at most 5 s (the page
