@@ -280,6 +280,11 @@ async fn the_reloader_refuses_an_edit_that_fails_with_demo_data_and_keeps_the_la
     })
     .await;
     assert!(ready.is_some(), "{}", s.log_text());
+    // The demo renders come from a private in-memory portal: its migrations and its demo
+    // logins (one of them failed on purpose) are not this portal's and stay out of its log.
+    let log = s.log_text();
+    assert_eq!(log.matches("migration: initial layout").count(), 1, "{log}");
+    assert_eq!(log.matches("LoginFailed").count(), 0, "{log}");
     let c = s.client();
     let (status, _) = s.get_text(&c, "/sign/").await;
     assert_eq!(status, 200);
