@@ -4,7 +4,8 @@
 //! Two demo portals are built in memory with the compiled-in plugins, the real routes and
 //! Rocket's local client (no socket, no hyper, no kernel):
 //!
-//! - **theme**: the repository's `themes/` folder, as `portico demo` serves it;
+//! - **theme**: the repository's `themes/` folder, as `portico demo` serves it (or the folder
+//!   in `THEMES`, to compare another version of it);
 //! - **layout**: the theme's layout (head, menu, footer) around page templates that write one
 //!   line (`{{ client.name }}`);
 //! - **bare**: those one-line pages in an empty layout, so the page does all its work
@@ -58,6 +59,8 @@ fn env_usize(key: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The binary's compiled-in plugins (`src/plugins.rs`, which an example cannot reach: keep the
+/// two lists alike).
 fn plugins() -> Vec<Box<dyn portico_core::plugin::Plugin>> {
     vec![
         portico_invoicing::plugin(),
@@ -122,8 +125,9 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let layout = themes_with(&ONE_LINE);
     let bare = themes_with(&[ONE_LINE.as_slice(), &[BARE_LAYOUT]].concat());
+    let themes = std::env::var_os("THEMES").map_or_else(|| root.join("themes"), Into::into);
     let portals = [
-        logged_in(&root.join("themes")),
+        logged_in(&themes),
         logged_in(layout.path()),
         logged_in(bare.path()),
     ];
