@@ -683,11 +683,14 @@ async fn a_store_of_one_record_per_sample_is_migrated_when_the_portal_starts() {
 
     let s = Server::serve(data, Options::default());
     let alice = s.login("alice", "alice-demo-pass").await;
+    let log = s.log_text();
     assert!(
-        s.log_text()
-            .contains("migration: traffic: one record per service and day"),
-        "{}",
-        s.log_text()
+        log.contains("migration: traffic: one record per service and day"),
+        "{log}"
+    );
+    assert!(
+        log.contains("migration: traffic: done, 2 days rewritten"),
+        "{log}"
     );
     let view =
         |period: &str, d: chrono::NaiveDate| format!("/traffic/{id}?period={period}&date={d}");

@@ -438,11 +438,18 @@ pub fn series(
 /// cut short goes on where it stopped).
 pub fn migrate_to_day_records(ns: &Namespace) -> Result<()> {
     const PAGE: usize = 512;
+    // A large store takes minutes: say how far it got now and then.
+    const SAY_EVERY: usize = 100_000;
+    let mut days = 0;
     loop {
         let page = ns.scan_bytes_from("day", &[], &key(0, 0), PAGE)?;
         if page.is_empty() {
             break;
         }
+        if (days + page.len()) / SAY_EVERY > days / SAY_EVERY {
+            tracing::info!("migration: traffic: {} days rewritten", days + page.len());
+        }
+        days += page.len();
         ns.write(|tx| {
             for (k, v) in &page {
                 let (service, day) = (key_service(k), key_time(k));
@@ -491,7 +498,11 @@ pub fn migrate_to_day_records(ns: &Namespace) -> Result<()> {
         })?;
     }
     // Hours always came with their day; any left without one are dropped.
-    ns.write(|tx| tx.delete_prefix("hour", &[]).map(|_| ()))
+    ns.write(|tx| tx.delete_prefix("hour", &[]).map(|_| ()))?;
+    if days > 0 {
+        tracing::info!("migration: traffic: done, {days} days rewritten");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
