@@ -28,6 +28,10 @@ use portico_core::internal::{Portal, PortalOptions, demo, store::Store, web};
 use portico_core::rocket::http::{ContentType, Status};
 use portico_core::rocket::local::blocking::Client;
 
+/// The binary's own list of compiled-in plugins.
+#[path = "../src/plugins.rs"]
+mod plugins;
+
 const PAGES: [&str; 4] = ["/healthz", "/", "/services/", "/invoicing/"];
 
 /// The empty layout of the bare portal.
@@ -59,23 +63,11 @@ fn env_usize(key: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The binary's compiled-in plugins (`src/plugins.rs`, which an example cannot reach: keep the
-/// two lists alike).
-fn plugins() -> Vec<Box<dyn portico_core::plugin::Plugin>> {
-    vec![
-        portico_invoicing::plugin(),
-        portico_gdpr::plugin(),
-        portico_helpdesk::plugin(),
-        portico_traffic::plugin(),
-        portico_sms::plugin(),
-    ]
-}
-
 /// A demo portal on an in-memory store with the given themes folder, alice logged in.
 fn logged_in(themes: &Path) -> Client {
     let opts = PortalOptions {
         themes_dir: Some(themes.to_path_buf()),
-        ..PortalOptions::new(std::env::temp_dir(), plugins())
+        ..PortalOptions::new(std::env::temp_dir(), plugins::compiled_in())
     };
     let portal = Portal::assemble(Store::in_memory(), opts).expect("assemble the portal");
     demo::seed(&portal).expect("demo data");
