@@ -53,7 +53,7 @@ pub use crate::registry::{
     Registrar, ServiceButton, Tab, ViewerCtx,
 };
 pub use crate::settings::{Scope, SettingDef, SettingType, is_email, split_emails};
-pub use crate::stamp::{show_time, show_time_seconds, stamp};
+pub use crate::stamp::{show_date, show_time, show_time_seconds, stamp};
 pub use crate::tasks::Task;
 /// Safe file names, types and downloads (`Content-Disposition: attachment`).
 pub use crate::web::download::{self, Download};

@@ -1,7 +1,7 @@
 //! Times as the portal and its plugins store them (RFC 3339 UTC stamps, to the second) and as a
 //! page shows them in its language.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 
 /// `2026-12-01T10:15:00Z`: the one form every stored time takes; stamps sort as times do.
 pub fn stamp(t: DateTime<Utc>) -> String {
@@ -12,6 +12,16 @@ pub fn stamp(t: DateTime<Utc>) -> String {
 /// Czech `1. 12. 2026 10:15 UTC`. Text that is not a stamp is shown as it is.
 pub fn show_time(lang: &str, at: &str) -> String {
     shown(lang, at, "%Y-%m-%d %H:%M UTC", "%-d. %-m. %Y %H:%M UTC")
+}
+
+/// A date as `lang` writes it: `2026-12-01`, in Czech `1. 12. 2026`. Written with `format!`,
+/// not chrono's `format` (which parses its pattern at every call: a page may show dozens).
+pub fn show_date(lang: &str, d: NaiveDate) -> String {
+    if lang == "cs" {
+        format!("{}. {}. {}", d.day(), d.month(), d.year())
+    } else {
+        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    }
 }
 
 /// [`show_time`] to the second, for records whose exact moment matters (consents).
@@ -37,6 +47,13 @@ fn shown(lang: &str, at: &str, english: &str, czech: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_shown_in_the_pages_language() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 7).expect("date");
+        assert_eq!(show_date("en", d), "2026-03-07");
+        assert_eq!(show_date("cs", d), "7. 3. 2026");
+    }
 
     #[test]
     fn stamps_are_shown_in_the_pages_language() {

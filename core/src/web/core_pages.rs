@@ -98,7 +98,7 @@ fn data_change_info(page: &Page<'_>) -> Result<DataChangeInfo, Error> {
         ChangeStatus::Rejected => "rejected",
     });
     info.date = chrono::DateTime::from_timestamp(when, 0)
-        .map(|d| date(page.lang, d.date_naive()))
+        .map(|d| crate::stamp::show_date(page.lang, d.date_naive()))
         .unwrap_or_default();
     info.reason = p.reason.clone();
     let addr = |a: &Option<Address>| match a.as_ref().filter(|a| !a.is_empty()) {
@@ -222,14 +222,6 @@ fn info_panels(hooks: &crate::hooks::Hooks, client: &Client, lang: &str) -> Vec<
     panels
 }
 
-fn date(lang: &str, d: chrono::NaiveDate) -> String {
-    if lang == "cs" {
-        d.format("%-d. %-m. %Y").to_string()
-    } else {
-        d.format("%Y-%m-%d").to_string()
-    }
-}
-
 fn message_view(lang: &str, m: Message) -> MessageView {
     MessageView {
         scope: match (m.client_id, m.invoice_group_id) {
@@ -237,7 +229,7 @@ fn message_view(lang: &str, m: Message) -> MessageView {
             (None, Some(_)) => "group",
             (None, None) => "global",
         },
-        valid_until: m.valid_until.map(|d| date(lang, d)),
+        valid_until: m.valid_until.map(|d| crate::stamp::show_date(lang, d)),
         subject: m.subject,
         body: m.body,
     }
@@ -473,7 +465,7 @@ fn services(page: Page<'_>) -> Result<PageHtml, Error> {
             fup,
             ip_address: if s.dhcp { None } else { s.ip_address },
             dhcp: s.dhcp,
-            since: s.since.map(|d| date(page.lang, d)),
+            since: s.since.map(|d| crate::stamp::show_date(page.lang, d)),
         });
     }
     #[derive(Serialize)]

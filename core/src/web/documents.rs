@@ -34,11 +34,7 @@ fn documents(page: Page<'_>) -> Result<PageHtml, Error> {
         .into_iter()
         .map(|d| DocumentView {
             id: d.id,
-            date: if page.lang == "cs" {
-                d.date.format("%-d. %-m. %Y").to_string()
-            } else {
-                d.date.format("%Y-%m-%d").to_string()
-            },
+            date: crate::stamp::show_date(page.lang, d.date),
             name: d.copy.map(|c| c.name).unwrap_or_default(),
             title: d.title,
         })

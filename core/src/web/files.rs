@@ -47,13 +47,7 @@ fn files(page: Page<'_>) -> Result<PageHtml, Error> {
         .map(|f| FileView {
             id: f.id,
             added: chrono::DateTime::from_timestamp(f.added, 0)
-                .map(|d| {
-                    if page.lang == "cs" {
-                        d.format("%-d. %-m. %Y").to_string()
-                    } else {
-                        d.format("%Y-%m-%d").to_string()
-                    }
-                })
+                .map(|d| crate::stamp::show_date(page.lang, d.date_naive()))
                 .unwrap_or_default(),
             size: size_text(f.size),
             title: f.title,

@@ -5,7 +5,7 @@
 
 use portico_core::plugin::{
     Invoice, Manifest, Money, Page, PageHtml, Payment, PaymentMethod, Plugin, Registrar,
-    SettingDef, Tab,
+    SettingDef, Tab, show_date,
 };
 use portico_core::rocket::{Route, get, routes};
 use serde::Serialize;
@@ -95,14 +95,6 @@ struct InvoicingView {
     shows_cash: bool,
 }
 
-fn date(lang: &str, d: chrono::NaiveDate) -> String {
-    if lang == "cs" {
-        d.format("%-d. %-m. %Y").to_string()
-    } else {
-        d.format("%Y-%m-%d").to_string()
-    }
-}
-
 /// Payments minus invoices. Totals that an amount cannot hold are an error (the page fails
 /// and the log says why), never a wrapped or panicking sum.
 fn balance(invoices: &[Invoice], payments: &[Payment]) -> Result<Money, &'static str> {
@@ -142,8 +134,8 @@ fn invoices(page: Page<'_>) -> Result<PageHtml, portico_core::Error> {
             .map(|i| InvoiceRow {
                 overdue: !i.paid && i.due < today,
                 number: i.number,
-                issued: date(lang, i.issued),
-                due: date(lang, i.due),
+                issued: show_date(lang, i.issued),
+                due: show_date(lang, i.due),
                 amount: i.amount.display(lang),
                 paid: i.paid,
             })
@@ -155,7 +147,7 @@ fn invoices(page: Page<'_>) -> Result<PageHtml, portico_core::Error> {
         payments: payments
             .into_iter()
             .map(|p| PaymentRow {
-                date: date(lang, p.date),
+                date: show_date(lang, p.date),
                 amount: p.amount.display(lang),
                 method: p.method,
                 reference: p.reference,

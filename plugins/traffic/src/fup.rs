@@ -115,7 +115,10 @@ pub fn check_services(ctx: &OperatorCtx<'_>, services: &[u64]) -> Result<()> {
                     ("percent", t.to_string()),
                     ("used", crate::chart::bytes(lang, used)),
                     ("limit", crate::chart::bytes(lang, allowed)),
-                    ("reset", crate::web::show_date(lang, next_month(month))),
+                    (
+                        "reset",
+                        portico_core::plugin::show_date(lang, next_month(month)),
+                    ),
                 ];
                 let subject = ctx.t_args(lang, "traffic-fup-mail-subject", &args);
                 let mut body = ctx.t_args(lang, "traffic-fup-mail-body", &args);

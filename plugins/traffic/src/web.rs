@@ -6,7 +6,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc};
 use portico_core::Error;
 use portico_core::plugin::{
     CheckedForm, CsrfField, FormRefused, Page, PageHtml, SameOrigin, ServiceKind,
-    ServiceWithTariff, id_key,
+    ServiceWithTariff, id_key, show_date,
 };
 use portico_core::rocket::form::FromForm;
 use portico_core::rocket::http::Status;
@@ -99,16 +99,8 @@ impl Period {
     }
 }
 
-// Dates and times are written with `format!` rather than chrono's `format`, which parses its
-// pattern at every call: a month's page writes some seventy labels.
-
-pub fn show_date(lang: &str, d: NaiveDate) -> String {
-    if lang == "cs" {
-        format!("{}. {}. {}", d.day(), d.month(), d.year())
-    } else {
-        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
-    }
-}
+// Months and clock times are written with `format!` rather than chrono's `format`, which parses
+// its pattern at every call: a month's page writes some seventy labels (dates: `show_date`).
 
 /// A month as `2026-10` (English) or `10/2026` (Czech).
 fn show_month(lang: &str, d: NaiveDate) -> String {
@@ -522,10 +514,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates_months_and_clock_times_are_written_per_language() {
+    fn months_and_clock_times_are_written_per_language() {
         let d = NaiveDate::from_ymd_opt(2026, 3, 7).expect("date");
-        assert_eq!(show_date("en", d), "2026-03-07");
-        assert_eq!(show_date("cs", d), "7. 3. 2026");
         assert_eq!(show_month("en", d), "2026-03");
         assert_eq!(show_month("cs", d), "3/2026");
         let t = d.and_hms_opt(9, 5, 0).expect("time").and_utc();
