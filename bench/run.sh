@@ -306,6 +306,26 @@ log "7/9 wrk -t$THREADS -c$CONNECTIONS -d$DURATION on /healthz"
 run_wrk healthz /healthz
 log "    wrk -t$THREADS -c$CONNECTIONS -d$DURATION on / (logged in)"
 run_wrk information / -H "Cookie: $COOKIE"
+# The page cache sends a page viewed again as it was rendered (core/src/web/page_cache.rs), so
+# the run above mostly measures kept pages. For context, the same page at a new address each
+# time (`/?r=<thread>-<n>`: the page ignores the query, the cache cannot match it) is rendered
+# at every request, as a client's first view of a page is.
+cat > "$WORK/fresh.lua" <<'LUA'
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  n = 0
+end
+function request()
+  n = n + 1
+  return wrk.format(nil, "/?r=" .. tid .. "-" .. n)
+end
+LUA
+log "    wrk -t$THREADS -c$CONNECTIONS -d$DURATION on /?r=... (logged in, a new address each time: rendered)"
+run_wrk fresh / -H "Cookie: $COOKIE" -s "$WORK/fresh.lua"
 log "    wrk -t$THREADS -c$CONNECTIONS -d$DURATION on /services/ and /invoicing/ (logged in)"
 for tab in services invoicing; do
   code=$(curl -s -o "$WORK/$tab.html" -w '%{http_code}' -H "Cookie: $COOKIE" "$URL/$tab/") \
@@ -319,6 +339,9 @@ H_RPS=$(wrk_rps "$WORK/wrk-healthz.txt");      H_P99=$(wrk_p99_ms "$WORK/wrk-hea
 I_RPS=$(wrk_rps "$WORK/wrk-information.txt");  I_P99=$(wrk_p99_ms "$WORK/wrk-information.txt")
 H_PROBLEMS=$(wrk_problems "$WORK/wrk-healthz.txt")
 I_PROBLEMS=$(wrk_problems "$WORK/wrk-information.txt")
+F_RPS=$(wrk_rps "$WORK/wrk-fresh.txt");        F_P99=$(wrk_p99_ms "$WORK/wrk-fresh.txt")
+F_RATIO=$(calc "$F_RPS / $H_RPS" 2)
+F_PROBLEMS=$(wrk_problems "$WORK/wrk-fresh.txt")
 RATIO=$(calc "$I_RPS / $H_RPS" 2)
 S_RATIO=$(calc "$S_RPS / $H_RPS" 2)
 V_RATIO=$(calc "$V_RPS / $H_RPS" 2)
@@ -398,6 +421,9 @@ row "healthz p99 ms" "$H_P99" "<= $T_P99_MS" "$v_hp99"
 row "information req/s" "$I_RPS" "-" ""
 row "information p99 ms" "$I_P99" "<= $T_P99_MS" "$v_ip99"
 row "ratio information/healthz" "$RATIO" ">= $T_RATIO" "$v_ratio"
+row "information rendered req/s" "$F_RPS" "-" ""
+row "information rendered p99 ms" "$F_P99" "-" ""
+row "ratio rendered/healthz" "$F_RATIO" "-" ""
 row "services req/s" "$S_RPS" "-" ""
 row "services p99 ms" "$S_P99" "<= $T_P99_MS" "$v_sp99"
 row "ratio services/healthz" "$S_RATIO" ">= $T_TAB_RATIO" "$v_sratio"
@@ -428,9 +454,13 @@ LOG_PLAIN=$(sed 's/\x1b\[[0-9;]*m//g' "$WORK/serve.log")
 RELOADS=$(grep -ac 'theme reloaded' <<<"$LOG_PLAIN" || true)
 LOG_ERRORS=$(grep -acE ' (ERROR|WARN) ' <<<"$LOG_PLAIN" || true)
 echo "  server log: ${LOG_ERRORS} warning/error line(s), ${RELOADS} theme reload(s) while serving"
+grep -aE ' (ERROR|WARN) ' <<<"$LOG_PLAIN" | head -3 | cut -c1-200 | sed 's/^/    /' || true
+CACHE_LINE=$(grep -ao 'page cache: .*' <<<"$LOG_PLAIN" | tail -1 || true)
+echo "  ${CACHE_LINE:-page cache: no summary in the server log}"
 echo "  CPUs busy during wrk /healthz: ${CPU_NOTE[healthz]}; during wrk /: ${CPU_NOTE[information]} (of $(nproc))"
 if [[ -n $H_PROBLEMS ]]; then echo "  wrk /healthz: $H_PROBLEMS"; fi
 if [[ -n $I_PROBLEMS ]]; then echo "  wrk /: $I_PROBLEMS"; fi
+if [[ -n $F_PROBLEMS ]]; then echo "  wrk /?r=...: $F_PROBLEMS"; fi
 if [[ -n $TAB_PROBLEMS ]]; then echo "  wrk /services/, /invoicing/: $TAB_PROBLEMS"; fi
 echo "  MB = MiB (2^20 bytes); p99 from wrk --latency; cold start = launch until /healthz answers"
 if [[ $PLUGINS == 1 ]]; then

@@ -41,6 +41,10 @@ pub struct Config {
     /// large store faster and the process larger.
     #[serde(default = "default_store_cache_mb")]
     pub store_cache_mb: u64,
+    /// Rendered pages kept in memory per session, in MiB (0: none): a page viewed again with
+    /// nothing changed in between is sent without rendering it again.
+    #[serde(default = "default_page_cache_mb")]
+    pub page_cache_mb: u64,
 }
 
 /// A list (`["10.0.0.1", "10.1.0.0/16"]`), or one string of comma-separated entries as an
@@ -71,6 +75,13 @@ fn default_store_cache_mb() -> u64 {
     portico_core::internal::store::CACHE_BYTES / (1024 * 1024)
 }
 
+fn default_page_cache_mb() -> u64 {
+    portico_core::internal::portal::PAGE_CACHE_BYTES / (1024 * 1024)
+}
+
+/// `page_cache_mb`'s bounds: more than this is a typo.
+pub const PAGE_CACHE_MB: std::ops::RangeInclusive<u64> = 0..=1024;
+
 /// The page cache's bounds in MiB: sled needs a few pages to work; more than this is a typo.
 pub const STORE_CACHE_MB: std::ops::RangeInclusive<u64> = 8..=65536;
 
@@ -85,6 +96,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "trusted_proxies",
     "secure_cookies",
     "store_cache_mb",
+    "page_cache_mb",
 ];
 
 impl Default for Config {
@@ -100,6 +112,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             secure_cookies: SecureCookies::Auto,
             store_cache_mb: default_store_cache_mb(),
+            page_cache_mb: default_page_cache_mb(),
         }
     }
 }
@@ -178,6 +191,15 @@ pub fn load(
             STORE_CACHE_MB.start(),
             STORE_CACHE_MB.end(),
             default_store_cache_mb()
+        ));
+    }
+    if !PAGE_CACHE_MB.contains(&cfg.page_cache_mb) {
+        return Err(format!(
+            "configuration: page_cache_mb is {} MiB; give {} to {} (default {}, 0 turns it off)\nsee docs/configuration.md",
+            cfg.page_cache_mb,
+            PAGE_CACHE_MB.start(),
+            PAGE_CACHE_MB.end(),
+            default_page_cache_mb()
         ));
     }
     Ok((cfg, warnings))

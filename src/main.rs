@@ -1362,6 +1362,7 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
     }
     let mut options = portal_options(&cfg.data, Some(cfg.themes.clone()), cfg.plugin_dir.clone());
     options.store_cache_bytes = cfg.store_cache_mb * 1024 * 1024;
+    options.page_cache_bytes = cfg.page_cache_mb * 1024 * 1024;
     options.smtp_url = cfg.smtp_url.clone().filter(|u| !u.is_empty());
     options.trusted_proxies = cfg.trusted_proxies.clone();
     if !cfg.trusted_proxies.is_empty() {
@@ -1529,6 +1530,7 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
         }
         if let Some(portal) = rocket.state::<Arc<Portal>>() {
             portal.store.flush().map_err(|e| e.to_string())?;
+            tracing::info!("{}", portal.page_cache.summary());
         }
         tracing::info!(
             "Portico stopped after {} s: store flushed, control socket removed",

@@ -63,6 +63,8 @@ pub struct PortalOptions {
     pub smtp_url: Option<String>,
     /// sled's page cache: small for the server (memory), large for a bulk import (speed).
     pub store_cache_bytes: u64,
+    /// Rendered pages kept per session (config `page_cache_mb`; 0 turns the cache off).
+    pub page_cache_bytes: u64,
     pub dynamic: DynamicPlugins,
     /// Proxies whose `X-Forwarded-For` / `X-Real-IP` are believed (config `trusted_proxies`).
     pub trusted_proxies: Vec<IpNet>,
@@ -85,6 +87,9 @@ pub struct PortalOptions {
 /// file, a billing export), not the day's settings and messages.
 pub const RELEASE_MEMORY_AFTER_WRITES: u64 = 500_000;
 
+/// The default of [`PortalOptions::page_cache_bytes`]: some hundreds of pages.
+pub const PAGE_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
 impl PortalOptions {
     /// Options for a data folder and plugins, everything else at its default: no themes folder
     /// (compiled-in default theme), the system clock, no SMTP server, the server's cache size,
@@ -98,6 +103,7 @@ impl PortalOptions {
             clock: Clock::system(),
             smtp_url: None,
             store_cache_bytes: crate::store::CACHE_BYTES,
+            page_cache_bytes: PAGE_CACHE_BYTES,
             dynamic: DynamicPlugins::default(),
             trusted_proxies: Vec::new(),
             secure_cookies: SecureCookies::default(),
@@ -142,6 +148,8 @@ pub struct Portal {
     pub dev_reload: bool,
     /// The operator's Rhai scripts (run by the hook dispatch after plugins).
     pub scripts: Arc<crate::script::Scripts>,
+    /// Rendered pages kept per session ([`crate::web::page_cache`]).
+    pub page_cache: crate::web::page_cache::PageCache,
     /// See [`PortalOptions::release_memory_after_writes`].
     pub release_memory_after_writes: u64,
     /// See [`PortalOptions::give_back_memory`].
@@ -325,6 +333,7 @@ impl Portal {
             release_memory_after_writes: opts.release_memory_after_writes,
             give_back_memory: opts.give_back_memory,
             throttles: Default::default(),
+            page_cache: crate::web::page_cache::PageCache::new(opts.page_cache_bytes),
             scripts,
             last_id,
         })

@@ -356,6 +356,16 @@ impl Registrar {
         self.routes.extend(routes);
     }
 
+    /// Routes mounted under `/<plugin id>` whose `GET` pages may be answered from the page
+    /// cache ([`crate::web::page_cache`]): a page viewed again is sent as rendered while no
+    /// write to the store, theme or script change and no new day came between, for at most
+    /// 10 seconds. Only for pages made from what the plugin API reads (the client's data, the
+    /// plugin's store and settings) and rendered with `Page::render`; a page that shows
+    /// anything else (the plugin's own memory, the time of day) takes [`Registrar::routes`].
+    pub fn cached_routes(&mut self, routes: Vec<rocket::Route>) {
+        self.routes.extend(crate::web::page_cache::cached(routes));
+    }
+
     /// A default template, named `<plugin id>/<name>`; themes override it with
     /// `templates/<plugin id>/<name>`.
     pub fn template(&mut self, name: &str, source: impl Into<Cow<'static, str>>) {

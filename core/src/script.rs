@@ -125,6 +125,8 @@ pub struct Scripts {
     /// Serialises reloads (the watcher and an operator may both ask).
     reloading: Mutex<()>,
     last_reload: Mutex<Option<DateTime<Utc>>>,
+    /// Bumped after every reload (see [`Scripts::generation`]).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// What one call of a script function came to.
@@ -469,6 +471,7 @@ impl Scripts {
             loaded: RwLock::new(Arc::new(Snapshot::default())),
             reloading: Mutex::new(()),
             last_reload: Mutex::new(None),
+            generation: Default::default(),
         });
         if let Some(dir) = &scripts.dir {
             if dir.is_dir() {
@@ -677,10 +680,18 @@ impl Scripts {
             Ok(mut s) => *s = snapshot,
             Err(p) => *p.into_inner() = snapshot,
         }
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if let Ok(mut at) = self.last_reload.lock() {
             *at = Some(self.env.clock.now());
         }
         changes
+    }
+
+    /// A number that changes after every reload of the folder: what the scripts add to a page
+    /// may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// When the folder was last read.

@@ -699,6 +699,8 @@ impl Settings {
         if let Ok(mut values) = self.values.write() {
             values.insert((def.key.to_string(), group), value.clone());
         }
+        // A page rendered between the write and the copy's update read the old value.
+        self.store.mark_changed();
         Ok(value)
     }
 
@@ -713,6 +715,7 @@ impl Settings {
         if let Ok(mut values) = self.values.write() {
             values.remove(&(def.key.to_string(), group));
         }
+        self.store.mark_changed();
         Ok(())
     }
 

@@ -204,6 +204,8 @@ struct SharedReads {
     generation: std::sync::atomic::AtomicU64,
     /// Reads by name, each with the generation it was read at.
     values: std::sync::RwLock<std::collections::HashMap<String, (u64, SharedValue)>>,
+    /// Bumped after every write to any tree (see [`Store::write_generation`]).
+    writes: std::sync::atomic::AtomicU64,
 }
 
 /// Typed access to a backend. Cheap to clone.
@@ -251,9 +253,28 @@ impl Store {
         Ok(value)
     }
 
+    /// A number that changes after every write to the store, whatever its tree (and after
+    /// [`Store::mark_changed`]). Whatever was read after seeing one value is current for as long
+    /// as the value is: the page cache keeps rendered pages by it.
+    pub fn write_generation(&self) -> u64 {
+        self.shared
+            .writes
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Moves [`Store::write_generation`] on without a write: for a copy of stored data kept in
+    /// memory (settings), once the copy has been updated after its write.
+    pub fn mark_changed(&self) {
+        self.shared
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     /// Applies a batch, then marks shared reads stale when it touched a shared tree.
     fn apply(&self, ops: &[Op]) -> Result<()> {
         let result = self.backend.apply(ops);
+        // Also after a failed batch, as below.
+        self.mark_changed();
         if ops
             .iter()
             .any(|op| SHARED_TREES.contains(&op.tree.as_ref()))

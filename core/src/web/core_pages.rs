@@ -16,14 +16,9 @@ use crate::model::{Address, Client, LoginNameTaken, Message, Service, ServiceKin
 use crate::portal::Portal;
 
 pub fn routes() -> Vec<Route> {
-    routes![
-        healthz,
-        information,
-        services,
-        set_login_name,
-        static_file,
-        favicon
-    ]
+    let mut all = routes![healthz, set_login_name, static_file, favicon];
+    all.extend(super::page_cache::cached(routes![information, services]));
+    all
 }
 
 #[get("/healthz")]

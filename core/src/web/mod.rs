@@ -13,6 +13,7 @@ pub mod form_key;
 pub mod guards;
 pub mod live_reload;
 pub mod page;
+pub mod page_cache;
 mod password;
 pub mod samples;
 mod sign;

@@ -121,7 +121,10 @@ impl rocket::fairing::Fairing for RenderedPages {
             }
         };
         res.set_status(status);
-        res.set_sized_body(html.len(), std::io::Cursor::new(html));
+        match super::page_cache::keep(req, res, status, html) {
+            Ok(kept) => res.set_sized_body(kept.len(), std::io::Cursor::new(kept)),
+            Err(html) => res.set_sized_body(html.len(), std::io::Cursor::new(html)),
+        }
     }
 }
 

@@ -55,7 +55,7 @@ impl Plugin for Invoicing {
                 .order(30)
                 .visible_when(|v| v.flag("ci_display_invoices_tab")),
         );
-        r.routes(routes());
+        r.cached_routes(routes());
         r.template("invoices.html", include_str!("../templates/invoices.html"));
         r.translations("en", include_str!("../i18n/en.ftl"));
         r.translations("cs", include_str!("../i18n/cs.ftl"));
