@@ -1451,6 +1451,9 @@ fn run_server(args: ServeArgs, cfg: Config, mode: Mode) -> Result<(), String> {
             }
             Err(e) => tracing::warn!("theme edits go live without render checks: {e}"),
         }
+        // The private demo portal is gone: its memory goes back to the system now, not when
+        // (if ever) mimalloc reuses this thread's pages.
+        give_back_memory();
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

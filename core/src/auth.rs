@@ -6,6 +6,7 @@
 //! Sessions are random 256-bit ids in a cookie; the store keeps only their SHA-256.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{
     Output, ParamsString, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString,
@@ -108,42 +109,66 @@ fn verify_with_memory(hash: &str, password: &str, blocks: &mut [Block]) -> bool 
 }
 
 /// Runs argon2 off the async workers, at most `permits` at a time, each with a working-memory
-/// block from a pool (so memory stays at permits × 19 MiB however many logins arrive).
+/// block from a pool (so memory stays at permits × 19 MiB however many logins arrive). The pool
+/// keeps a block only while another hash is waiting or running: under a flood of logins blocks
+/// are reused, and once the last one is done their memory goes back to the system (19 MiB a
+/// permit that a quiet server would otherwise hold for good).
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
-    memory: Arc<std::sync::Mutex<Vec<Vec<Block>>>>,
+    memory: Arc<MemoryPool>,
     /// Verified against when the account does not exist, so both paths cost the same.
     dummy_hash: Arc<String>,
 }
 
 impl Hasher {
     pub fn new(permits: usize) -> Result<Self> {
+        Self::giving_back(permits, None)
+    }
+
+    /// A hasher that calls `give_back` (on the hashing thread) when it lets its memory go.
+    pub fn giving_back(permits: usize, give_back: Option<fn()>) -> Result<Self> {
         Ok(Hasher {
             permits: Arc::new(Semaphore::new(permits.max(1))),
-            memory: Arc::new(std::sync::Mutex::new(Vec::new())),
+            memory: Arc::new(MemoryPool {
+                give_back,
+                ..MemoryPool::default()
+            }),
             dummy_hash: Arc::new(hash_password("portico-timing-equaliser")?),
         })
     }
 
-    /// Runs `f` with a working-memory block taken from the pool (made on first use).
-    fn with_memory<T>(
-        memory: &std::sync::Mutex<Vec<Vec<Block>>>,
-        f: impl FnOnce(&mut [Block]) -> T,
-    ) -> T {
+    /// Runs `f` with a working-memory block taken from the pool (made when it has none).
+    fn with_memory<T>(memory: &MemoryPool, f: impl FnOnce(&mut [Block]) -> T) -> T {
         let mut blocks = memory
+            .blocks
             .lock()
             .ok()
             .and_then(|mut pool| pool.pop())
-            .unwrap_or_else(|| vec![Block::default(); argon2().params().block_count()]);
+            .unwrap_or_else(|| {
+                memory.made.fetch_add(1, Ordering::Relaxed);
+                vec![Block::default(); argon2().params().block_count()]
+            });
         let out = f(&mut blocks);
-        if let Ok(mut pool) = memory.lock() {
-            pool.push(blocks);
+        let mut freed = false;
+        if let Ok(mut pool) = memory.blocks.lock() {
+            // This hash still counts as one of the wanting ones.
+            if memory.wanting.load(Ordering::Acquire) > 1 {
+                pool.push(blocks);
+            } else {
+                pool.clear();
+                drop(blocks);
+                freed = true;
+            }
+        }
+        if freed && let Some(give_back) = memory.give_back {
+            give_back();
         }
         out
     }
 
     pub async fn verify(&self, hash: Option<String>, password: String) -> bool {
+        let _wanting = Wanting::new(&self.memory);
         let Ok(_permit) = self.permits.acquire().await else {
             return false;
         };
@@ -163,6 +188,7 @@ impl Hasher {
     }
 
     pub async fn hash(&self, password: String) -> Result<String> {
+        let _wanting = Wanting::new(&self.memory);
         let _permit = self
             .permits
             .acquire()
@@ -174,6 +200,34 @@ impl Hasher {
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))?
+    }
+}
+
+/// Argon2's working memory, kept between hashes while more are wanted.
+#[derive(Default)]
+struct MemoryPool {
+    blocks: std::sync::Mutex<Vec<Vec<Block>>>,
+    /// Hashes waiting for a permit or running.
+    wanting: AtomicUsize,
+    /// Returns freed memory to the system (`PortalOptions::give_back_memory`).
+    give_back: Option<fn()>,
+    /// Blocks made since start (the pool's test reads it).
+    made: AtomicUsize,
+}
+
+/// Counts a hash as wanting from its call until it is done (or its caller gave up).
+struct Wanting(Arc<MemoryPool>);
+
+impl Wanting {
+    fn new(pool: &Arc<MemoryPool>) -> Wanting {
+        pool.wanting.fetch_add(1, Ordering::AcqRel);
+        Wanting(pool.clone())
+    }
+}
+
+impl Drop for Wanting {
+    fn drop(&mut self) {
+        self.0.wanting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -454,6 +508,42 @@ mod tests {
         assert!(verify_password(&h, "correct horse"));
         assert!(!verify_password(&h, "correct horsE"));
         assert!(!verify_password("garbage", "x"));
+    }
+
+    #[test]
+    fn the_hasher_reuses_memory_under_load_and_keeps_none_once_idle() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let hasher = Hasher::new(1).expect("hasher");
+        runtime.block_on(async {
+            hasher.hash("alone".into()).await.expect("hash");
+        });
+        assert_eq!(hasher.memory.made.load(Ordering::Acquire), 1);
+        assert!(
+            hasher.memory.blocks.lock().expect("lock").is_empty(),
+            "idle: none kept"
+        );
+        // Three at once through one permit: the block goes from one to the next.
+        runtime.block_on(async {
+            let (a, b, c) = tokio::join!(
+                hasher.hash("one".into()),
+                hasher.verify(None, "two".into()),
+                hasher.hash("three".into()),
+            );
+            assert!(a.is_ok() && !b && c.is_ok());
+        });
+        assert_eq!(
+            hasher.memory.made.load(Ordering::Acquire),
+            2,
+            "one block for all three"
+        );
+        assert!(
+            hasher.memory.blocks.lock().expect("lock").is_empty(),
+            "idle again"
+        );
+        assert_eq!(hasher.memory.wanting.load(Ordering::Acquire), 0);
     }
 
     #[test]

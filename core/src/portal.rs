@@ -320,7 +320,7 @@ impl Portal {
             registry,
             i18n,
             themes,
-            hasher: Hasher::new(permits)?,
+            hasher: Hasher::giving_back(permits, opts.give_back_memory)?,
             clock: opts.clock,
             data_dir: opts.data_dir,
             smtp_url: opts.smtp_url,
