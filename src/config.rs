@@ -184,25 +184,39 @@ pub fn load(
         msg.push_str("see docs/configuration.md");
         msg
     })?;
-    if !STORE_CACHE_MB.contains(&cfg.store_cache_mb) {
-        return Err(format!(
-            "configuration: store_cache_mb is {} MiB; give {} to {} (default {})\nsee docs/configuration.md",
-            cfg.store_cache_mb,
-            STORE_CACHE_MB.start(),
-            STORE_CACHE_MB.end(),
-            default_store_cache_mb()
-        ));
-    }
-    if !PAGE_CACHE_MB.contains(&cfg.page_cache_mb) {
-        return Err(format!(
-            "configuration: page_cache_mb is {} MiB; give {} to {} (default {}, 0 turns it off)\nsee docs/configuration.md",
-            cfg.page_cache_mb,
-            PAGE_CACHE_MB.start(),
-            PAGE_CACHE_MB.end(),
-            default_page_cache_mb()
-        ));
-    }
+    check_mib(
+        "store_cache_mb",
+        cfg.store_cache_mb,
+        &STORE_CACHE_MB,
+        default_store_cache_mb(),
+        "",
+    )?;
+    check_mib(
+        "page_cache_mb",
+        cfg.page_cache_mb,
+        &PAGE_CACHE_MB,
+        default_page_cache_mb(),
+        ", 0 turns it off",
+    )?;
     Ok((cfg, warnings))
+}
+
+/// A size in MiB within its bounds, or the message that says which they are.
+fn check_mib(
+    key: &str,
+    value: u64,
+    bounds: &std::ops::RangeInclusive<u64>,
+    default: u64,
+    note: &str,
+) -> Result<(), String> {
+    if bounds.contains(&value) {
+        return Ok(());
+    }
+    Err(format!(
+        "configuration: {key} is {value} MiB; give {} to {} (default {default}{note})\nsee docs/configuration.md",
+        bounds.start(),
+        bounds.end()
+    ))
 }
 
 /// Checks `smtp_url` at start, so a typo is found before the first mail fails: `smtp://` or

@@ -494,6 +494,20 @@ fn serve_reads_portico_toml_and_environment_and_warns_about_unknown_keys() {
         err.contains("configuration: store_cache_mb is 2 MiB; give 8 to 65536 (default 48)"),
         "{err}"
     );
+    // So is a page cache of rendered pages past its bound.
+    let out = std::process::Command::new(common::BIN)
+        .args(["client", "list", "--config", config.to_str().expect("path")])
+        .env("PORTICO_PAGE_CACHE_MB", "5000")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "configuration: page_cache_mb is 5000 MiB; give 0 to 1024 (default 4, 0 turns it off)"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
