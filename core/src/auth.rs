@@ -480,13 +480,17 @@ pub fn find_session(
         store.write(|tx| tx.delete::<Session>(&key))?;
         return Ok(None);
     }
-    // Refresh last-seen at most once a minute: a write per page view would cost throughput and
-    // is not something anyone was promised durably.
-    if now - session.last_seen >= 60 {
+    if last_seen_due(&session, now) {
         session.last_seen = now;
         store.write_unflushed(|tx| tx.put(&session))?;
     }
     Ok(Some(session))
+}
+
+/// Whether a session's last use is to be written again: at most once a minute, because a
+/// write per page view would cost throughput and is not something anyone was promised durably.
+pub fn last_seen_due(session: &Session, now: i64) -> bool {
+    now - session.last_seen >= 60
 }
 
 pub fn end_session(store: &Store, token: &str) -> Result<()> {

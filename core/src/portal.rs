@@ -150,6 +150,8 @@ pub struct Portal {
     pub scripts: Arc<crate::script::Scripts>,
     /// Rendered pages kept per session ([`crate::web::page_cache`]).
     pub page_cache: crate::web::page_cache::PageCache,
+    /// Sessions as last read ([`crate::web::guards::SignedInMemo`]).
+    pub signed_in_memo: crate::web::guards::SignedInMemo,
     /// See [`PortalOptions::release_memory_after_writes`].
     pub release_memory_after_writes: u64,
     /// See [`PortalOptions::give_back_memory`].
@@ -334,6 +336,7 @@ impl Portal {
             give_back_memory: opts.give_back_memory,
             throttles: Default::default(),
             page_cache: crate::web::page_cache::PageCache::new(opts.page_cache_bytes),
+            signed_in_memo: Default::default(),
             scripts,
             last_id,
         })

@@ -33,8 +33,23 @@ pub fn signed_in<'r>(req: &'r Request<'_>) -> &'r Option<SignedIn> {
             .value()
             .to_string();
         let now = portal.clock.unix();
-        let session = match auth::find_session(&portal.store, &token, now, portal.session_policy())
-        {
+        // Read before the store: see `SignedInMemo`.
+        let generation = portal.store.write_generation();
+        if let Some(seen) = portal.signed_in_memo.get(&token, generation, now, portal) {
+            return Some(seen);
+        }
+        let found = look_up(portal, &token, now);
+        if let Some(s) = &found {
+            portal.signed_in_memo.put(&token, generation, s);
+        }
+        found
+    })
+}
+
+/// The session behind `token` and its client, from the store.
+fn look_up(portal: &Portal, token: &str, now: i64) -> Option<SignedIn> {
+    {
+        let session = match auth::find_session(&portal.store, token, now, portal.session_policy()) {
             Ok(s) => s?,
             Err(e) => {
                 tracing::error!("session lookup failed: {e}");
@@ -59,7 +74,38 @@ pub fn signed_in<'r>(req: &'r Request<'_>) -> &'r Option<SignedIn> {
                 None
             }
         }
-    })
+    }
+}
+
+/// Sessions and their clients as last read from the store, each with the store's write
+/// generation read before it was read: while the generation is the same, no write of any kind
+/// has happened, so the session still exists, its client is as read and is not disabled.
+/// What changes with the clock alone, the session's idle and absolute limits and the minute's
+/// refresh of its last use, is checked at every request as before. At most [`MEMO_SESSIONS`].
+#[derive(Default)]
+pub struct SignedInMemo(std::sync::Mutex<std::collections::HashMap<Vec<u8>, (u64, SignedIn)>>);
+
+/// Sessions the memo holds before it starts again.
+const MEMO_SESSIONS: usize = 1024;
+
+impl SignedInMemo {
+    fn get(&self, token: &str, generation: u64, now: i64, portal: &Portal) -> Option<SignedIn> {
+        let memo = self.0.lock().ok()?;
+        let (seen_at, s) = memo.get(&auth::token_hash(token))?;
+        let current = *seen_at == generation
+            && s.session.is_live(now, portal.session_policy())
+            && !auth::last_seen_due(&s.session, now);
+        current.then(|| s.clone())
+    }
+
+    fn put(&self, token: &str, generation: u64, s: &SignedIn) {
+        if let Ok(mut memo) = self.0.lock() {
+            if memo.len() >= MEMO_SESSIONS {
+                memo.clear();
+            }
+            memo.insert(auth::token_hash(token), (generation, s.clone()));
+        }
+    }
 }
 
 /// The language for this request: `?lang=` (a preview of the page in that language, for this
