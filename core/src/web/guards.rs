@@ -48,31 +48,27 @@ pub fn signed_in<'r>(req: &'r Request<'_>) -> &'r Option<SignedIn> {
 
 /// The session behind `token` and its client, from the store.
 fn look_up(portal: &Portal, token: &str, now: i64) -> Option<SignedIn> {
-    {
-        let session = match auth::find_session(&portal.store, token, now, portal.session_policy()) {
-            Ok(s) => s?,
-            Err(e) => {
-                tracing::error!("session lookup failed: {e}");
-                return None;
+    let session = match auth::find_session(&portal.store, token, now, portal.session_policy()) {
+        Ok(s) => s?,
+        Err(e) => {
+            tracing::error!("session lookup failed: {e}");
+            return None;
+        }
+    };
+    match portal.store.get_id::<Client>(session.client_id) {
+        // Disabling a client ends their sessions; one that a login started at the same
+        // moment ends here, at its first request.
+        Ok(Some(client)) if crate::access::is_disabled(&portal.store, &client).unwrap_or(true) => {
+            if let Err(e) = auth::end_session_by_hash(&portal.store, &session.id_hash) {
+                tracing::error!("ending a disabled client's session failed: {e}");
             }
-        };
-        match portal.store.get_id::<Client>(session.client_id) {
-            // Disabling a client ends their sessions; one that a login started at the same
-            // moment ends here, at its first request.
-            Ok(Some(client))
-                if crate::access::is_disabled(&portal.store, &client).unwrap_or(true) =>
-            {
-                if let Err(e) = auth::end_session_by_hash(&portal.store, &session.id_hash) {
-                    tracing::error!("ending a disabled client's session failed: {e}");
-                }
-                None
-            }
-            Ok(Some(client)) => Some(SignedIn { session, client }),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::error!("client lookup failed: {e}");
-                None
-            }
+            None
+        }
+        Ok(Some(client)) => Some(SignedIn { session, client }),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!("client lookup failed: {e}");
+            None
         }
     }
 }
