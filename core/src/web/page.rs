@@ -28,6 +28,8 @@ pub struct PageHtml {
 
 enum Body {
     Ready(String),
+    /// Kept by the page cache, shared with it.
+    Kept(std::sync::Arc<[u8]>),
     /// Still rendering on the render pool; [`RenderedPages`] awaits it.
     Rendering(PendingRender),
 }
@@ -38,6 +40,15 @@ impl PageHtml {
         PageHtml {
             body: Body::Ready(html),
             status,
+            private: true,
+        }
+    }
+
+    /// A page the page cache kept ([`super::page_cache`]): always a `200`.
+    pub(crate) fn kept(html: std::sync::Arc<[u8]>) -> Self {
+        PageHtml {
+            body: Body::Kept(html),
+            status: Status::Ok,
             private: true,
         }
     }
@@ -61,6 +72,9 @@ impl<'r> Responder<'r, 'static> for PageHtml {
         r.status(self.status).header(ContentType::HTML);
         match self.body {
             Body::Ready(html) => {
+                r.sized_body(html.len(), std::io::Cursor::new(html));
+            }
+            Body::Kept(html) => {
                 r.sized_body(html.len(), std::io::Cursor::new(html));
             }
             Body::Rendering(pending) => {
@@ -133,6 +147,7 @@ impl PageHtml {
     async fn finished(self) -> (Status, String) {
         let pending = match self.body {
             Body::Ready(html) => return (self.status, html),
+            Body::Kept(html) => return (self.status, String::from_utf8_lossy(&html).into_owned()),
             Body::Rendering(p) => p,
         };
         match pending.wait().await {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use rocket::Data;
 use rocket::http::uri::Origin;
-use rocket::http::{ContentType, Header, Method, Status};
+use rocket::http::{Method, Status};
 use rocket::request::Request;
 use rocket::response::Response;
 use rocket::route::{self, Handler, Route};
@@ -262,7 +262,7 @@ impl Handler for Cached {
                         .counts
                         .hits
                         .fetch_add(1, Ordering::Relaxed);
-                    return route::Outcome::Success(kept_response(html));
+                    return route::Outcome::from(req, super::PageHtml::kept(html));
                 }
                 portal
                     .page_cache
@@ -280,16 +280,6 @@ impl Handler for Cached {
         }
         self.0.handle(req, data).await
     }
-}
-
-/// The response of a kept page: what [`super::PageHtml`] answers for the same page.
-fn kept_response(html: Arc<[u8]>) -> Response<'static> {
-    Response::build()
-        .status(Status::Ok)
-        .header(ContentType::HTML)
-        .header(Header::new("Cache-Control", "no-store"))
-        .sized_body(html.len(), std::io::Cursor::new(html))
-        .finalize()
 }
 
 /// Called with a page's final response: keeps it when its request took a [`Ticket`], it is a
