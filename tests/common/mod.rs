@@ -136,7 +136,11 @@ impl Server {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
-        std::fs::write(&file, (now + seconds).to_string()).expect("write clock offset");
+        // Replaced whole (a rename), never truncated and rewritten: the portal reads the file at
+        // every clock reading, and a read between the two would see no offset at all.
+        let next = self.root().join("clock-offset.next");
+        std::fs::write(&next, (now + seconds).to_string()).expect("write clock offset");
+        std::fs::rename(&next, &file).expect("replace clock offset");
     }
 
     fn start(mode: &str, data: tempfile::TempDir, opts: Options) -> Server {
